@@ -1,0 +1,178 @@
+//! `gridcc`'s entry: a reserved first word is a subcommand (`status`,
+//! `stats`, `explain`, `--help`, `--version`); anything else is a compiler.
+//! Invoked through a symlink named like a compiler (masquerade), every
+//! argument belongs to that compiler. No clap here: the compile path must
+//! start fast.
+
+use std::ffi::OsString;
+use std::path::Path;
+
+use crate::args::{self, Classification};
+
+const HELP: &str = "\
+gridcc: distributed C/C++ compilation
+
+Usage:
+  gridcc COMPILER ARGS...        compile through the grid (e.g. gridcc gcc -c a.c -o a.o)
+  gridcc status [--json] [--coordinator URL]
+                                 workers, slots, load and jobs of the grid
+  gridcc explain [--json] COMPILER ARGS...
+                                 say whether a command would compile remotely, and why not
+  gridcc --help | --version
+
+Masquerade: a symlink named gcc, g++, cc, c++, clang or clang++ pointing at
+gridcc, placed early in PATH, wraps that compiler.
+
+Environment:
+  GRIDCC_COORDINATOR   coordinator URL, e.g. http://127.0.0.1:7700 (unset: compile locally)
+  GRIDCC_DISABLE=1     always compile locally
+  GRIDCC_CACHE_DIR     cache directory (default ~/.cache/gridcc)
+  GRIDCC_LOG           log filter, e.g. info or debug (logs go to stderr)
+";
+
+/// Runs gridcc with its full argv; returns the process exit code.
+pub fn main(argv: Vec<OsString>) -> i32 {
+    let argv0 = argv.first().cloned().unwrap_or_default();
+    let invoked_as = Path::new(&argv0)
+        .file_name()
+        .and_then(|n| n.to_str())
+        .unwrap_or("gridcc")
+        .to_owned();
+    let rest: Vec<OsString> = argv.into_iter().skip(1).collect();
+    if !invoked_as.starts_with("gridcc") {
+        // Masquerade: `gcc -> gridcc`.
+        return crate::compile::run(&invoked_as, rest);
+    }
+    let Some(first) = rest.first().and_then(|a| a.to_str()).map(str::to_owned) else {
+        eprint!("{HELP}");
+        return 2;
+    };
+    let tail: Vec<OsString> = rest[1..].to_vec();
+    match first.as_str() {
+        "--help" | "-h" | "help" => {
+            print!("{HELP}");
+            0
+        }
+        "--version" | "-V" => {
+            println!("gridcc {}", gridcc_proto::VERSION);
+            0
+        }
+        "status" => status(&tail),
+        "explain" => explain(&tail),
+        "stats" => {
+            eprintln!("gridcc: stats is not implemented yet (no local cache exists to report on)");
+            2
+        }
+        _ if first.starts_with('-') => {
+            eprintln!("gridcc: unknown option {first:?}; see gridcc --help");
+            2
+        }
+        compiler => crate::compile::run(compiler, tail),
+    }
+}
+
+fn status(args: &[OsString]) -> i32 {
+    let mut json = false;
+    let mut url = std::env::var("GRIDCC_COORDINATOR")
+        .ok()
+        .filter(|u| !u.is_empty());
+    let mut it = args.iter().map(|a| a.to_string_lossy().into_owned());
+    while let Some(arg) = it.next() {
+        match arg.as_str() {
+            "--json" => json = true,
+            "--coordinator" => match it.next() {
+                Some(u) => url = Some(u),
+                None => {
+                    eprintln!("gridcc status: --coordinator needs a URL");
+                    return 2;
+                }
+            },
+            a if a.starts_with("--coordinator=") => {
+                url = Some(a["--coordinator=".len()..].to_owned())
+            }
+            other => {
+                eprintln!("gridcc status: unknown argument {other:?}");
+                return 2;
+            }
+        }
+    }
+    let Some(url) = url else {
+        eprintln!(
+            "gridcc status: no coordinator: set GRIDCC_COORDINATOR or pass --coordinator URL"
+        );
+        return 2;
+    };
+    let runtime = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("gridcc status: {e}");
+            return 1;
+        }
+    };
+    match runtime.block_on(crate::status::fetch(&url)) {
+        Ok(status) if json => match serde_json::to_string_pretty(&status) {
+            Ok(text) => {
+                println!("{text}");
+                0
+            }
+            Err(e) => {
+                eprintln!("gridcc status: {e}");
+                1
+            }
+        },
+        Ok(status) => {
+            print!("{}", crate::status::render(&status));
+            0
+        }
+        Err(e) => {
+            eprintln!("gridcc status: {e}");
+            1
+        }
+    }
+}
+
+fn explain(args: &[OsString]) -> i32 {
+    let mut json = false;
+    let mut rest = args;
+    if rest.first().is_some_and(|a| a == "--json") {
+        json = true;
+        rest = &rest[1..];
+    }
+    let Some((_compiler, compiler_args)) = rest.split_first() else {
+        eprintln!("gridcc explain: usage: gridcc explain [--json] COMPILER ARGS...");
+        return 2;
+    };
+    let Some(compiler_args) = compiler_args
+        .iter()
+        .map(|a| a.to_str().map(str::to_owned))
+        .collect::<Option<Vec<_>>>()
+    else {
+        return print_decision(json, Some("argument is not valid UTF-8".to_owned()));
+    };
+    let cwd = std::env::current_dir().unwrap_or_else(|_| ".".into());
+    let reason = match args::classify(&compiler_args, &cwd, &|k| std::env::var(k).ok()) {
+        Ok(Classification::Remote(_)) => None,
+        Ok(Classification::Local(reason)) => Some(reason.to_string()),
+        Err(e) => Some(format!("cannot parse the command line: {e}")),
+    };
+    print_decision(json, reason)
+}
+
+fn print_decision(json: bool, reason: Option<String>) -> i32 {
+    if json {
+        let value = serde_json::json!({
+            "decision": if reason.is_some() { "local" } else { "remote" },
+            "reason": reason,
+        });
+        println!("{value}");
+    } else {
+        match reason {
+            None => println!("remote"),
+            Some(r) => println!("local: {r}"),
+        }
+    }
+    0
+}

@@ -1,0 +1,18 @@
+//! The `gridcc` compiler wrapper and client commands.
+//!
+//! - [`args`]: the gcc/clang command-line model: what a command compiles,
+//!   whether it can run remotely (and why not), the preprocess and remote
+//!   compile command lines.
+//! - [`compiler`]: finding the real compiler (masquerade-safe).
+//! - [`compile`]: the compile path: preprocess, send, write the object,
+//!   fall back to the local compiler on any grid failure.
+//! - [`remote`]: the coordinator and worker calls, with typed errors.
+//! - [`status`]: `gridcc status`.
+//! - [`cli`]: dispatch of `gridcc`'s own subcommands.
+
+pub mod args;
+pub mod cli;
+pub mod compile;
+pub mod compiler;
+pub mod remote;
+pub mod status;

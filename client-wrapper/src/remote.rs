@@ -1,0 +1,278 @@
+//! Talking to the grid: `Assign` on the coordinator, then the `Compile`
+//! stream on the chosen worker, with one retry on another worker. Every
+//! failure is a typed [`RemoteError`]; the caller's fallback decision is a
+//! `match` on it.
+
+use std::time::Duration;
+
+use gridcc_proto::payload::{self, Assembler};
+use gridcc_proto::v1::{
+    self, assign_reply, compile_request, compile_response, coordinator_client::CoordinatorClient,
+    worker_client::WorkerClient, CompileRequest,
+};
+use tonic::transport::{Channel, Endpoint};
+
+/// Why the grid did not produce a result.
+#[derive(Debug, thiserror::Error)]
+pub enum RemoteError {
+    #[error("coordinator unreachable: {0}")]
+    CoordinatorUnavailable(String),
+    #[error("coordinator failed: {0}")]
+    Coordinator(tonic::Status),
+    #[error("coordinator says compile locally: {0}")]
+    CompileLocally(String),
+    #[error("worker {addr} unreachable: {msg}")]
+    WorkerUnavailable { addr: String, msg: String },
+    #[error("worker {addr} failed the job: {status}")]
+    WorkerFailed { addr: String, status: tonic::Status },
+    #[error("worker {addr} timed out after {after:?}")]
+    Timeout { addr: String, after: Duration },
+    #[error("worker {addr} sent a bad reply: {msg}")]
+    Protocol { addr: String, msg: String },
+}
+
+impl RemoteError {
+    /// Errors that are this worker's fault, so another worker may succeed.
+    fn worker_fault(&self) -> bool {
+        matches!(
+            self,
+            Self::WorkerUnavailable { .. }
+                | Self::WorkerFailed { .. }
+                | Self::Timeout { .. }
+                | Self::Protocol { .. }
+        )
+    }
+}
+
+/// One translation unit, preprocessed and compressed.
+#[derive(Debug)]
+pub struct Job {
+    pub toolchain: String,
+    pub args: Vec<String>,
+    pub language: String,
+    pub input_name: String,
+    /// Source mode: the client's source path; empty in preprocessed mode.
+    pub source_path: String,
+    pub cwd: String,
+    pub input_size: u64,
+    pub compressed: Vec<u8>,
+    pub digest: Vec<u8>,
+    pub env: Vec<v1::EnvVar>,
+}
+
+/// What the worker's compiler did.
+#[derive(Debug)]
+pub struct Output {
+    pub exit_code: i32,
+    pub stdout: Vec<u8>,
+    pub stderr: Vec<u8>,
+    pub object: Vec<u8>,
+    pub worker_addr: String,
+    pub compile_ms: u64,
+}
+
+/// Timeouts for grid calls.
+#[derive(Debug, Clone)]
+pub struct Timeouts {
+    pub connect: Duration,
+    pub assign: Duration,
+    /// Whole job on a worker, including its queue.
+    pub job: Duration,
+}
+
+impl Default for Timeouts {
+    fn default() -> Self {
+        Self {
+            connect: Duration::from_millis(500),
+            // The coordinator may hold an Assign while every slot is busy.
+            assign: Duration::from_secs(60),
+            job: Duration::from_secs(600),
+        }
+    }
+}
+
+fn endpoint(url: String, timeouts: &Timeouts) -> Result<Endpoint, String> {
+    Ok(Endpoint::from_shared(url)
+        .map_err(|e| e.to_string())?
+        .connect_timeout(timeouts.connect)
+        .tcp_nodelay(true)
+        // HTTP/2 pings detect a hung (e.g. SIGSTOPped) peer during a long
+        // compile, which TCP alone would not.
+        .http2_keep_alive_interval(Duration::from_secs(5))
+        .keep_alive_timeout(Duration::from_secs(10))
+        .keep_alive_while_idle(true))
+}
+
+/// Connects to the coordinator.
+pub async fn connect_coordinator(
+    url: &str,
+    timeouts: &Timeouts,
+) -> Result<CoordinatorClient<Channel>, RemoteError> {
+    let channel = endpoint(url.to_owned(), timeouts)
+        .map_err(RemoteError::CoordinatorUnavailable)?
+        .connect()
+        .await
+        .map_err(|e| RemoteError::CoordinatorUnavailable(source_chain(&e)))?;
+    Ok(CoordinatorClient::new(channel))
+}
+
+fn source_chain(e: &dyn std::error::Error) -> String {
+    let mut msg = e.to_string();
+    let mut source = e.source();
+    while let Some(s) = source {
+        msg.push_str(": ");
+        msg.push_str(&s.to_string());
+        source = s.source();
+    }
+    msg
+}
+
+/// Places and runs the job, retrying once on another worker when a worker
+/// fails. A compile error is a successful [`Output`], never retried.
+pub async fn compile(
+    coordinator: &mut CoordinatorClient<Channel>,
+    job: &Job,
+    timeouts: &Timeouts,
+) -> Result<Output, RemoteError> {
+    let mut exclude = Vec::new();
+    let mut failed_lease = 0;
+    loop {
+        let request = v1::AssignRequest {
+            toolchain: job.toolchain.clone(),
+            source_bytes: job.input_size,
+            cost_hint: 0.0,
+            exclude_workers: exclude.clone(),
+            failed_lease,
+            client: String::new(),
+        };
+        let reply = tokio::time::timeout(timeouts.assign, coordinator.assign(request))
+            .await
+            .map_err(|_| RemoteError::CoordinatorUnavailable("assign timed out".into()))?
+            .map_err(|status| match status.code() {
+                tonic::Code::Unavailable | tonic::Code::Unknown => {
+                    RemoteError::CoordinatorUnavailable(status.message().to_owned())
+                }
+                _ => RemoteError::Coordinator(status),
+            })?
+            .into_inner();
+        let placement = match reply.outcome {
+            Some(assign_reply::Outcome::Placement(p)) => p,
+            Some(assign_reply::Outcome::Local(l)) => {
+                return Err(RemoteError::CompileLocally(l.reason))
+            }
+            None => {
+                return Err(RemoteError::Coordinator(tonic::Status::internal(
+                    "empty assign reply",
+                )))
+            }
+        };
+        let lease_id = placement.lease.as_ref().map_or(0, |l| l.id);
+        match run_on_worker(&placement, job, timeouts).await {
+            Ok(out) => return Ok(out),
+            Err(e) if e.worker_fault() && exclude.is_empty() => {
+                tracing::warn!(error = %e, "retrying on another worker");
+                exclude.push(placement.worker_id);
+                failed_lease = lease_id;
+            }
+            Err(e) => {
+                // Free the slot the failed lease holds; best effort.
+                if lease_id != 0 {
+                    let release = v1::ReleaseRequest { lease_id };
+                    let _ =
+                        tokio::time::timeout(timeouts.connect, coordinator.release(release)).await;
+                }
+                return Err(e);
+            }
+        }
+    }
+}
+
+async fn run_on_worker(
+    placement: &v1::Placement,
+    job: &Job,
+    timeouts: &Timeouts,
+) -> Result<Output, RemoteError> {
+    let addr = placement.worker_addr.clone();
+    let unavailable = |msg: String| RemoteError::WorkerUnavailable {
+        addr: addr.clone(),
+        msg,
+    };
+    let channel = endpoint(format!("http://{addr}"), timeouts)
+        .map_err(&unavailable)?
+        .connect()
+        .await
+        .map_err(|e| unavailable(source_chain(&e)))?;
+    let mut client = WorkerClient::new(channel)
+        .max_decoding_message_size(payload::CHUNK_SIZE * 4 + (64 << 20))
+        .max_encoding_message_size(payload::CHUNK_SIZE * 4);
+
+    let header = v1::CompileHeader {
+        lease: placement.lease.clone(),
+        toolchain: job.toolchain.clone(),
+        args: job.args.clone(),
+        language: job.language.clone(),
+        input_name: job.input_name.clone(),
+        input_size: job.input_size,
+        compressed_size: job.compressed.len() as u64,
+        input_digest: job.digest.clone(),
+        env: job.env.clone(),
+        source_path: job.source_path.clone(),
+        cwd: job.cwd.clone(),
+    };
+    let messages: Vec<CompileRequest> = std::iter::once(compile_request::Msg::Header(header))
+        .chain(payload::chunks(&job.compressed).map(|c| compile_request::Msg::Chunk(c.to_vec())))
+        .map(|msg| CompileRequest { msg: Some(msg) })
+        .collect();
+
+    let exchange = async {
+        let failed = |status: tonic::Status| RemoteError::WorkerFailed {
+            addr: addr.clone(),
+            status,
+        };
+        let mut inbound = client
+            .compile(tokio_stream::iter(messages))
+            .await
+            .map_err(failed)?
+            .into_inner();
+        let protocol = |msg: String| RemoteError::Protocol {
+            addr: addr.clone(),
+            msg,
+        };
+        let result = match inbound.message().await.map_err(failed)? {
+            Some(v1::CompileResponse {
+                msg: Some(compile_response::Msg::Result(r)),
+            }) => r,
+            _ => return Err(protocol("expected a result first".into())),
+        };
+        let mut assembler = Assembler::new(
+            result.object_size,
+            result.compressed_size,
+            result.object_digest.clone(),
+            payload::MAX_PAYLOAD_BYTES,
+        )
+        .map_err(|e| protocol(e.to_string()))?;
+        while !assembler.is_complete() {
+            match inbound.message().await.map_err(failed)? {
+                Some(v1::CompileResponse {
+                    msg: Some(compile_response::Msg::Chunk(c)),
+                }) => assembler.push(&c).map_err(|e| protocol(e.to_string()))?,
+                _ => return Err(protocol("object stream ended early".into())),
+            }
+        }
+        let object = assembler.finish().map_err(|e| protocol(e.to_string()))?;
+        Ok(Output {
+            exit_code: result.exit_code,
+            stdout: result.stdout,
+            stderr: result.stderr,
+            object,
+            worker_addr: addr.clone(),
+            compile_ms: result.compile_ms,
+        })
+    };
+    tokio::time::timeout(timeouts.job, exchange)
+        .await
+        .map_err(|_| RemoteError::Timeout {
+            addr: addr.clone(),
+            after: timeouts.job,
+        })?
+}

@@ -1,0 +1,527 @@
+//! End-to-end tests: a real coordinator and real workers (the built
+//! binaries, as processes on 127.0.0.1:0), the `gridcc` wrapper, real gcc and
+//! make, and the small C project in `testdata/calc`.
+//!
+//! Readiness is awaited by polling (`listening on` lines, `Status`), never by
+//! fixed sleeps.
+
+use std::collections::BTreeMap;
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+fn gridcc() -> PathBuf {
+    PathBuf::from(env!("CARGO_BIN_EXE_gridcc"))
+}
+
+/// The coordinator and worker binaries live next to the wrapper's.
+fn sibling_bin(name: &str) -> PathBuf {
+    let path = gridcc().with_file_name(name);
+    assert!(
+        path.exists(),
+        "{} is missing: build the workspace first (cargo build --workspace --bins)",
+        path.display()
+    );
+    path
+}
+
+fn repo_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .unwrap()
+        .to_owned()
+}
+
+/// A process killed when the test ends, even on panic.
+struct Proc {
+    child: Child,
+    addr: String,
+}
+
+impl Proc {
+    /// Starts `bin args…`, waits for its `listening on IP:PORT` line.
+    fn start(bin: &Path, args: &[&str], log: &Path) -> Proc {
+        let log_file = std::fs::File::create(log).unwrap();
+        let mut child = Command::new(bin)
+            .args(args)
+            .env("GRIDCC_LOG", "debug")
+            .stdout(Stdio::piped())
+            .stderr(log_file)
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot start {}: {e}", bin.display()));
+        let mut line = String::new();
+        BufReader::new(child.stdout.take().unwrap())
+            .read_line(&mut line)
+            .unwrap();
+        let addr = line
+            .trim()
+            .strip_prefix("listening on ")
+            .unwrap_or_else(|| panic!("unexpected first line {line:?}; log: {}", log.display()))
+            .to_owned();
+        Proc { child, addr }
+    }
+
+    fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+struct Grid {
+    coordinator: Proc,
+    workers: Vec<Proc>,
+    dir: tempfile::TempDir,
+}
+
+impl Grid {
+    fn start(workers: usize, slots: u32) -> Grid {
+        Self::start_with(workers, slots, &[])
+    }
+
+    fn start_with(workers: usize, slots: u32, coordinator_args: &[&str]) -> Grid {
+        let dir = tempfile::tempdir().unwrap();
+        let mut args = vec![
+            "--listen",
+            "127.0.0.1:0",
+            "--worker-timeout-ms",
+            "3000",
+            "--keepalive-interval-ms",
+            "500",
+        ];
+        args.extend_from_slice(coordinator_args);
+        let coordinator = Proc::start(
+            &sibling_bin("gridcc-coordinator"),
+            &args,
+            &dir.path().join("coordinator.log"),
+        );
+        let mut grid = Grid {
+            coordinator,
+            workers: Vec::new(),
+            dir,
+        };
+        for _ in 0..workers {
+            grid.add_worker(slots);
+        }
+        grid.wait_for_workers(workers);
+        grid
+    }
+
+    fn url(&self) -> String {
+        format!("http://{}", self.coordinator.addr)
+    }
+
+    fn add_worker(&mut self, slots: u32) {
+        let n = self.workers.len();
+        let log = self.dir.path().join(format!("worker{n}.log"));
+        let url = self.url();
+        let slots = slots.to_string();
+        let worker = Proc::start(
+            &sibling_bin("gridcc-worker"),
+            &[
+                "--coordinator",
+                &url,
+                "--listen",
+                "127.0.0.1:0",
+                "--slots",
+                &slots,
+            ],
+            &log,
+        );
+        self.workers.push(worker);
+    }
+
+    fn status(&self) -> serde_json::Value {
+        let out = Command::new(gridcc())
+            .args(["status", "--json", "--coordinator", &self.url()])
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "status failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        serde_json::from_slice(&out.stdout).unwrap()
+    }
+
+    fn wait_for(&self, what: &str, mut ok: impl FnMut(&serde_json::Value) -> bool) {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            let status = self.status();
+            if ok(&status) {
+                return;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "timed out waiting for {what}; last status {status}"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    fn wait_for_workers(&self, n: usize) {
+        self.wait_for(&format!("{n} workers"), |s| {
+            s["workers"].as_array().unwrap().len() == n
+        });
+    }
+
+    fn jobs_done(status: &serde_json::Value) -> Vec<u64> {
+        status["workers"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|w| w["jobs_done"].as_u64().unwrap())
+            .collect()
+    }
+}
+
+/// A copy of testdata/calc in a temp dir.
+fn calc_copy() -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    let src = repo_root().join("testdata/calc");
+    for entry in std::fs::read_dir(&src).unwrap() {
+        let entry = entry.unwrap();
+        let name = entry.file_name();
+        let name = name.to_str().unwrap();
+        let keep = name.ends_with(".c")
+            || name.ends_with(".h")
+            || name == "Makefile"
+            || name == "expected.out";
+        if keep {
+            std::fs::copy(entry.path(), dir.path().join(name)).unwrap();
+        }
+    }
+    dir
+}
+
+fn gridcc_env(cmd: &mut Command, url: &str, cache: &Path) {
+    cmd.env("GRIDCC_COORDINATOR", url)
+        .env("GRIDCC_CACHE_DIR", cache)
+        .env_remove("GRIDCC_DISABLE")
+        .env_remove("GRIDCC_LOG");
+}
+
+fn make(dir: &Path, cc: &str, jobs: u32, url: Option<&str>, cache: &Path) -> Output {
+    let mut cmd = Command::new("make");
+    cmd.current_dir(dir)
+        .arg(format!("-j{jobs}"))
+        .arg(format!("CC={cc}"));
+    match url {
+        Some(url) => gridcc_env(&mut cmd, url, cache),
+        None => {
+            cmd.env_remove("GRIDCC_COORDINATOR");
+        }
+    }
+    let out = cmd.output().unwrap();
+    assert!(
+        out.status.success(),
+        "make CC={cc} failed:\n{}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out
+}
+
+/// Every .o and .d file in `dir`, by name.
+fn build_products(dir: &Path) -> BTreeMap<String, Vec<u8>> {
+    std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap())
+        .filter_map(|e| {
+            let name = e.file_name().into_string().unwrap();
+            (name.ends_with(".o") || name.ends_with(".d"))
+                .then(|| (name, std::fs::read(e.path()).unwrap()))
+        })
+        .collect()
+}
+
+fn clean(dir: &Path) {
+    let out = Command::new("make")
+        .current_dir(dir)
+        .arg("clean")
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+}
+
+/// Builds calc locally in `dir`, returns its products and cleans up.
+fn local_build(dir: &Path, cache: &Path) -> BTreeMap<String, Vec<u8>> {
+    make(dir, "gcc", 4, None, cache);
+    let products = build_products(dir);
+    assert_eq!(products.len(), 26, "13 objects and 13 dependency files");
+    clean(dir);
+    products
+}
+
+fn assert_same_products(local: &BTreeMap<String, Vec<u8>>, grid: &BTreeMap<String, Vec<u8>>) {
+    assert_eq!(
+        local.keys().collect::<Vec<_>>(),
+        grid.keys().collect::<Vec<_>>()
+    );
+    let differing: Vec<&String> = local.keys().filter(|k| local[*k] != grid[*k]).collect();
+    assert!(
+        differing.is_empty(),
+        "files differ from the local build: {differing:?}"
+    );
+}
+
+#[test]
+fn calc_builds_through_two_workers_with_identical_objects() {
+    let grid = Grid::start(2, 2);
+    let project = calc_copy();
+    let cache = tempfile::tempdir().unwrap();
+    let local = local_build(project.path(), cache.path());
+
+    let cc = format!("{} gcc", gridcc().display());
+    let out = make(project.path(), &cc, 4, Some(&grid.url()), cache.path());
+    // warn.c's deliberate warning reaches the terminal on success.
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("warn.c") && stderr.contains("warning"),
+        "stderr: {stderr}"
+    );
+    assert_same_products(&local, &build_products(project.path()));
+
+    let status = grid.status();
+    let done = Grid::jobs_done(&status);
+    assert!(done.iter().all(|&n| n > 0), "both workers used: {done:?}");
+    assert_eq!(
+        done.iter().sum::<u64>(),
+        13,
+        "every translation unit ran remotely: {status}"
+    );
+    assert_eq!(status["jobs_remote"].as_u64(), Some(13));
+
+    // The linked program works.
+    let check = Command::new("make")
+        .current_dir(project.path())
+        .arg("check")
+        .output()
+        .unwrap();
+    assert!(
+        check.status.success(),
+        "{}",
+        String::from_utf8_lossy(&check.stderr)
+    );
+}
+
+/// Starts `make` through the grid, lets `when_started` act once the grid
+/// has finished `after_jobs` jobs, and checks the build completes with the
+/// local build's objects.
+fn build_survives(grid: &mut Grid, after_jobs: u64, when_started: impl FnOnce(&mut Grid)) {
+    let project = calc_copy();
+    let cache = tempfile::tempdir().unwrap();
+    let local = local_build(project.path(), cache.path());
+    let cc = format!("{} gcc", gridcc().display());
+    // CFLAGS with -O3 and more debug info make each job long enough that a
+    // kill lands mid-build.
+    let mut cmd = Command::new("make");
+    cmd.current_dir(project.path())
+        .args(["-j2", &format!("CC={cc}")]);
+    gridcc_env(&mut cmd, &grid.url(), cache.path());
+    let build = cmd
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    grid.wait_for(&format!("{after_jobs} finished jobs"), |s| {
+        s["jobs_remote"].as_u64().unwrap_or(0) >= after_jobs
+    });
+    when_started(grid);
+    let out = build.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "build failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let grid_products = build_products(project.path());
+    assert_same_products(&local, &grid_products);
+    let check = Command::new("make")
+        .current_dir(project.path())
+        .arg("check")
+        .output()
+        .unwrap();
+    assert!(check.status.success());
+}
+
+#[test]
+fn build_completes_when_the_coordinator_is_killed_midway() {
+    let mut grid = Grid::start(2, 1);
+    build_survives(&mut grid, 2, |grid| grid.coordinator.kill());
+}
+
+#[test]
+fn build_completes_when_a_worker_is_killed_midway() {
+    let mut grid = Grid::start(2, 1);
+    build_survives(&mut grid, 2, |grid| {
+        grid.workers[0].kill();
+    });
+    // The dead worker's session ended: only one worker is left.
+    grid.wait_for_workers(1);
+}
+
+fn write(dir: &Path, name: &str, text: &str) -> PathBuf {
+    let path = dir.join(name);
+    std::fs::write(&path, text).unwrap();
+    path
+}
+
+fn run_gridcc(dir: &Path, url: &str, cache: &Path, args: &[&str]) -> Output {
+    let mut cmd = Command::new(gridcc());
+    cmd.current_dir(dir).args(args);
+    gridcc_env(&mut cmd, url, cache);
+    cmd.output().unwrap()
+}
+
+#[test]
+fn compiles_locally_when_the_coordinator_is_down() {
+    // A port nothing listens on: bind, note it, close.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let dir = tempfile::tempdir().unwrap();
+    write(dir.path(), "x.c", "int x(void) { return 42; }\n");
+    let out = run_gridcc(
+        dir.path(),
+        &format!("http://127.0.0.1:{port}"),
+        &dir.path().join("cache"),
+        &["gcc", "-c", "x.c", "-o", "x.o"],
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        out.stderr.is_empty(),
+        "no noise on stderr: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(std::fs::read(dir.path().join("x.o"))
+        .unwrap()
+        .starts_with(b"\x7fELF"));
+}
+
+#[test]
+fn compile_errors_pass_through_and_are_not_retried() {
+    let grid = Grid::start(1, 1);
+    let dir = tempfile::tempdir().unwrap();
+    let cache = dir.path().join("cache");
+    write(
+        dir.path(),
+        "bad.c",
+        "int f(void) { return undefined_name; }\n",
+    );
+    std::fs::write(dir.path().join("bad.o"), b"stale").unwrap();
+    let out = run_gridcc(
+        dir.path(),
+        &grid.url(),
+        &cache,
+        &["gcc", "-c", "bad.c", "-o", "bad.o"],
+    );
+    let expected = Command::new("gcc")
+        .current_dir(dir.path())
+        .args(["-c", "bad.c", "-o", "local-bad.o"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), expected.status.code());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("undefined_name"), "{stderr}");
+    assert!(
+        !dir.path().join("bad.o").exists(),
+        "gcc removes the output of a failed compile"
+    );
+    let status = grid.status();
+    assert_eq!(
+        status["jobs_remote"].as_u64(),
+        Some(1),
+        "ran once, remotely: {status}"
+    );
+}
+
+#[test]
+fn status_reports_workers_and_policy() {
+    let grid = Grid::start(2, 3);
+    let status = grid.status();
+    assert_eq!(status["policy"], "least-loaded");
+    let workers = status["workers"].as_array().unwrap();
+    assert_eq!(workers.len(), 2);
+    for w in workers {
+        for key in ["id", "address", "slots", "running", "jobs_done"] {
+            assert!(!w[key].is_null(), "worker has {key}: {w}");
+        }
+        assert_eq!(w["slots"], 3);
+        assert!(w["compilers"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|c| c.as_str().unwrap().contains("gcc")));
+    }
+    let table = Command::new(gridcc())
+        .args(["status", "--coordinator", &grid.url()])
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&table.stdout);
+    assert!(
+        text.contains("ADDRESS") && text.contains(&grid.workers[0].addr),
+        "{text}"
+    );
+}
+
+#[test]
+fn status_without_a_coordinator_is_a_one_line_error() {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let out = Command::new(gridcc())
+        .args([
+            "status",
+            "--coordinator",
+            &format!("http://127.0.0.1:{port}"),
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(stderr.lines().count(), 1, "{stderr}");
+    assert!(
+        stderr.starts_with("gridcc status: coordinator unreachable"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn a_restarted_worker_rejoins_and_a_new_coordinator_gets_workers_back() {
+    let mut grid = Grid::start(1, 1);
+    let port = grid.coordinator.addr.rsplit(':').next().unwrap().to_owned();
+    grid.coordinator.kill();
+    // Restart on the same port; the worker reconnects with backoff.
+    let listen = format!("127.0.0.1:{port}");
+    grid.coordinator = Proc::start(
+        &sibling_bin("gridcc-coordinator"),
+        &["--listen", &listen],
+        &grid.dir.path().join("coordinator2.log"),
+    );
+    grid.wait_for_workers(1);
+    let dir = tempfile::tempdir().unwrap();
+    write(dir.path(), "y.c", "int y(void) { return 1; }\n");
+    let out = run_gridcc(
+        dir.path(),
+        &grid.url(),
+        &dir.path().join("cache"),
+        &["gcc", "-O2", "-c", "y.c"],
+    );
+    assert!(out.status.success());
+    assert!(dir.path().join("y.o").exists());
+    assert_eq!(grid.status()["jobs_remote"].as_u64(), Some(1));
+}

@@ -1,0 +1,91 @@
+//! gridcc's coordinator: knows the workers, places each compile job on one of
+//! them through a `gridcc-scheduler` policy, and hands out signed leases.
+//!
+//! - [`registry`]: workers, leases, counters; synchronous, clock injected.
+//! - [`service`]: the tonic service (worker sessions, `Assign`, `Status`) and
+//!   the background sweep that expires leases and silent workers.
+//! - [`run`]: serve on a bound listener until the shutdown token fires.
+
+pub mod registry;
+mod service;
+
+use std::sync::Arc;
+
+use gridcc_proto::v1::coordinator_server::CoordinatorServer;
+use tokio::net::TcpListener;
+use tokio_stream::StreamExt;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+/// Coordinator settings.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// Placement policy name (see `gridcc_scheduler::POLICY_NAMES`).
+    pub policy: String,
+    /// A worker not heard from for this long is removed and its leases fail.
+    pub worker_timeout_ms: u64,
+    /// How often each side of a worker session sends a keep-alive.
+    pub keepalive_interval_ms: u64,
+    /// How long a client has to bring a lease to its worker.
+    pub lease_ttl_ms: u64,
+    /// How long an `Assign` waits for a free slot before answering
+    /// "compile locally".
+    pub queue_timeout_ms: u64,
+    /// Most `Assign` requests waiting for a slot at once; more are answered
+    /// "compile locally" at once.
+    pub max_waiting: usize,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            policy: "least-loaded".to_owned(),
+            worker_timeout_ms: 10_000,
+            keepalive_interval_ms: 2_000,
+            lease_ttl_ms: 60_000,
+            queue_timeout_ms: 30_000,
+            max_waiting: 1024,
+        }
+    }
+}
+
+/// Errors that stop the coordinator.
+#[derive(Debug, thiserror::Error)]
+pub enum CoordinatorError {
+    #[error(transparent)]
+    Policy(#[from] gridcc_scheduler::UnknownPolicy),
+    #[error("gRPC server failed: {0}")]
+    Serve(#[from] tonic::transport::Error),
+}
+
+/// Serves the coordinator on `listener` until `shutdown` is cancelled, then
+/// waits for every task it spawned.
+pub async fn run(
+    config: Config,
+    listener: TcpListener,
+    shutdown: CancellationToken,
+) -> Result<(), CoordinatorError> {
+    let policy = gridcc_scheduler::by_name(&config.policy)?;
+    let registry = registry::Registry::new(policy, config.lease_ttl_ms);
+    let tasks = TaskTracker::new();
+    let shared = service::Shared::new(registry, config, shutdown.clone(), tasks.clone());
+    tasks.spawn(Arc::clone(&shared).sweep_forever());
+
+    // Small RPCs on loopback suffer 40 ms Nagle/delayed-ACK stalls without
+    // TCP_NODELAY.
+    let incoming = tokio_stream::wrappers::TcpListenerStream::new(listener).map(|conn| {
+        conn.inspect(|s| {
+            let _ = s.set_nodelay(true);
+        })
+    });
+    let result = tonic::transport::Server::builder()
+        .add_service(CoordinatorServer::new(service::CoordinatorService::new(
+            shared,
+        )))
+        .serve_with_incoming_shutdown(incoming, shutdown.cancelled())
+        .await;
+    shutdown.cancel();
+    tasks.close();
+    tasks.wait().await;
+    result.map_err(CoordinatorError::from)
+}

@@ -1,0 +1,96 @@
+use std::process::ExitCode;
+
+use anyhow::Context;
+use clap::Parser;
+use tokio_util::sync::CancellationToken;
+
+/// gridcc coordinator: places compile jobs on workers.
+#[derive(Debug, Parser)]
+#[command(version, about)]
+struct Args {
+    /// Address to listen on (port 0 picks a free port).
+    #[arg(long, default_value = "127.0.0.1:7700")]
+    listen: String,
+    /// Placement policy.
+    #[arg(long, default_value = "least-loaded")]
+    policy: String,
+    /// Remove a worker not heard from for this many milliseconds.
+    #[arg(long, default_value_t = 10_000)]
+    worker_timeout_ms: u64,
+    /// Keep-alive interval on worker sessions, in milliseconds.
+    #[arg(long, default_value_t = 2_000)]
+    keepalive_interval_ms: u64,
+    /// How long a client may take to bring its lease to the worker, in ms.
+    #[arg(long, default_value_t = 60_000)]
+    lease_ttl_ms: u64,
+    /// How long a placement request waits for a free slot before the client
+    /// is told to compile locally, in milliseconds.
+    #[arg(long, default_value_t = 30_000)]
+    queue_timeout_ms: u64,
+    /// Most placement requests waiting at once; more compile locally.
+    #[arg(long, default_value_t = 1024)]
+    max_waiting: usize,
+}
+
+fn main() -> ExitCode {
+    let args = Args::parse();
+    match serve(args) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("gridcc-coordinator: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn init_tracing() {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("GRIDCC_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .init();
+}
+
+#[tokio::main]
+async fn serve(args: Args) -> anyhow::Result<()> {
+    init_tracing();
+    gridcc_scheduler::by_name(&args.policy)?;
+    let listener = tokio::net::TcpListener::bind(&args.listen)
+        .await
+        .with_context(|| format!("cannot listen on {}", args.listen))?;
+    let addr = listener
+        .local_addr()
+        .context("cannot read the bound address")?;
+    // The first stdout line is a contract: scripts and tests read the port.
+    println!("listening on {addr}");
+    let shutdown = CancellationToken::new();
+    tokio::spawn(cancel_on_signal(shutdown.clone()));
+    let config = gridcc_coordinator::Config {
+        policy: args.policy,
+        worker_timeout_ms: args.worker_timeout_ms,
+        keepalive_interval_ms: args.keepalive_interval_ms,
+        lease_ttl_ms: args.lease_ttl_ms,
+        queue_timeout_ms: args.queue_timeout_ms,
+        max_waiting: args.max_waiting,
+    };
+    gridcc_coordinator::run(config, listener, shutdown).await?;
+    Ok(())
+}
+
+async fn cancel_on_signal(shutdown: CancellationToken) {
+    use tokio::signal::unix::{signal, SignalKind};
+    let (Ok(mut term), Ok(mut int)) = (
+        signal(SignalKind::terminate()),
+        signal(SignalKind::interrupt()),
+    ) else {
+        return;
+    };
+    tokio::select! {
+        _ = term.recv() => {}
+        _ = int.recv() => {}
+    }
+    tracing::info!("shutting down");
+    shutdown.cancel();
+}

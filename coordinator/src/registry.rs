@@ -1,0 +1,511 @@
+//! The coordinator's state: connected workers, outstanding leases, counters.
+//!
+//! Synchronous and clock-free (every method takes `now_ms`), so placement,
+//! lease expiry and worker timeouts are tested without sleeping. The service
+//! keeps it behind a `std::sync::Mutex` and never holds the lock across an
+//! `.await`.
+
+use std::collections::{BTreeMap, HashMap};
+
+use gridcc_proto::lease::{self, KEY_LEN};
+use gridcc_proto::v1;
+use gridcc_scheduler::{JobView, Policy, WorkerView};
+
+/// Why a worker left the registry.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Departure {
+    /// Its session stream ended or failed.
+    SessionEnded,
+    /// Nothing heard from it within the timeout.
+    Silent,
+}
+
+#[derive(Debug)]
+struct Worker {
+    hello: v1::WorkerHello,
+    key: [u8; KEY_LEN],
+    connected_at_ms: u64,
+    last_seen_ms: u64,
+    draining: bool,
+    /// Jobs queued on the worker itself, from its last load update.
+    queued: u32,
+    jobs_done: u64,
+    jobs_failed: u64,
+}
+
+#[derive(Debug)]
+struct LeaseState {
+    worker_id: u64,
+    cost_s: f64,
+    started: bool,
+    /// Unstarted leases are freed at this time (the client never arrived).
+    start_deadline_ms: u64,
+}
+
+/// Result of asking for a placement.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Placement {
+    Placed(v1::Placement),
+    /// Some worker has the toolchain but none has a free slot now.
+    Busy,
+    /// No connected worker can ever take this job.
+    NoWorker(String),
+}
+
+/// Counters shown by `gridcc status`.
+#[derive(Debug, Default, Clone)]
+struct Totals {
+    assigned: u64,
+    done: u64,
+    failed: u64,
+    local_answers: u64,
+}
+
+/// Workers, leases and the placement policy.
+pub struct Registry {
+    policy: Box<dyn Policy>,
+    workers: BTreeMap<u64, Worker>,
+    leases: HashMap<u64, LeaseState>,
+    next_worker_id: u64,
+    next_lease_id: u64,
+    lease_ttl_ms: u64,
+    totals: Totals,
+}
+
+impl std::fmt::Debug for Registry {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Registry")
+            .field("policy", &self.policy.name())
+            .field("workers", &self.workers.len())
+            .field("leases", &self.leases.len())
+            .finish()
+    }
+}
+
+/// Seconds of work assumed per byte of preprocessed source when the client
+/// gives no estimate: about 1 s per MiB at -O2 on one core, the order of
+/// magnitude measured for C files. Only the relative size matters to the
+/// policies, so the constant's accuracy is secondary.
+const COST_S_PER_BYTE: f64 = 1.0 / (1024.0 * 1024.0);
+
+impl Registry {
+    pub fn new(policy: Box<dyn Policy>, lease_ttl_ms: u64) -> Self {
+        Self {
+            policy,
+            workers: BTreeMap::new(),
+            leases: HashMap::new(),
+            next_worker_id: 1,
+            next_lease_id: 1,
+            lease_ttl_ms,
+            totals: Totals::default(),
+        }
+    }
+
+    pub fn policy_name(&self) -> &'static str {
+        self.policy.name()
+    }
+
+    /// Registers a worker from its hello; returns its id and lease key.
+    pub fn add_worker(&mut self, hello: v1::WorkerHello, key: [u8; KEY_LEN], now_ms: u64) -> u64 {
+        let id = self.next_worker_id;
+        self.next_worker_id += 1;
+        self.workers.insert(
+            id,
+            Worker {
+                hello,
+                key,
+                connected_at_ms: now_ms,
+                last_seen_ms: now_ms,
+                draining: false,
+                queued: 0,
+                jobs_done: 0,
+                jobs_failed: 0,
+            },
+        );
+        id
+    }
+
+    /// Removes a worker; its leases fail. Returns false if it was not there.
+    pub fn remove_worker(&mut self, id: u64) -> bool {
+        if self.workers.remove(&id).is_none() {
+            return false;
+        }
+        let before = self.leases.len();
+        self.leases.retain(|_, l| l.worker_id != id);
+        self.totals.failed += (before - self.leases.len()) as u64;
+        true
+    }
+
+    pub fn has_worker(&self, id: u64) -> bool {
+        self.workers.contains_key(&id)
+    }
+
+    /// Records that a worker was heard from.
+    pub fn touch(&mut self, id: u64, now_ms: u64) {
+        if let Some(w) = self.workers.get_mut(&id) {
+            w.last_seen_ms = now_ms;
+        }
+    }
+
+    pub fn on_load(&mut self, id: u64, load: &v1::LoadUpdate) {
+        if let Some(w) = self.workers.get_mut(&id) {
+            w.queued = load.queued;
+        }
+    }
+
+    pub fn on_going_away(&mut self, id: u64) {
+        if let Some(w) = self.workers.get_mut(&id) {
+            w.draining = true;
+        }
+    }
+
+    /// A worker accepted a lease's job: it no longer expires.
+    pub fn on_started(&mut self, worker_id: u64, lease_id: u64) {
+        if let Some(l) = self.leases.get_mut(&lease_id) {
+            if l.worker_id == worker_id {
+                l.started = true;
+            }
+        }
+    }
+
+    /// A worker finished a lease's job. Returns true if it freed a slot.
+    pub fn on_finished(&mut self, worker_id: u64, finished: &v1::JobFinished) -> bool {
+        let freed = match self.leases.get(&finished.lease_id) {
+            Some(l) if l.worker_id == worker_id => {
+                self.leases.remove(&finished.lease_id);
+                true
+            }
+            _ => false,
+        };
+        if let Some(w) = self.workers.get_mut(&worker_id) {
+            if finished.ran {
+                w.jobs_done += 1;
+            } else {
+                w.jobs_failed += 1;
+            }
+        }
+        if finished.ran {
+            self.totals.done += 1;
+        } else {
+            self.totals.failed += 1;
+        }
+        freed
+    }
+
+    /// A client reports that a lease's job failed before the worker finished
+    /// it (connection refused, stream broken). Returns true if it freed a slot.
+    pub fn release_failed(&mut self, lease_id: u64) -> bool {
+        let Some(l) = self.leases.remove(&lease_id) else {
+            return false;
+        };
+        self.totals.failed += 1;
+        if let Some(w) = self.workers.get_mut(&l.worker_id) {
+            w.jobs_failed += 1;
+        }
+        true
+    }
+
+    /// Frees leases whose client never reached the worker, and removes
+    /// workers silent since before `silent_before_ms`. Returns the removed
+    /// worker ids and whether any slot was freed.
+    pub fn sweep(&mut self, now_ms: u64, silent_before_ms: u64) -> (Vec<u64>, bool) {
+        let before = self.leases.len();
+        self.leases
+            .retain(|_, l| l.started || l.start_deadline_ms > now_ms);
+        let expired = before - self.leases.len();
+        // A client that never brought its lease to the worker failed.
+        self.totals.failed += expired as u64;
+        let mut freed = expired > 0;
+        let silent: Vec<u64> = self
+            .workers
+            .iter()
+            .filter(|(_, w)| w.last_seen_ms < silent_before_ms)
+            .map(|(id, _)| *id)
+            .collect();
+        for id in &silent {
+            freed |= self.remove_worker(*id);
+        }
+        (silent, freed)
+    }
+
+    /// Asks the policy for a worker for this job and, if one is chosen,
+    /// reserves a slot on it with a signed lease.
+    pub fn assign(&mut self, req: &v1::AssignRequest, now_ms: u64) -> Placement {
+        if req.failed_lease != 0 {
+            self.release_failed(req.failed_lease);
+        }
+        let candidates: Vec<(u64, &Worker)> = self
+            .workers
+            .iter()
+            .filter(|(id, w)| {
+                !req.exclude_workers.contains(id)
+                    && w.hello
+                        .toolchains
+                        .iter()
+                        .any(|t| t.identity == req.toolchain)
+            })
+            .map(|(id, w)| (*id, w))
+            .collect();
+        if candidates.is_empty() {
+            self.totals.local_answers += 1;
+            let reason = if self.workers.is_empty() {
+                "no workers connected"
+            } else {
+                "no worker has this compiler"
+            };
+            return Placement::NoWorker(reason.to_owned());
+        }
+        if candidates.iter().all(|(_, w)| w.draining) {
+            self.totals.local_answers += 1;
+            return Placement::NoWorker("every capable worker is draining".to_owned());
+        }
+
+        let views: Vec<WorkerView> = candidates
+            .iter()
+            .map(|(id, w)| {
+                let (running, queued_work_s) = self
+                    .leases
+                    .values()
+                    .filter(|l| l.worker_id == *id)
+                    .fold((0u32, 0.0), |(n, s), l| (n + 1, s + l.cost_s));
+                WorkerView {
+                    id: *id,
+                    slots: w.hello.slots.max(1),
+                    running,
+                    queued_work_s,
+                    speed: if w.hello.capacity > 0.0 {
+                        w.hello.capacity
+                    } else {
+                        1.0
+                    },
+                    healthy: !w.draining,
+                }
+            })
+            .collect();
+        let cost_s = if req.cost_hint > 0.0 {
+            req.cost_hint
+        } else {
+            (req.source_bytes as f64 * COST_S_PER_BYTE).max(0.001)
+        };
+        let job = JobView { cost_s };
+        let Some(index) = self.policy.place(&job, &views) else {
+            return Placement::Busy;
+        };
+        let Some((worker_id, worker)) = candidates.get(index) else {
+            return Placement::Busy;
+        };
+        // A policy must never pick a full worker; re-check so a buggy policy
+        // cannot overload one.
+        if !views[index].has_free_slot() {
+            return Placement::Busy;
+        }
+        let lease_id = self.next_lease_id;
+        self.next_lease_id += 1;
+        let expires = now_ms + self.lease_ttl_ms;
+        let placement = v1::Placement {
+            worker_id: *worker_id,
+            worker_addr: worker.hello.advertise_addr.clone(),
+            lease: Some(lease::sign(&worker.key, lease_id, *worker_id, expires)),
+        };
+        self.leases.insert(
+            lease_id,
+            LeaseState {
+                worker_id: *worker_id,
+                cost_s,
+                started: false,
+                start_deadline_ms: expires,
+            },
+        );
+        self.totals.assigned += 1;
+        Placement::Placed(placement)
+    }
+
+    /// Counts an Assign answered "compile locally" after waiting.
+    pub fn count_local_answer(&mut self) {
+        self.totals.local_answers += 1;
+    }
+
+    /// The `Status` RPC's answer.
+    pub fn status(&self, now_ms: u64, started_ms: u64) -> v1::StatusReply {
+        let workers = self
+            .workers
+            .iter()
+            .map(|(id, w)| v1::WorkerStatus {
+                id: *id,
+                address: w.hello.advertise_addr.clone(),
+                slots: w.hello.slots,
+                running: self.leases.values().filter(|l| l.worker_id == *id).count() as u32,
+                queued: w.queued,
+                capacity: w.hello.capacity,
+                jobs_done: w.jobs_done,
+                jobs_failed: w.jobs_failed,
+                toolchains: w
+                    .hello
+                    .toolchains
+                    .iter()
+                    .map(|t| {
+                        t.names
+                            .first()
+                            .cloned()
+                            .unwrap_or_else(|| t.identity.clone())
+                    })
+                    .collect(),
+                connected_ms: now_ms.saturating_sub(w.connected_at_ms),
+                hostname: w.hello.hostname.clone(),
+                draining: w.draining,
+            })
+            .collect();
+        v1::StatusReply {
+            workers,
+            policy: self.policy.name().to_owned(),
+            jobs_assigned: self.totals.assigned,
+            jobs_done: self.totals.done,
+            jobs_failed: self.totals.failed,
+            local_answers: self.totals.local_answers,
+            uptime_ms: now_ms.saturating_sub(started_ms),
+            version: gridcc_proto::VERSION.to_owned(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const KEY: [u8; KEY_LEN] = [3; KEY_LEN];
+
+    fn hello(addr: &str, slots: u32, toolchain: &str) -> v1::WorkerHello {
+        v1::WorkerHello {
+            advertise_addr: addr.to_owned(),
+            slots,
+            capacity: 1.0,
+            toolchains: vec![v1::Toolchain {
+                identity: toolchain.to_owned(),
+                names: vec!["gcc".to_owned()],
+                version: String::new(),
+            }],
+            hostname: "h".to_owned(),
+            version: String::new(),
+        }
+    }
+
+    fn request(toolchain: &str) -> v1::AssignRequest {
+        v1::AssignRequest {
+            toolchain: toolchain.to_owned(),
+            source_bytes: 1000,
+            ..Default::default()
+        }
+    }
+
+    fn registry() -> Registry {
+        Registry::new(gridcc_scheduler::by_name("least-loaded").unwrap(), 1000)
+    }
+
+    fn placed(p: Placement) -> v1::Placement {
+        match p {
+            Placement::Placed(p) => p,
+            other => panic!("expected a placement, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn places_only_where_the_toolchain_is() {
+        let mut r = registry();
+        assert_eq!(
+            r.assign(&request("gcc12"), 0),
+            Placement::NoWorker("no workers connected".into())
+        );
+        let a = r.add_worker(hello("a:1", 1, "gcc12"), KEY, 0);
+        r.add_worker(hello("b:1", 4, "clang14"), KEY, 0);
+        let p = placed(r.assign(&request("gcc12"), 0));
+        assert_eq!((p.worker_id, p.worker_addr.as_str()), (a, "a:1"));
+        let lease = p.lease.unwrap();
+        assert!(gridcc_proto::lease::verify(&KEY, a, &lease, 500).is_ok());
+        // Its one slot is taken: busy, not local, since it will free up.
+        assert_eq!(r.assign(&request("gcc12"), 0), Placement::Busy);
+        assert_eq!(
+            r.assign(&request("icc"), 0),
+            Placement::NoWorker("no worker has this compiler".into())
+        );
+    }
+
+    #[test]
+    fn finishing_frees_the_slot_and_counts_the_job() {
+        let mut r = registry();
+        let a = r.add_worker(hello("a:1", 1, "t"), KEY, 0);
+        let lease = placed(r.assign(&request("t"), 0)).lease.unwrap();
+        r.on_started(a, lease.id);
+        let finished = v1::JobFinished {
+            lease_id: lease.id,
+            ran: true,
+            ..Default::default()
+        };
+        assert!(r.on_finished(a, &finished));
+        let status = r.status(10, 0);
+        assert_eq!(status.workers[0].jobs_done, 1);
+        assert_eq!(status.workers[0].running, 0);
+        assert_eq!(status.jobs_done, 1);
+        placed(r.assign(&request("t"), 0));
+    }
+
+    #[test]
+    fn unstarted_leases_expire_and_started_ones_do_not() {
+        let mut r = registry();
+        let a = r.add_worker(hello("a:1", 2, "t"), KEY, 0);
+        let first = placed(r.assign(&request("t"), 0)).lease.unwrap();
+        placed(r.assign(&request("t"), 0));
+        r.on_started(a, first.id);
+        r.touch(a, 1500);
+        let (gone, freed) = r.sweep(1500, 0);
+        assert!(gone.is_empty());
+        assert!(freed);
+        assert_eq!(r.status(1500, 0).workers[0].running, 1);
+    }
+
+    #[test]
+    fn silent_and_departed_workers_are_removed_and_their_leases_fail() {
+        let mut r = registry();
+        let a = r.add_worker(hello("a:1", 1, "t"), KEY, 0);
+        let b = r.add_worker(hello("b:1", 1, "t"), KEY, 0);
+        placed(r.assign(&request("t"), 0));
+        r.touch(b, 5000);
+        let (gone, _) = r.sweep(5000, 4000);
+        assert_eq!(gone, vec![a]);
+        assert_eq!(r.status(5000, 0).jobs_failed, 1);
+        assert!(r.remove_worker(b));
+        assert!(!r.remove_worker(b));
+    }
+
+    #[test]
+    fn excluded_and_failed_workers_are_avoided_on_retry() {
+        let mut r = registry();
+        let a = r.add_worker(hello("a:1", 1, "t"), KEY, 0);
+        let b = r.add_worker(hello("b:1", 1, "t"), KEY, 0);
+        let first = placed(r.assign(&request("t"), 0));
+        let retry = v1::AssignRequest {
+            exclude_workers: vec![first.worker_id],
+            failed_lease: first.lease.unwrap().id,
+            ..request("t")
+        };
+        let second = placed(r.assign(&retry, 0));
+        assert_ne!(second.worker_id, first.worker_id);
+        assert!([a, b].contains(&second.worker_id));
+        // The failed lease was released: the first worker is free again.
+        assert_eq!(
+            r.status(0, 0)
+                .workers
+                .iter()
+                .map(|w| w.running)
+                .sum::<u32>(),
+            1
+        );
+    }
+
+    #[test]
+    fn draining_workers_get_no_jobs() {
+        let mut r = registry();
+        let a = r.add_worker(hello("a:1", 4, "t"), KEY, 0);
+        r.on_going_away(a);
+        assert!(matches!(r.assign(&request("t"), 0), Placement::NoWorker(_)));
+    }
+}

@@ -1,0 +1,353 @@
+//! The `gridcc.v1.Coordinator` gRPC service: worker sessions, `Assign`,
+//! `Status`. Errors become `tonic::Status` here and nowhere else.
+
+use std::pin::Pin;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use gridcc_proto::lease::KEY_LEN;
+use gridcc_proto::v1::{
+    self, coordinator_message, worker_message, AssignReply, AssignRequest, CoordinatorMessage,
+    StatusReply, StatusRequest, WorkerMessage,
+};
+use tokio::sync::{mpsc, Notify};
+use tokio_stream::wrappers::ReceiverStream;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+use tonic::{Request, Response, Status, Streaming};
+
+use crate::registry::{Placement, Registry};
+use crate::Config;
+
+/// Milliseconds since the Unix epoch: leases carry absolute expiry times
+/// that workers on other hosts can check.
+pub(crate) fn unix_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
+}
+
+/// State shared by every request and background task.
+pub(crate) struct Shared {
+    registry: Mutex<Registry>,
+    /// Woken whenever a slot may have become free or a worker joined.
+    capacity_changed: Notify,
+    config: Config,
+    started_ms: u64,
+    /// Assign requests currently waiting for a slot.
+    waiting: std::sync::atomic::AtomicUsize,
+    shutdown: CancellationToken,
+    tasks: TaskTracker,
+}
+
+impl Shared {
+    pub(crate) fn new(
+        registry: Registry,
+        config: Config,
+        shutdown: CancellationToken,
+        tasks: TaskTracker,
+    ) -> Arc<Self> {
+        Arc::new(Self {
+            registry: Mutex::new(registry),
+            capacity_changed: Notify::new(),
+            config,
+            started_ms: unix_ms(),
+            waiting: 0.into(),
+            shutdown,
+            tasks,
+        })
+    }
+
+    fn registry(&self) -> MutexGuard<'_, Registry> {
+        // A panic while holding the lock cannot leave the registry in a
+        // state worse than stale counters, so keep serving.
+        self.registry.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Periodically frees leases whose client never arrived and removes
+    /// workers that went silent.
+    pub(crate) async fn sweep_forever(self: Arc<Self>) {
+        let mut tick = tokio::time::interval(Duration::from_millis(
+            (self.config.worker_timeout_ms / 4).clamp(50, 1000),
+        ));
+        loop {
+            tokio::select! {
+                _ = tick.tick() => {}
+                () = self.shutdown.cancelled() => return,
+            }
+            let now = unix_ms();
+            let silent_before = now.saturating_sub(self.config.worker_timeout_ms);
+            let (gone, freed) = self.registry().sweep(now, silent_before);
+            for id in &gone {
+                tracing::warn!(
+                    worker = id,
+                    "worker silent too long; removed, its leases failed"
+                );
+            }
+            if freed || !gone.is_empty() {
+                self.capacity_changed.notify_waiters();
+            }
+        }
+    }
+}
+
+pub(crate) struct CoordinatorService {
+    shared: Arc<Shared>,
+}
+
+impl CoordinatorService {
+    pub(crate) fn new(shared: Arc<Shared>) -> Self {
+        Self { shared }
+    }
+}
+
+fn local(reason: impl Into<String>) -> Response<AssignReply> {
+    Response::new(AssignReply {
+        outcome: Some(v1::assign_reply::Outcome::Local(v1::CompileLocally {
+            reason: reason.into(),
+        })),
+    })
+}
+
+fn validate_hello(hello: &v1::WorkerHello) -> Result<(), Status> {
+    if hello
+        .advertise_addr
+        .parse::<std::net::SocketAddr>()
+        .is_err()
+    {
+        return Err(Status::invalid_argument(format!(
+            "hello: advertise address {:?} is not IP:PORT",
+            hello.advertise_addr
+        )));
+    }
+    if hello.slots == 0 || hello.slots > 4096 {
+        return Err(Status::invalid_argument(format!(
+            "hello: slots must be 1..=4096, got {}",
+            hello.slots
+        )));
+    }
+    if !(hello.capacity.is_finite() && hello.capacity >= 0.0) {
+        return Err(Status::invalid_argument(
+            "hello: capacity must be a finite number >= 0",
+        ));
+    }
+    Ok(())
+}
+
+type SessionStream =
+    Pin<Box<dyn tokio_stream::Stream<Item = Result<CoordinatorMessage, Status>> + Send>>;
+
+#[tonic::async_trait]
+impl v1::coordinator_server::Coordinator for CoordinatorService {
+    type WorkerSessionStream = SessionStream;
+
+    async fn worker_session(
+        &self,
+        request: Request<Streaming<WorkerMessage>>,
+    ) -> Result<Response<Self::WorkerSessionStream>, Status> {
+        let shared = Arc::clone(&self.shared);
+        let timeout = Duration::from_millis(shared.config.worker_timeout_ms);
+        let mut inbound = request.into_inner();
+        let first = tokio::time::timeout(timeout, inbound.message())
+            .await
+            .map_err(|_| Status::deadline_exceeded("no hello from worker in time"))??;
+        let Some(WorkerMessage {
+            msg: Some(worker_message::Msg::Hello(hello)),
+        }) = first
+        else {
+            return Err(Status::invalid_argument(
+                "the first session message must be a hello",
+            ));
+        };
+        validate_hello(&hello)?;
+
+        let key: [u8; KEY_LEN] = rand::random();
+        let addr = hello.advertise_addr.clone();
+        let slots = hello.slots;
+        let id = shared.registry().add_worker(hello, key, unix_ms());
+        tracing::info!(worker = id, %addr, slots, "worker joined");
+        shared.capacity_changed.notify_waiters();
+
+        let (tx, rx) = mpsc::channel(8);
+        let welcome = CoordinatorMessage {
+            msg: Some(coordinator_message::Msg::Welcome(v1::Welcome {
+                worker_id: id,
+                lease_key: key.to_vec(),
+                keepalive_interval_ms: shared.config.keepalive_interval_ms,
+            })),
+        };
+        // The channel is empty and the receiver alive: this cannot fail.
+        let _ = tx.try_send(Ok(welcome));
+
+        let session_shared = Arc::clone(&shared);
+        shared.tasks.spawn(async move {
+            let shared = session_shared;
+            let why = run_session(&shared, id, &mut inbound, &tx).await;
+            if shared.registry().remove_worker(id) {
+                tracing::info!(worker = id, %addr, reason = why, "worker left; its leases failed");
+            }
+            shared.capacity_changed.notify_waiters();
+        });
+        Ok(Response::new(Box::pin(ReceiverStream::new(rx))))
+    }
+
+    async fn assign(
+        &self,
+        request: Request<AssignRequest>,
+    ) -> Result<Response<AssignReply>, Status> {
+        let req = request.into_inner();
+        if req.toolchain.is_empty() {
+            return Err(Status::invalid_argument("assign: toolchain is required"));
+        }
+        let shared = &self.shared;
+        let deadline =
+            tokio::time::Instant::now() + Duration::from_millis(shared.config.queue_timeout_ms);
+        let mut req = req;
+        let mut counted_waiting = false;
+        let outcome = loop {
+            // Register interest before checking, so a slot freed between the
+            // check and the wait is not missed.
+            let notified = shared.capacity_changed.notified();
+            tokio::pin!(notified);
+            notified.as_mut().enable();
+            let placement = shared.registry().assign(&req, unix_ms());
+            // Only the first attempt releases the failed lease.
+            req.failed_lease = 0;
+            match placement {
+                Placement::Placed(p) => break Ok(p),
+                // The registry counted this local answer itself.
+                Placement::NoWorker(reason) => break Err((reason, false)),
+                Placement::Busy => {}
+            }
+            if !counted_waiting {
+                let waiting = shared
+                    .waiting
+                    .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                counted_waiting = true;
+                if waiting >= shared.config.max_waiting {
+                    break Err((
+                        format!("grid saturated: {waiting} requests already waiting for a slot"),
+                        true,
+                    ));
+                }
+            }
+            tokio::select! {
+                () = &mut notified => {}
+                () = tokio::time::sleep_until(deadline) => {
+                    break Err(("no free slot within the queue timeout".to_owned(), true));
+                }
+                () = shared.shutdown.cancelled() => {
+                    break Err(("coordinator shutting down".to_owned(), true));
+                }
+            }
+        };
+        if counted_waiting {
+            shared
+                .waiting
+                .fetch_sub(1, std::sync::atomic::Ordering::SeqCst);
+        }
+        match outcome {
+            Ok(placement) => Ok(Response::new(AssignReply {
+                outcome: Some(v1::assign_reply::Outcome::Placement(placement)),
+            })),
+            Err((reason, uncounted)) => {
+                if uncounted {
+                    shared.registry().count_local_answer();
+                }
+                Ok(local(reason))
+            }
+        }
+    }
+
+    async fn release(
+        &self,
+        request: Request<v1::ReleaseRequest>,
+    ) -> Result<Response<v1::ReleaseReply>, Status> {
+        let lease_id = request.into_inner().lease_id;
+        let released = self.shared.registry().release_failed(lease_id);
+        if released {
+            self.shared.capacity_changed.notify_waiters();
+        }
+        Ok(Response::new(v1::ReleaseReply { released }))
+    }
+
+    async fn status(
+        &self,
+        _request: Request<StatusRequest>,
+    ) -> Result<Response<StatusReply>, Status> {
+        let reply = self
+            .shared
+            .registry()
+            .status(unix_ms(), self.shared.started_ms);
+        Ok(Response::new(reply))
+    }
+}
+
+/// Serves one worker session until it ends; returns why it ended.
+async fn run_session(
+    shared: &Shared,
+    id: u64,
+    inbound: &mut Streaming<WorkerMessage>,
+    tx: &mpsc::Sender<Result<CoordinatorMessage, Status>>,
+) -> &'static str {
+    let mut keepalive = tokio::time::interval(Duration::from_millis(
+        shared.config.keepalive_interval_ms.max(10),
+    ));
+    loop {
+        tokio::select! {
+            msg = inbound.message() => {
+                let msg = match msg {
+                    Ok(Some(m)) => m,
+                    Ok(None) => return "session closed",
+                    Err(e) => {
+                        tracing::debug!(worker = id, error = %e, "session stream failed");
+                        return "session stream failed";
+                    }
+                };
+                handle_message(shared, id, msg);
+            }
+            _ = keepalive.tick() => {
+                if !shared.registry().has_worker(id) {
+                    return "silent past the worker timeout";
+                }
+                let ping = CoordinatorMessage {
+                    msg: Some(coordinator_message::Msg::KeepAlive(v1::KeepAlive {})),
+                };
+                // A full channel means the worker is not reading; the
+                // silence timeout deals with that.
+                if let Err(mpsc::error::TrySendError::Closed(_)) = tx.try_send(Ok(ping)) {
+                    return "session closed";
+                }
+            }
+            () = shared.shutdown.cancelled() => return "coordinator shutting down",
+        }
+    }
+}
+
+fn handle_message(shared: &Shared, id: u64, msg: WorkerMessage) {
+    let mut registry = shared.registry();
+    registry.touch(id, unix_ms());
+    let freed = match msg.msg {
+        Some(worker_message::Msg::Load(load)) => {
+            registry.on_load(id, &load);
+            false
+        }
+        Some(worker_message::Msg::Started(s)) => {
+            registry.on_started(id, s.lease_id);
+            false
+        }
+        Some(worker_message::Msg::Finished(f)) => registry.on_finished(id, &f),
+        Some(worker_message::Msg::GoingAway(_)) => {
+            registry.on_going_away(id);
+            tracing::info!(worker = id, "worker draining");
+            false
+        }
+        Some(worker_message::Msg::KeepAlive(_)) | Some(worker_message::Msg::Hello(_)) | None => {
+            false
+        }
+    };
+    drop(registry);
+    if freed {
+        shared.capacity_changed.notify_waiters();
+    }
+}

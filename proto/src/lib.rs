@@ -1,0 +1,19 @@
+//! gridcc's wire protocol.
+//!
+//! - [`v1`]: the generated `gridcc.v1` messages and tonic clients/servers
+//!   (from `proto/gridcc/v1/gridcc.proto`).
+//! - [`payload`]: how large blobs travel: zstd, fixed-size chunks, size and
+//!   digest checks on arrival, a hard size limit.
+//! - [`lease`]: signing and checking the leases the coordinator hands out, so a
+//!   worker can trust a lease without asking the coordinator.
+
+pub mod lease;
+pub mod payload;
+
+#[allow(unreachable_pub, clippy::all, clippy::pedantic)]
+pub mod v1 {
+    tonic::include_proto!("gridcc.v1");
+}
+
+/// Version string shared by all binaries.
+pub const VERSION: &str = env!("CARGO_PKG_VERSION");

@@ -1,0 +1,141 @@
+//! Keeping client text from reading files on the worker.
+//!
+//! Source-mode input is compiled with the full preprocessor, so a crafted
+//! text could `#include` a worker file and leak it through diagnostics. The
+//! compile therefore runs with `-nostdinc -MD -MF <deps>` (neither is
+//! recorded in the object) and [`check_deps`] withholds the whole result
+//! when the dependency list names any file but the input. Scanning the text
+//! for directives instead would have to lex C exactly as cpp does (comments,
+//! raw strings, digit separators) or be fooled.
+//!
+//! `#pragma GCC dependency` only compares a file's date, which the dependency
+//! list may not show; [`check_text`] refuses texts that use it.
+
+/// Why a job's output was withheld.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum FileAccess {
+    #[error("input line {0} uses #pragma GCC dependency, which reads files on the worker")]
+    DependencyPragma(usize),
+    #[error("the input read {0:?} on the worker; output withheld")]
+    Read(String),
+    #[error("the compiler wrote no dependency list; output withheld")]
+    NoDeps,
+}
+
+/// Refuses texts with `#pragma GCC dependency` (or its `_Pragma` form).
+pub fn check_text(text: &[u8]) -> Result<(), FileAccess> {
+    for (n, line) in text.split(|c| *c == b'\n').enumerate() {
+        let has = |needle: &[u8]| line.windows(needle.len()).any(|w| w == needle);
+        if has(b"dependency") && has(b"ragma") {
+            return Err(FileAccess::DependencyPragma(n + 1));
+        }
+    }
+    Ok(())
+}
+
+/// Splits a make-style dependency list into unescaped file names.
+fn dep_names(text: &str) -> Vec<String> {
+    let mut names = Vec::new();
+    let mut current = String::new();
+    let mut chars = text.chars().peekable();
+    while let Some(c) = chars.next() {
+        match c {
+            '\\' => match chars.peek() {
+                Some('\n') => {
+                    chars.next();
+                    if !current.is_empty() {
+                        names.push(std::mem::take(&mut current));
+                    }
+                }
+                Some(' ' | '#' | '\\') => current.push(chars.next().unwrap_or(' ')),
+                _ => current.push('\\'),
+            },
+            '$' if chars.peek() == Some(&'$') => {
+                chars.next();
+                current.push('$');
+            }
+            c if c.is_whitespace() => {
+                if !current.is_empty() {
+                    names.push(std::mem::take(&mut current));
+                }
+            }
+            c => current.push(c),
+        }
+    }
+    if !current.is_empty() {
+        names.push(current);
+    }
+    names
+}
+
+/// Checks the dependency list `deps` of a compile whose object is `object`
+/// and whose only legitimate input is `input`.
+pub fn check_deps(deps: Option<&str>, object: &str, input: &str) -> Result<(), FileAccess> {
+    let deps = deps.ok_or(FileAccess::NoDeps)?;
+    let rest = deps
+        .strip_prefix(object)
+        .and_then(|r| r.strip_prefix(':'))
+        .ok_or(FileAccess::NoDeps)?;
+    match dep_names(rest).into_iter().find(|name| name != input) {
+        Some(other) => Err(FileAccess::Read(other)),
+        None => Ok(()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn accepts_a_list_naming_only_the_input() {
+        assert_eq!(
+            check_deps(Some("/j/o.o: /j/in/a.c\n"), "/j/o.o", "/j/in/a.c"),
+            Ok(())
+        );
+        assert_eq!(
+            check_deps(
+                Some("/j/o.o: /j/in/my\\ file.c\n"),
+                "/j/o.o",
+                "/j/in/my file.c"
+            ),
+            Ok(())
+        );
+        assert_eq!(
+            check_deps(Some("/j/o.o: \\\n /j/in/a$$b.c\n"), "/j/o.o", "/j/in/a$b.c"),
+            Ok(())
+        );
+    }
+
+    #[test]
+    fn withholds_when_anything_else_was_read_or_the_list_is_missing() {
+        assert_eq!(
+            check_deps(
+                Some("/j/o.o: /j/in/a.c \\\n /etc/passwd\n"),
+                "/j/o.o",
+                "/j/in/a.c"
+            ),
+            Err(FileAccess::Read("/etc/passwd".into()))
+        );
+        assert_eq!(
+            check_deps(None, "/j/o.o", "/j/in/a.c"),
+            Err(FileAccess::NoDeps)
+        );
+        assert_eq!(
+            check_deps(Some("other: x"), "/j/o.o", "x"),
+            Err(FileAccess::NoDeps)
+        );
+    }
+
+    #[test]
+    fn refuses_dependency_pragmas() {
+        assert_eq!(
+            check_text(b"int a;\n#pragma GCC dependency \"/etc/passwd\"\n"),
+            Err(FileAccess::DependencyPragma(2))
+        );
+        assert_eq!(
+            check_text(b"_Pragma(\"GCC dependency \\\"x\\\"\")"),
+            Err(FileAccess::DependencyPragma(1))
+        );
+        assert_eq!(check_text(b"/* see #include <x.h> */\nint a;\n"), Ok(()));
+    }
+}

@@ -1,0 +1,240 @@
+//! Running one compile job: a private temp dir, the preprocessed input
+//! written there, the advertised compiler run on it with the client's
+//! (already checked) arguments, the object read back. The temp dir is removed
+//! when the job ends, whatever the outcome, and the compiler is killed if the
+//! client goes away.
+
+use std::path::PathBuf;
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+
+use crate::layout::{self, Layout};
+
+/// A job ready to run.
+#[derive(Debug)]
+pub struct Job {
+    pub compiler: PathBuf,
+    pub args: Vec<String>,
+    pub language: String,
+    pub layout: Layout,
+    pub input: Vec<u8>,
+    /// Locale variables from the client, so diagnostics read the same.
+    pub env: Vec<(String, String)>,
+}
+
+/// What the compiler did.
+#[derive(Debug)]
+pub struct Outcome {
+    pub exit_code: i32,
+    pub stdout: Vec<u8>,
+    pub stderr: Vec<u8>,
+    /// The object, when the compile succeeded.
+    pub object: Option<Vec<u8>>,
+    pub elapsed: Duration,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum JobError {
+    #[error("cannot prepare the job directory: {0}")]
+    Io(#[from] std::io::Error),
+    #[error(transparent)]
+    Layout(#[from] layout::LayoutError),
+    #[error("cannot start {compiler}: {source}")]
+    Spawn {
+        compiler: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("compiler killed by signal {0}")]
+    Signal(i32),
+    #[error("compiler exited 0 but wrote no object")]
+    NoObject,
+    #[error("compiler output exceeds {0} bytes")]
+    OutputTooLarge(u64),
+    #[error(transparent)]
+    FileAccess(#[from] crate::directives::FileAccess),
+}
+
+/// Locale and diagnostics variables a client may pass to the compiler.
+pub const PASSED_ENV: &[&str] = &[
+    "LANG",
+    "LC_ALL",
+    "LC_MESSAGES",
+    "LC_CTYPE",
+    "GCC_COLORS",
+    "TERM",
+];
+
+/// Runs the job in a fresh directory under `work_dir`.
+pub async fn run(
+    job: Job,
+    work_dir: &std::path::Path,
+    max_output: u64,
+) -> Result<Outcome, JobError> {
+    let dir = tempfile::Builder::new()
+        .prefix("gridcc-job-")
+        .tempdir_in(work_dir)?;
+    let plan = layout::plan(dir.path(), &job.layout, &job.args)?;
+    for d in &plan.dirs {
+        tokio::fs::create_dir_all(d).await?;
+    }
+    tokio::fs::write(&plan.input_file, &job.input).await?;
+    let object = dir.path().join("gridcc-out.o");
+
+    let mut cmd = tokio::process::Command::new(&job.compiler);
+    cmd.args(&job.args)
+        .args(&plan.extra_args)
+        .arg("-x")
+        .arg(&job.language)
+        .arg("-c")
+        .arg(&plan.input_arg)
+        .arg("-o")
+        .arg(&object)
+        .current_dir(&plan.workdir)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true);
+    for name in PASSED_ENV {
+        cmd.env_remove(name);
+    }
+    for (name, value) in &job.env {
+        if PASSED_ENV.contains(&name.as_str()) {
+            cmd.env(name, value);
+        }
+    }
+    // gcc puts its temporary .s files in TMPDIR; keep them inside the job.
+    cmd.env("TMPDIR", dir.path());
+
+    let started = Instant::now();
+    let output = cmd.output().await.map_err(|source| JobError::Spawn {
+        compiler: job.compiler.clone(),
+        source,
+    })?;
+    let elapsed = started.elapsed();
+    let exit_code = match output.status.code() {
+        Some(code) => code,
+        None => {
+            use std::os::unix::process::ExitStatusExt;
+            return Err(JobError::Signal(output.status.signal().unwrap_or(0)));
+        }
+    };
+    if let Some(deps_file) = &plan.deps_file {
+        let deps = tokio::fs::read_to_string(deps_file).await.ok();
+        crate::directives::check_deps(deps.as_deref(), &object.to_string_lossy(), &plan.input_arg)?;
+    }
+    if (output.stdout.len() + output.stderr.len()) as u64 > max_output {
+        return Err(JobError::OutputTooLarge(max_output));
+    }
+    let object = if exit_code == 0 {
+        let meta = tokio::fs::metadata(&object)
+            .await
+            .map_err(|_| JobError::NoObject)?;
+        if meta.len() > max_output {
+            return Err(JobError::OutputTooLarge(max_output));
+        }
+        Some(tokio::fs::read(&object).await?)
+    } else {
+        None
+    };
+    Ok(Outcome {
+        exit_code,
+        stdout: output.stdout,
+        stderr: output.stderr,
+        object,
+        elapsed,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn job(source: &str) -> Job {
+        Job {
+            compiler: PathBuf::from("/usr/bin/gcc"),
+            args: vec!["-O2".into(), "-Wall".into()],
+            language: "cpp-output".into(),
+            layout: Layout::Preprocessed {
+                input_name: "t.i".into(),
+            },
+            input: source.as_bytes().to_vec(),
+            env: vec![("LC_ALL".into(), "C".into())],
+        }
+    }
+
+    #[tokio::test]
+    async fn compiles_and_cleans_up() {
+        let work = tempfile::tempdir().unwrap();
+        let out = run(
+            job("int f(void) { int unused; return 1; }\n"),
+            work.path(),
+            1 << 20,
+        )
+        .await
+        .unwrap();
+        assert_eq!(out.exit_code, 0);
+        assert!(String::from_utf8_lossy(&out.stderr).contains("unused"));
+        assert!(out.object.unwrap().starts_with(b"\x7fELF"));
+        assert_eq!(std::fs::read_dir(work.path()).unwrap().count(), 0);
+    }
+
+    #[tokio::test]
+    async fn source_mode_records_the_client_paths() {
+        let work = tempfile::tempdir().unwrap();
+        let mut j = job("# 0 \"src/a.c\"\nint f(void) { return 1; }\n");
+        j.language = "c".into();
+        j.args.push("-g".into());
+        j.layout = Layout::Source {
+            source_path: "src/a.c".into(),
+            cwd: "/home/someone/project".into(),
+        };
+        let out = run(j, work.path(), 1 << 20).await.unwrap();
+        assert_eq!(out.exit_code, 0, "{}", String::from_utf8_lossy(&out.stderr));
+        let object = out.object.unwrap();
+        let contains = |needle: &[u8]| object.windows(needle.len()).any(|w| w == needle);
+        assert!(contains(b"/home/someone/project"));
+        assert!(contains(b"src/a.c"));
+        assert!(
+            !contains(work.path().to_str().unwrap().as_bytes()),
+            "no worker path leaks"
+        );
+        assert_eq!(std::fs::read_dir(work.path()).unwrap().count(), 0);
+    }
+
+    #[tokio::test]
+    async fn source_mode_withholds_output_of_an_input_that_reads_worker_files() {
+        let work = tempfile::tempdir().unwrap();
+        let secret = work.path().join("secret");
+        std::fs::write(&secret, "s3cr3t\n").unwrap();
+        let mut j = job(&format!("#include \"{}\"\nint x;\n", secret.display()));
+        j.language = "c".into();
+        j.layout = Layout::Source {
+            source_path: "a.c".into(),
+            cwd: "/p".into(),
+        };
+        let err = run(j, work.path(), 1 << 20).await.unwrap_err();
+        assert!(matches!(err, JobError::FileAccess(_)), "{err}");
+    }
+
+    #[tokio::test]
+    async fn reports_compile_errors_without_object() {
+        let work = tempfile::tempdir().unwrap();
+        let out = run(job("int f(void) { return }\n"), work.path(), 1 << 20)
+            .await
+            .unwrap();
+        assert_eq!(out.exit_code, 1);
+        assert!(out.object.is_none());
+        assert!(!out.stderr.is_empty());
+        assert_eq!(std::fs::read_dir(work.path()).unwrap().count(), 0);
+    }
+
+    #[tokio::test]
+    async fn refuses_oversized_output() {
+        let work = tempfile::tempdir().unwrap();
+        let err = run(job("int f(void) { return 1; }\n"), work.path(), 10)
+            .await
+            .unwrap_err();
+        assert!(matches!(err, JobError::OutputTooLarge(10)));
+    }
+}

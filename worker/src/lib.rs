@@ -1,0 +1,198 @@
+//! gridcc's worker: compiles preprocessed translation units for clients that
+//! hold a coordinator lease, in private temp dirs, at most `slots` at once.
+//!
+//! - [`capacity`]: CPUs this process may use (cgroup quota aware).
+//! - [`session`]: the long-lived session with the coordinator (hello, load,
+//!   job events, keep-alives, reconnect with backoff).
+//! - [`allowlist`]: the check every job's arguments pass before running.
+//! - [`directives`]: refusing input text that would read worker files.
+//! - [`layout`]: where a job's input goes and the prefix maps that make the
+//!   object name the client's paths.
+//! - [`job`]: running one compile in a temp dir.
+//! - `service`: the tonic `Worker` service.
+//! - [`run`]: serve on a bound listener; drain on shutdown.
+
+pub mod allowlist;
+pub mod capacity;
+pub mod directives;
+pub mod job;
+pub mod layout;
+mod service;
+pub mod session;
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::atomic::AtomicU32;
+use std::sync::{Arc, RwLock};
+use std::time::Duration;
+
+use gridcc_proto::v1::{self, worker_server::WorkerServer};
+use tokio::net::TcpListener;
+use tokio::sync::{mpsc, Semaphore};
+use tokio_stream::StreamExt;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+/// Worker settings.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// Coordinator URL, e.g. `http://127.0.0.1:7700`.
+    pub coordinator: String,
+    /// Address clients connect to; defaults to the bound address.
+    pub advertise: Option<String>,
+    /// Jobs run at once.
+    pub slots: u32,
+    /// Relative CPU speed reported to the coordinator (1.0 = one core).
+    pub capacity: f64,
+    /// Jobs that may wait for a slot beyond those running.
+    pub queue_limit: u32,
+    /// Where job temp dirs are made.
+    pub work_dir: PathBuf,
+    /// Largest input or output accepted, in bytes.
+    pub max_payload: u64,
+    /// `PATH`-style list of directories searched for compilers.
+    pub compiler_path: String,
+    /// Where compiler identities are cached.
+    pub cache_dir: PathBuf,
+}
+
+impl Config {
+    /// Defaults for this machine: slots and capacity from the CPU quota.
+    pub fn new(coordinator: String) -> Self {
+        let quota = capacity::cpu_quota();
+        let slots = capacity::default_slots();
+        Self {
+            coordinator,
+            advertise: None,
+            slots,
+            capacity: quota,
+            queue_limit: slots * 2,
+            work_dir: std::env::temp_dir(),
+            max_payload: gridcc_proto::payload::MAX_PAYLOAD_BYTES,
+            compiler_path: std::env::var("PATH")
+                .unwrap_or_else(|_| "/usr/local/bin:/usr/bin:/bin".into()),
+            cache_dir: gridcc_toolchain::cache_dir().join("toolchains"),
+        }
+    }
+}
+
+/// Errors that stop the worker.
+#[derive(Debug, thiserror::Error)]
+pub enum WorkerError {
+    #[error("no C/C++ compiler found in {0}")]
+    NoCompilers(String),
+    #[error("cannot read the bound address: {0}")]
+    Addr(#[source] std::io::Error),
+    #[error("advertise address {0:?} is not IP:PORT")]
+    BadAdvertise(String),
+    #[error("gRPC server failed: {0}")]
+    Serve(#[from] tonic::transport::Error),
+}
+
+/// Serves jobs on `listener` until `shutdown` is cancelled; then drains:
+/// tells the coordinator it is going away, refuses new jobs, lets running
+/// ones finish, and returns.
+pub async fn run(
+    config: Config,
+    listener: TcpListener,
+    shutdown: CancellationToken,
+) -> Result<(), WorkerError> {
+    let skip = std::env::current_exe().ok();
+    let cache = gridcc_toolchain::IdentityCache::new(config.cache_dir.clone());
+    let compiler_path = config.compiler_path.clone();
+    let found = tokio::task::spawn_blocking(move || {
+        gridcc_toolchain::discover(&compiler_path, &cache, skip.as_deref())
+    })
+    .await
+    .unwrap_or_default();
+    if found.is_empty() {
+        return Err(WorkerError::NoCompilers(config.compiler_path));
+    }
+    let bound = listener.local_addr().map_err(WorkerError::Addr)?;
+    let advertise = match &config.advertise {
+        Some(a) => a.clone(),
+        None if bound.ip().is_unspecified() => format!("127.0.0.1:{}", bound.port()),
+        None => bound.to_string(),
+    };
+    if advertise.parse::<std::net::SocketAddr>().is_err() {
+        return Err(WorkerError::BadAdvertise(advertise));
+    }
+    for t in &found {
+        tracing::info!(names = ?t.names, version = %t.identity.version, "offering compiler");
+    }
+    let hello = v1::WorkerHello {
+        advertise_addr: advertise,
+        slots: config.slots.max(1),
+        capacity: config.capacity,
+        toolchains: found
+            .iter()
+            .map(|t| v1::Toolchain {
+                identity: t.identity.digest.clone(),
+                names: t.names.clone(),
+                version: t.identity.version.clone(),
+            })
+            .collect(),
+        hostname: std::fs::read_to_string("/proc/sys/kernel/hostname")
+            .map(|h| h.trim().to_owned())
+            .unwrap_or_default(),
+        version: gridcc_proto::VERSION.to_owned(),
+    };
+    let toolchains: HashMap<String, PathBuf> = found
+        .into_iter()
+        .map(|t| (t.identity.digest, t.path))
+        .collect();
+
+    let registration = Arc::new(RwLock::new(None));
+    let (events_tx, events_rx) = mpsc::channel(1024);
+    let draining = CancellationToken::new();
+    let session_stop = CancellationToken::new();
+    let tasks = TaskTracker::new();
+    tasks.spawn(session::run(
+        session::SessionConfig {
+            coordinator: config.coordinator.clone(),
+            hello,
+            connect_timeout: Duration::from_secs(2),
+            min_backoff: Duration::from_millis(100),
+            max_backoff: Duration::from_secs(5),
+        },
+        Arc::clone(&registration),
+        events_rx,
+        draining.clone(),
+        session_stop.clone(),
+    ));
+
+    let shared = Arc::new(service::Shared {
+        toolchains,
+        registration,
+        events: events_tx,
+        slots: Semaphore::new(config.slots.max(1) as usize),
+        queue_limit: config.queue_limit,
+        waiting: AtomicU32::new(0),
+        running: AtomicU32::new(0),
+        work_dir: config.work_dir.clone(),
+        max_payload: config.max_payload,
+        draining: draining.clone(),
+    });
+    let incoming = tokio_stream::wrappers::TcpListenerStream::new(listener).map(|conn| {
+        conn.inspect(|s| {
+            let _ = s.set_nodelay(true);
+        })
+    });
+    let drain = {
+        let draining = draining.clone();
+        async move {
+            shutdown.cancelled().await;
+            tracing::info!("draining: refusing new jobs, finishing running ones");
+            draining.cancel();
+        }
+    };
+    // Graceful shutdown lets in-flight Compile calls finish.
+    let result = tonic::transport::Server::builder()
+        .add_service(WorkerServer::new(service::WorkerService::new(shared)))
+        .serve_with_incoming_shutdown(incoming, drain)
+        .await;
+    session_stop.cancel();
+    tasks.close();
+    tasks.wait().await;
+    result.map_err(WorkerError::from)
+}

@@ -1,0 +1,106 @@
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::Context;
+use clap::Parser;
+use tokio_util::sync::CancellationToken;
+
+/// gridcc worker: compiles jobs placed on it by the coordinator.
+#[derive(Debug, Parser)]
+#[command(version, about)]
+struct Args {
+    /// Coordinator URL.
+    #[arg(long, env = "GRIDCC_COORDINATOR")]
+    coordinator: String,
+    /// Address to listen on (port 0 picks a free port).
+    #[arg(long, default_value = "127.0.0.1:0")]
+    listen: String,
+    /// Address clients should connect to (default: the bound address).
+    #[arg(long)]
+    advertise: Option<String>,
+    /// Jobs to run at once (default: the CPU quota rounded up).
+    #[arg(long)]
+    slots: Option<u32>,
+    /// Relative CPU speed reported to the coordinator (default: CPU quota).
+    #[arg(long)]
+    capacity: Option<f64>,
+    /// Jobs allowed to wait for a slot (default: twice the slots).
+    #[arg(long)]
+    queue: Option<u32>,
+    /// Directory for job temp dirs.
+    #[arg(long)]
+    work_dir: Option<PathBuf>,
+}
+
+fn main() -> ExitCode {
+    let args = Args::parse();
+    match serve(args) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("gridcc-worker: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+#[tokio::main]
+async fn serve(args: Args) -> anyhow::Result<()> {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("GRIDCC_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .init();
+
+    let mut config = gridcc_worker::Config::new(args.coordinator);
+    if let Some(slots) = args.slots {
+        anyhow::ensure!(
+            (1..=4096).contains(&slots),
+            "--slots must be between 1 and 4096"
+        );
+        config.slots = slots;
+        config.queue_limit = slots * 2;
+    }
+    if let Some(capacity) = args.capacity {
+        anyhow::ensure!(
+            capacity.is_finite() && capacity > 0.0,
+            "--capacity must be a positive number"
+        );
+        config.capacity = capacity;
+    }
+    if let Some(queue) = args.queue {
+        config.queue_limit = queue;
+    }
+    if let Some(dir) = args.work_dir {
+        config.work_dir = dir;
+    }
+    config.advertise = args.advertise;
+    let listener = tokio::net::TcpListener::bind(&args.listen)
+        .await
+        .with_context(|| format!("cannot listen on {}", args.listen))?;
+    let addr = listener
+        .local_addr()
+        .context("cannot read the bound address")?;
+    // The first stdout line is a contract: scripts and tests read the port.
+    println!("listening on {addr}");
+    let shutdown = CancellationToken::new();
+    tokio::spawn(cancel_on_signal(shutdown.clone()));
+    gridcc_worker::run(config, listener, shutdown).await?;
+    Ok(())
+}
+
+async fn cancel_on_signal(shutdown: CancellationToken) {
+    use tokio::signal::unix::{signal, SignalKind};
+    let (Ok(mut term), Ok(mut int)) = (
+        signal(SignalKind::terminate()),
+        signal(SignalKind::interrupt()),
+    ) else {
+        return;
+    };
+    tokio::select! {
+        _ = term.recv() => {}
+        _ = int.recv() => {}
+    }
+    shutdown.cancel();
+}

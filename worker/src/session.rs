@@ -1,0 +1,176 @@
+//! The worker's side of its session with the coordinator: connect, say
+//! hello, keep the lease key from the welcome, forward job events and
+//! keep-alives; on any loss, forget the key (its leases are void) and
+//! reconnect with exponential backoff, so a restarted coordinator gets its
+//! workers back without an operator.
+
+use std::sync::{Arc, RwLock};
+use std::time::Duration;
+
+use gridcc_proto::lease::KEY_LEN;
+use gridcc_proto::v1::{self, coordinator_message, worker_message, WorkerMessage};
+use tokio::sync::mpsc;
+use tokio_stream::wrappers::ReceiverStream;
+use tokio_util::sync::CancellationToken;
+
+/// What the current coordinator session gave this worker.
+#[derive(Debug, Clone)]
+pub struct Registration {
+    pub worker_id: u64,
+    pub lease_key: [u8; KEY_LEN],
+}
+
+/// The registration shared with the compile service; `None` while not
+/// connected, so no lease is accepted then.
+pub type SharedRegistration = Arc<RwLock<Option<Registration>>>;
+
+/// Settings of the session loop.
+#[derive(Debug, Clone)]
+pub struct SessionConfig {
+    pub coordinator: String,
+    pub hello: v1::WorkerHello,
+    pub connect_timeout: Duration,
+    /// Backoff bounds between reconnection attempts.
+    pub min_backoff: Duration,
+    pub max_backoff: Duration,
+}
+
+fn set_registration(shared: &SharedRegistration, value: Option<Registration>) {
+    *shared.write().unwrap_or_else(|e| e.into_inner()) = value;
+}
+
+/// Runs sessions until `shutdown`; `events` carries job events and load
+/// updates from the compile service. When `draining` fires, sends
+/// `GoingAway` on the current session.
+pub async fn run(
+    config: SessionConfig,
+    registration: SharedRegistration,
+    mut events: mpsc::Receiver<WorkerMessage>,
+    draining: CancellationToken,
+    shutdown: CancellationToken,
+) {
+    let mut backoff = config.min_backoff;
+    loop {
+        let result = one_session(&config, &registration, &mut events, &draining, &shutdown).await;
+        let was_registered = registration
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .is_some();
+        set_registration(&registration, None);
+        if was_registered {
+            // A session that worked restarts the backoff.
+            backoff = config.min_backoff;
+        }
+        if shutdown.is_cancelled() {
+            return;
+        }
+        match result {
+            Ok(()) => tracing::warn!("coordinator closed the session; reconnecting"),
+            Err(e) => {
+                tracing::warn!(error = %e, retry_in_ms = backoff.as_millis() as u64, "coordinator session failed")
+            }
+        }
+        tokio::select! {
+            () = tokio::time::sleep(backoff) => {}
+            () = shutdown.cancelled() => return,
+        }
+        backoff = (backoff * 2).min(config.max_backoff);
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+enum SessionError {
+    #[error("bad coordinator URL: {0}")]
+    Url(#[source] tonic::transport::Error),
+    #[error("cannot connect: {0}")]
+    Connect(#[source] tonic::transport::Error),
+    #[error("coordinator refused the session: {0}")]
+    Refused(#[from] tonic::Status),
+    #[error("coordinator sent no welcome")]
+    NoWelcome,
+    #[error("coordinator silent for {0:?}")]
+    Silent(Duration),
+}
+
+async fn one_session(
+    config: &SessionConfig,
+    registration: &SharedRegistration,
+    events: &mut mpsc::Receiver<WorkerMessage>,
+    draining: &CancellationToken,
+    shutdown: &CancellationToken,
+) -> Result<(), SessionError> {
+    let endpoint = tonic::transport::Endpoint::from_shared(config.coordinator.clone())
+        .map_err(SessionError::Url)?
+        .connect_timeout(config.connect_timeout)
+        .tcp_nodelay(true);
+    let channel = endpoint.connect().await.map_err(SessionError::Connect)?;
+    let mut client = v1::coordinator_client::CoordinatorClient::new(channel);
+
+    let (out_tx, out_rx) = mpsc::channel::<WorkerMessage>(64);
+    let hello = WorkerMessage {
+        msg: Some(worker_message::Msg::Hello(config.hello.clone())),
+    };
+    // Fresh channel with room: cannot fail.
+    let _ = out_tx.try_send(hello);
+    let mut inbound = client
+        .worker_session(ReceiverStream::new(out_rx))
+        .await?
+        .into_inner();
+
+    let welcome = match inbound.message().await? {
+        Some(v1::CoordinatorMessage {
+            msg: Some(coordinator_message::Msg::Welcome(w)),
+        }) => w,
+        _ => return Err(SessionError::NoWelcome),
+    };
+    let Ok(lease_key) = <[u8; KEY_LEN]>::try_from(welcome.lease_key.as_slice()) else {
+        return Err(SessionError::NoWelcome);
+    };
+    // Events queued while disconnected name leases of a dead session.
+    while events.try_recv().is_ok() {}
+    set_registration(
+        registration,
+        Some(Registration {
+            worker_id: welcome.worker_id,
+            lease_key,
+        }),
+    );
+    tracing::info!(worker_id = welcome.worker_id, coordinator = %config.coordinator, "registered with coordinator");
+
+    let interval = Duration::from_millis(welcome.keepalive_interval_ms.clamp(10, 60_000));
+    // Three missed keep-alives mean the coordinator is gone.
+    let silence_limit = interval * 3;
+    let mut keepalive = tokio::time::interval(interval);
+    let mut last_heard = tokio::time::Instant::now();
+    let mut sent_going_away = false;
+    loop {
+        tokio::select! {
+            msg = inbound.message() => {
+                match msg? {
+                    Some(_) => last_heard = tokio::time::Instant::now(),
+                    None => return Ok(()),
+                }
+            }
+            Some(event) = events.recv() => {
+                if out_tx.send(event).await.is_err() {
+                    return Ok(());
+                }
+            }
+            _ = keepalive.tick() => {
+                if last_heard.elapsed() > silence_limit {
+                    return Err(SessionError::Silent(silence_limit));
+                }
+                let ping = WorkerMessage { msg: Some(worker_message::Msg::KeepAlive(v1::KeepAlive {})) };
+                if out_tx.send(ping).await.is_err() {
+                    return Ok(());
+                }
+            }
+            () = draining.cancelled(), if !sent_going_away => {
+                sent_going_away = true;
+                let bye = WorkerMessage { msg: Some(worker_message::Msg::GoingAway(v1::GoingAway {})) };
+                let _ = out_tx.send(bye).await;
+            }
+            () = shutdown.cancelled() => return Ok(()),
+        }
+    }
+}
