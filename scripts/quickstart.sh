@@ -24,47 +24,16 @@ cargo build --release --quiet --bins
 bin="$root/target/release"
 
 work=$(mktemp -d /tmp/gridcc-quickstart.XXXXXX)
-pids=()
-cleanup() {
-    for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
-    wait 2>/dev/null || true
-    rm -rf "$work"
-}
-trap cleanup EXIT INT TERM
-
-# Starts a server in the background and prints its address from the
-# contract's first stdout line, "listening on IP:PORT".
-start() {
-    local name=$1; shift
-    local fifo="$work/$name.out"
-    mkfifo "$fifo"
-    "$@" >"$fifo" 2>"$work/$name.log" &
-    pids+=($!)
-    local line
-    read -r line <"$fifo"
-    # Keep draining stdout so the server never blocks on a full pipe.
-    cat "$fifo" >/dev/null &
-    echo "${line#listening on }"
-}
-
-coord=$(start coordinator "$bin/gridcc-coordinator" --listen 127.0.0.1:0)
-url="http://$coord"
-echo "== coordinator on $url"
-for i in $(seq 1 "$workers"); do
-    addr=$(start "worker$i" "$bin/gridcc-worker" --coordinator "$url" --listen 127.0.0.1:0 --slots "$slots")
-    echo "== worker $i on $addr ($slots slot(s))"
-done
-for _ in $(seq 1 100); do
-    n=$("$bin/gridcc" status --json --coordinator "$url" | python3 -c 'import json,sys; print(len(json.load(sys.stdin)["workers"]))')
-    [ "$n" -eq "$workers" ] && break
-    sleep 0.1
-done
+# shellcheck source=scripts/grid-lib.sh
+. "$root/scripts/grid-lib.sh"
+trap 'grid_stop; rm -rf "$work"' EXIT INT TERM
+grid_start "$bin" "$work" "$workers" "$slots"
 
 project="$work/calc"
 cp -r "$root/testdata/calc" "$project"
 make -s -C "$project" clean >/dev/null
 
-ms() { python3 -c 'import time; print(int(time.monotonic()*1000))'; }
+ms() { date +%s%3N; }
 echo "== local build (make -j4 CC=gcc)"
 t0=$(ms); make -s -C "$project" -j4 CC=gcc >/dev/null 2>&1; t1=$(ms)
 mkdir "$work/local"

@@ -61,6 +61,8 @@ async fn serve(args: Args) -> anyhow::Result<()> {
         );
         config.slots = slots;
         config.queue_limit = slots * 2;
+        // Each job uses at most one CPU, so fewer slots cap the speed too.
+        config.capacity = config.capacity.min(f64::from(slots));
     }
     if let Some(capacity) = args.capacity {
         anyhow::ensure!(
