@@ -88,11 +88,11 @@ EOT
 if ! have_deb_src; then
     add_deb_src
 fi
-if ! apt-cache showsrc "$PKG" 2>/dev/null | grep -q '^Package:'; then
+if ! apt-cache showsrc "$PKG" 2>/dev/null | grep '^Package:' >/dev/null; then
     log "running apt-get update"
     $SUDO apt-get update -qq >&2
 fi
-apt-cache showsrc "$PKG" 2>/dev/null | grep -q '^Package:' || {
+apt-cache showsrc "$PKG" 2>/dev/null | grep '^Package:' >/dev/null || {
     log "error: apt knows no source package '$PKG'"; exit 1; }
 
 # --- download ------------------------------------------------------------------
@@ -101,7 +101,19 @@ trap 'rm -rf "$WORK"' EXIT
 log "downloading source package $PKG into $WORK"
 # apt drops privileges to _apt for downloads; let it write into WORK.
 chmod 0777 "$WORK"
-(cd "$WORK" && apt-get source --download-only -qq "$PKG" >&2)
+# A mirror may list a version (often the security pocket's) whose files it
+# does not serve; try every listed version, newest first.
+fetched=0
+for ver in "" $(apt-cache showsrc "$PKG" 2>/dev/null | sed -n 's/^Version:[[:space:]]*//p' | sort -Vru); do
+    want=$PKG${ver:+=$ver}
+    rm -f "$WORK"/* 2>/dev/null || true
+    if (cd "$WORK" && apt-get source --download-only -qq "$want" >&2); then
+        fetched=1
+        break
+    fi
+    log "could not download $want; trying an older version"
+done
+[ "$fetched" = 1 ] || { log "error: no version of $PKG could be downloaded"; exit 1; }
 
 DSC=$(ls "$WORK"/*.dsc | head -n1)
 VERSION=$(sed -n 's/^Version:[[:space:]]*//p' "$DSC" | head -n1)

@@ -525,3 +525,257 @@ fn a_restarted_worker_rejoins_and_a_new_coordinator_gets_workers_back() {
     assert!(dir.path().join("y.o").exists());
     assert_eq!(grid.status()["jobs_remote"].as_u64(), Some(1));
 }
+
+/// Copies a testdata directory tree into a temp dir.
+fn copy_tree(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for entry in std::fs::read_dir(from).unwrap() {
+        let entry = entry.unwrap();
+        let target = to.join(entry.file_name());
+        if entry.file_type().unwrap().is_dir() {
+            copy_tree(&entry.path(), &target);
+        } else {
+            std::fs::copy(entry.path(), target).unwrap();
+        }
+    }
+}
+
+/// Every file under `dir`, by relative path.
+fn tree_files(dir: &Path) -> BTreeMap<String, Vec<u8>> {
+    let mut files = BTreeMap::new();
+    let mut stack = vec![dir.to_owned()];
+    while let Some(d) = stack.pop() {
+        for entry in std::fs::read_dir(&d).unwrap() {
+            let path = entry.unwrap().path();
+            if path.is_dir() {
+                stack.push(path);
+            } else {
+                let rel = path
+                    .strip_prefix(dir)
+                    .unwrap()
+                    .to_string_lossy()
+                    .into_owned();
+                files.insert(rel, std::fs::read(&path).unwrap());
+            }
+        }
+    }
+    files
+}
+
+/// The tricky project (testdata/tricky): each command line is run locally
+/// and through the grid in the same directory; objects and dependency files
+/// must be byte-identical, and only the assembly file may run locally.
+#[test]
+fn tricky_command_lines_give_identical_objects_and_dependency_files() {
+    let grid = Grid::start(2, 2);
+    let dir = tempfile::tempdir().unwrap();
+    let project = dir.path().join("tricky");
+    copy_tree(&repo_root().join("testdata/tricky"), &project);
+    let abs_columns = project.join("src/columns.c").to_string_lossy().into_owned();
+    let commands: Vec<Vec<&str>> = vec![
+        vec![
+            "gcc",
+            "-O2",
+            "-g",
+            "-Wall",
+            "-mavx2",
+            "-pthread",
+            "-include",
+            "config.h",
+            "-isystem",
+            "include/sys",
+            "-iquote",
+            "include/quote",
+            "-MD",
+            "-MT",
+            "out/features.o",
+            "-MF",
+            "out/features.o.d",
+            "-o",
+            "out/features.o",
+            "-c",
+            "src/features.c",
+        ],
+        // CMake passes absolute source paths.
+        vec![
+            "gcc",
+            "-O2",
+            "-g",
+            "-Wall",
+            "-MD",
+            "-MT",
+            "out/columns.o",
+            "-MF",
+            "out/columns.o.d",
+            "-o",
+            "out/columns.o",
+            "-c",
+            &abs_columns,
+        ],
+        vec![
+            "gcc",
+            "-O2",
+            "-g",
+            "-MD",
+            "-MT",
+            "out/with space.o",
+            "-MF",
+            "out/with space.o.d",
+            "-o",
+            "out/with space.o",
+            "-c",
+            "src/with space.c",
+        ],
+        vec![
+            "gcc",
+            "-g",
+            "-MD",
+            "-MT",
+            "out/asm.o",
+            "-MF",
+            "out/asm.o.d",
+            "-o",
+            "out/asm.o",
+            "-c",
+            "src/asm.S",
+        ],
+        vec![
+            "g++",
+            "-O2",
+            "-g",
+            "-std=c++17",
+            "-MD",
+            "-MT",
+            "out/plus.o",
+            "-MF",
+            "out/plus.o.d",
+            "-o",
+            "out/plus.o",
+            "-c",
+            "src/plus.cpp",
+        ],
+        vec![
+            "gcc",
+            "-O2",
+            "-g",
+            "-Wall",
+            "-MMD",
+            "-MP",
+            "-c",
+            "src/warned.c",
+            "-o",
+            "out/warned.o",
+        ],
+    ];
+    let cache = dir.path().join("cache");
+    let run_all = |through_grid: bool| -> Vec<Output> {
+        let _ = std::fs::remove_dir_all(project.join("out"));
+        std::fs::create_dir(project.join("out")).unwrap();
+        commands
+            .iter()
+            .map(|argv| {
+                let out = if through_grid {
+                    run_gridcc(&project, &grid.url(), &cache, argv)
+                } else {
+                    Command::new(argv[0])
+                        .args(&argv[1..])
+                        .current_dir(&project)
+                        .output()
+                        .unwrap()
+                };
+                assert!(
+                    out.status.success(),
+                    "{argv:?}: {}",
+                    String::from_utf8_lossy(&out.stderr)
+                );
+                out
+            })
+            .collect()
+    };
+    let local_out = run_all(false);
+    let local = tree_files(&project.join("out"));
+    assert_eq!(
+        local.len(),
+        12,
+        "6 objects and 6 dependency files: {:?}",
+        local.keys()
+    );
+    let grid_out = run_all(true);
+    let remote = tree_files(&project.join("out"));
+    assert_same_products(&local, &remote);
+    assert!(
+        remote["asm.o"].len() > 500,
+        "the .S object is a real object"
+    );
+
+    // The warning reaches the terminal on success, as locally.
+    let local_warning = String::from_utf8_lossy(&local_out[5].stderr).into_owned();
+    let grid_warning = String::from_utf8_lossy(&grid_out[5].stderr).into_owned();
+    assert!(
+        grid_warning.contains("src/warned.c:3:9: warning: unused variable"),
+        "{grid_warning}"
+    );
+    assert_eq!(
+        local_warning.lines().next(),
+        grid_warning.lines().next(),
+        "same first diagnostic line"
+    );
+    // Everything but the assembly file compiled remotely.
+    assert_eq!(grid.status()["jobs_remote"].as_u64(), Some(5));
+}
+
+#[test]
+fn explain_says_why_a_command_stays_local() {
+    let explain = |args: &[&str]| {
+        let out = Command::new(gridcc())
+            .arg("explain")
+            .args(args)
+            .output()
+            .unwrap();
+        assert!(out.status.success());
+        String::from_utf8(out.stdout).unwrap()
+    };
+    assert_eq!(explain(&["gcc", "-c", "a.c", "-o", "a.o"]), "remote\n");
+    assert!(explain(&["gcc", "a.c", "-o", "a"]).starts_with("local: "));
+    let json = explain(&["--json", "gcc", "-E", "a.c"]);
+    let v: serde_json::Value = serde_json::from_str(&json).unwrap();
+    assert_eq!(v["decision"], "local");
+    assert!(v["reason"].as_str().unwrap().contains("-E"), "{v}");
+    let v: serde_json::Value =
+        serde_json::from_str(&explain(&["--json", "gcc", "-c", "a.c"])).unwrap();
+    assert_eq!(v, serde_json::json!({"decision": "remote", "reason": null}));
+}
+
+#[test]
+fn masquerade_symlink_finds_the_real_compiler_and_never_itself() {
+    let grid = Grid::start(1, 1);
+    let dir = tempfile::tempdir().unwrap();
+    let shims = dir.path().join("shims");
+    std::fs::create_dir(&shims).unwrap();
+    std::os::unix::fs::symlink(gridcc(), shims.join("gcc")).unwrap();
+    write(dir.path(), "m.c", "int m(void) { return 7; }\n");
+    let path = format!("{}:{}", shims.display(), std::env::var("PATH").unwrap());
+    let mut cmd = Command::new(shims.join("gcc"));
+    cmd.current_dir(dir.path())
+        .env("PATH", &path)
+        .args(["-O2", "-c", "m.c", "-o", "m.o"]);
+    gridcc_env(&mut cmd, &grid.url(), &dir.path().join("cache"));
+    let out = cmd.output().unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(dir.path().join("m.o").exists());
+    assert_eq!(grid.status()["jobs_remote"].as_u64(), Some(1));
+    // CMake's launcher form: the compiler as an absolute path.
+    let mut cmd = Command::new(gridcc());
+    cmd.current_dir(dir.path())
+        .args(["/usr/bin/gcc", "-O2", "-c", "m.c", "-o", "m2.o"]);
+    gridcc_env(&mut cmd, &grid.url(), &dir.path().join("cache"));
+    assert!(cmd.output().unwrap().status.success());
+    assert_eq!(
+        std::fs::read(dir.path().join("m.o")).unwrap(),
+        std::fs::read(dir.path().join("m2.o")).unwrap()
+    );
+}
