@@ -2,15 +2,20 @@
 # Builds a C project twice in the same directory, once with plain gcc and
 # once through a local grid, and compares every object file byte for byte.
 #
-#   scripts/grid-vs-local.sh [-w WORKERS] [-s SLOTS] [-j JOBS] [-c CC_EXTRA] DIR [MAKE ARGS...]
+#   scripts/grid-vs-local.sh [-w WORKERS] [-s SLOTS] [-j JOBS] [-c CC_EXTRA] [-k KEEP_DIR] DIR [MAKE ARGS...]
+#
+# -k keeps the build logs and the grid's status in KEEP_DIR; the grid build
+# runs with GRIDCC_LOG=gridcc_client=info, so every job that compiled
+# locally is logged with its reason ("compiling locally").
 #
 # e.g. scripts/grid-vs-local.sh -c -std=gnu99 target/workloads/lua5.4 linux
 # The project must build with `make … CC=…` and clean with `make clean`.
 set -euo pipefail
-workers=2 slots=1 jobs=4 cc_extra=""
-while getopts "w:s:j:c:" opt; do
+workers=2 slots=1 jobs=4 cc_extra="" keep=""
+while getopts "w:s:j:c:k:" opt; do
     case $opt in
         w) workers=$OPTARG ;; s) slots=$OPTARG ;; j) jobs=$OPTARG ;; c) cc_extra=$OPTARG ;;
+        k) keep=$OPTARG ;;
         *) exit 2 ;;
     esac
 done
@@ -43,7 +48,7 @@ make -s -C "$project" clean >/dev/null 2>&1
 touch "$work/stamp-grid"; sleep 0.01
 echo "== grid build: make -j$jobs $* CC=\"gridcc gcc $cc_extra\""
 t2=$(ms)
-GRIDCC_COORDINATOR="$url" GRIDCC_CACHE_DIR="$work/cache" \
+GRIDCC_COORDINATOR="$url" GRIDCC_CACHE_DIR="$work/cache" GRIDCC_LOG=gridcc_client=info \
     make -s -C "$project" -j"$jobs" "$@" CC="$bin/gridcc gcc $cc_extra" >"$work/grid.log" 2>&1
 t3=$(ms)
 same=0 differ=0 missing=0
@@ -60,4 +65,12 @@ remote=$(grep -m1 '"jobs_remote"' "$work/status.json" | tr -dc 0-9)
 echo "objects: $nlocal; identical to the local build: $same, different: $differ, missing: $missing"
 echo "compiled remotely: $remote"
 echo "wall: local $((t1 - t0)) ms, grid $((t3 - t2)) ms"
+nlocal_jobs=$(grep -c "compiling locally" "$work/grid.log" || true)
+echo "jobs compiled locally: $nlocal_jobs"
+grep "compiling locally" "$work/grid.log" | sed 's/\x1b\[[0-9;]*m//g; s/^.*compiling locally //' | head -20 || true
+if [ -n "$keep" ]; then
+    mkdir -p "$keep"
+    cp "$work/local.log" "$work/grid.log" "$work/status.json" "$keep/"
+    echo "logs kept in $keep"
+fi
 [ "$differ" -eq 0 ] && [ "$missing" -eq 0 ]

@@ -243,11 +243,11 @@ pub fn run(name: &str, args: Vec<OsString>) -> i32 {
     let job = match classification {
         Ok(Classification::Remote(job)) => job,
         Ok(Classification::Local(reason)) => {
-            tracing::debug!(%reason, "compiling locally");
+            tracing::info!(%reason, args = ?utf8_args, "compiling locally");
             return exec_local(&resolved, &args);
         }
         Err(e) => {
-            tracing::debug!(error = %e, "cannot parse the command line; compiling locally");
+            tracing::info!(error = %e, "cannot parse the command line; compiling locally");
             return exec_local(&resolved, &args);
         }
     };

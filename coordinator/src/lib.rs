@@ -13,7 +13,6 @@ use std::sync::Arc;
 
 use gridcc_proto::v1::coordinator_server::CoordinatorServer;
 use tokio::net::TcpListener;
-use tokio_stream::StreamExt;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
@@ -71,13 +70,7 @@ pub async fn run(
     let shared = service::Shared::new(registry, config, shutdown.clone(), tasks.clone());
     tasks.spawn(Arc::clone(&shared).sweep_forever());
 
-    // Small RPCs on loopback suffer 40 ms Nagle/delayed-ACK stalls without
-    // TCP_NODELAY.
-    let incoming = tokio_stream::wrappers::TcpListenerStream::new(listener).map(|conn| {
-        conn.inspect(|s| {
-            let _ = s.set_nodelay(true);
-        })
-    });
+    let incoming = gridcc_proto::serve::incoming(listener);
     let result = tonic::transport::Server::builder()
         .add_service(CoordinatorServer::new(service::CoordinatorService::new(
             shared,

@@ -6,9 +6,11 @@
 //!   digest checks on arrival, a hard size limit.
 //! - [`lease`]: signing and checking the leases the coordinator hands out, so a
 //!   worker can trust a lease without asking the coordinator.
+//! - [`serve`]: the accept stream and signal handling both servers share.
 
 pub mod lease;
 pub mod payload;
+pub mod serve;
 
 #[allow(unreachable_pub, clippy::all, clippy::pedantic)]
 pub mod v1 {

@@ -29,7 +29,6 @@ use std::time::Duration;
 use gridcc_proto::v1::{self, worker_server::WorkerServer};
 use tokio::net::TcpListener;
 use tokio::sync::{mpsc, Semaphore};
-use tokio_stream::StreamExt;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
@@ -173,11 +172,7 @@ pub async fn run(
         max_payload: config.max_payload,
         draining: draining.clone(),
     });
-    let incoming = tokio_stream::wrappers::TcpListenerStream::new(listener).map(|conn| {
-        conn.inspect(|s| {
-            let _ = s.set_nodelay(true);
-        })
-    });
+    let incoming = gridcc_proto::serve::incoming(listener);
     let drain = {
         let draining = draining.clone();
         async move {

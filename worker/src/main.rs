@@ -87,22 +87,7 @@ async fn serve(args: Args) -> anyhow::Result<()> {
     // The first stdout line is a contract: scripts and tests read the port.
     println!("listening on {addr}");
     let shutdown = CancellationToken::new();
-    tokio::spawn(cancel_on_signal(shutdown.clone()));
+    tokio::spawn(gridcc_proto::serve::cancel_on_signal(shutdown.clone()));
     gridcc_worker::run(config, listener, shutdown).await?;
     Ok(())
-}
-
-async fn cancel_on_signal(shutdown: CancellationToken) {
-    use tokio::signal::unix::{signal, SignalKind};
-    let (Ok(mut term), Ok(mut int)) = (
-        signal(SignalKind::terminate()),
-        signal(SignalKind::interrupt()),
-    ) else {
-        return;
-    };
-    tokio::select! {
-        _ = term.recv() => {}
-        _ = int.recv() => {}
-    }
-    shutdown.cancel();
 }

@@ -1,0 +1,35 @@
+//! What both gridcc servers (coordinator and worker) need around their tonic
+//! service: an accept stream with TCP_NODELAY, and shutdown on SIGTERM or
+//! SIGINT.
+
+use tokio::net::{TcpListener, TcpStream};
+use tokio_stream::{Stream, StreamExt};
+use tokio_util::sync::CancellationToken;
+
+/// Accepted connections of `listener`, with TCP_NODELAY set: small RPCs on
+/// loopback otherwise stall 40 ms on Nagle and delayed ACKs.
+pub fn incoming(listener: TcpListener) -> impl Stream<Item = std::io::Result<TcpStream>> {
+    tokio_stream::wrappers::TcpListenerStream::new(listener).map(|conn| {
+        conn.inspect(|s| {
+            // Best effort: a socket without NODELAY still works, only slower.
+            let _ = s.set_nodelay(true);
+        })
+    })
+}
+
+/// Cancels `shutdown` on the first SIGTERM or SIGINT.
+pub async fn cancel_on_signal(shutdown: CancellationToken) {
+    use tokio::signal::unix::{signal, SignalKind};
+    let (Ok(mut term), Ok(mut int)) = (
+        signal(SignalKind::terminate()),
+        signal(SignalKind::interrupt()),
+    ) else {
+        return;
+    };
+    tokio::select! {
+        _ = term.recv() => {}
+        _ = int.recv() => {}
+    }
+    tracing::info!("shutting down");
+    shutdown.cancel();
+}
