@@ -43,28 +43,13 @@ fn main() -> ExitCode {
     }
 }
 
-fn init_tracing() {
-    let filter = tracing_subscriber::EnvFilter::try_from_env("GRIDCC_LOG")
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .init();
-}
-
 #[tokio::main]
 async fn serve(args: Args) -> anyhow::Result<()> {
-    init_tracing();
+    gridcc_proto::serve::init_tracing();
     gridcc_scheduler::by_name(&args.policy)?;
-    let listener = tokio::net::TcpListener::bind(&args.listen)
+    let listener = gridcc_proto::serve::bind_and_announce(&args.listen)
         .await
         .with_context(|| format!("cannot listen on {}", args.listen))?;
-    let addr = listener
-        .local_addr()
-        .context("cannot read the bound address")?;
-    // The first stdout line is a contract: scripts and tests read the port.
-    println!("listening on {addr}");
     let shutdown = CancellationToken::new();
     tokio::spawn(gridcc_proto::serve::cancel_on_signal(shutdown.clone()));
     let config = gridcc_coordinator::Config {

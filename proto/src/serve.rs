@@ -1,6 +1,6 @@
 //! What both gridcc servers (coordinator and worker) need around their tonic
-//! service: an accept stream with TCP_NODELAY, and shutdown on SIGTERM or
-//! SIGINT.
+//! service: logging set-up, the announced bind, an accept stream with
+//! TCP_NODELAY, and shutdown on SIGTERM or SIGINT.
 
 use tokio::net::{TcpListener, TcpStream};
 use tokio_stream::{Stream, StreamExt};
@@ -32,4 +32,25 @@ pub async fn cancel_on_signal(shutdown: CancellationToken) {
     }
     tracing::info!("shutting down");
     shutdown.cancel();
+}
+
+/// Binds `addr` and prints the first stdout line that scripts and tests rely
+/// on (a contract): `listening on IP:PORT`, with the port actually bound.
+pub async fn bind_and_announce(addr: &str) -> std::io::Result<TcpListener> {
+    let listener = TcpListener::bind(addr).await?;
+    let bound = listener.local_addr()?;
+    println!("listening on {bound}");
+    Ok(listener)
+}
+
+/// Server logging: the `GRIDCC_LOG` filter (default `info`) to stderr,
+/// coloured only on a terminal.
+pub fn init_tracing() {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("GRIDCC_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .init();
 }

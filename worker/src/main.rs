@@ -45,13 +45,7 @@ fn main() -> ExitCode {
 
 #[tokio::main]
 async fn serve(args: Args) -> anyhow::Result<()> {
-    let filter = tracing_subscriber::EnvFilter::try_from_env("GRIDCC_LOG")
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .init();
+    gridcc_proto::serve::init_tracing();
 
     let mut config = gridcc_worker::Config::new(args.coordinator);
     if let Some(slots) = args.slots {
@@ -78,14 +72,9 @@ async fn serve(args: Args) -> anyhow::Result<()> {
         config.work_dir = dir;
     }
     config.advertise = args.advertise;
-    let listener = tokio::net::TcpListener::bind(&args.listen)
+    let listener = gridcc_proto::serve::bind_and_announce(&args.listen)
         .await
         .with_context(|| format!("cannot listen on {}", args.listen))?;
-    let addr = listener
-        .local_addr()
-        .context("cannot read the bound address")?;
-    // The first stdout line is a contract: scripts and tests read the port.
-    println!("listening on {addr}");
     let shutdown = CancellationToken::new();
     tokio::spawn(gridcc_proto::serve::cancel_on_signal(shutdown.clone()));
     gridcc_worker::run(config, listener, shutdown).await?;
