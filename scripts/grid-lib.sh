@@ -1,6 +1,8 @@
 # Shared by the scripts that start a local grid on loopback. Source it, then:
 #   grid_start BIN_DIR WORK_DIR WORKERS SLOTS   # sets $url, starts everything
 #   grid_stop                                   # kills what grid_start started
+# COORDINATOR_ARGS (environment) adds arguments to the coordinator, e.g.
+#   COORDINATOR_ARGS="--trace-out /tmp/trace.jsonl --policy weighted".
 # Servers print "listening on IP:PORT" as their first stdout line (contract).
 
 grid_pids=()
@@ -31,7 +33,8 @@ grid_server() {
 
 grid_start() {
     local bin=$1 work=$2 workers=$3 slots=$4
-    grid_server "$work" coordinator "$bin/gridcc-coordinator" --listen 127.0.0.1:0 || return 1
+    # shellcheck disable=SC2086 # word splitting of COORDINATOR_ARGS is wanted
+    grid_server "$work" coordinator "$bin/gridcc-coordinator" --listen 127.0.0.1:0 ${COORDINATOR_ARGS:-} || return 1
     url="http://$addr"
     echo "== coordinator on $url"
     for i in $(seq 1 "$workers"); do

@@ -392,6 +392,8 @@ fn compile_remote(
         language,
         input_name,
         source_path,
+        source_key: blake3::hash(format!("{cwd}\0{}", job.source).as_bytes()).to_hex()[..32]
+            .to_owned(),
         cwd: cwd.to_owned(),
         input_size: source.len() as u64,
         digest: payload::digest(&source),

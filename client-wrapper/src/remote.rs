@@ -53,6 +53,8 @@ pub struct Job {
     pub input_name: String,
     /// Source mode: the client's source path; empty in preprocessed mode.
     pub source_path: String,
+    /// Stable key of this translation unit, for the coordinator's cost model.
+    pub source_key: String,
     pub cwd: String,
     pub input_size: u64,
     pub compressed: Vec<u8>,
@@ -144,6 +146,7 @@ pub async fn compile(
             exclude_workers: exclude.clone(),
             failed_lease,
             client: String::new(),
+            source_key: job.source_key.clone(),
         };
         let reply = tokio::time::timeout(timeouts.assign, coordinator.assign(request))
             .await

@@ -4,10 +4,12 @@
 //! - [`registry`]: workers, leases, counters; synchronous, clock injected.
 //! - [`service`]: the tonic service (worker sessions, `Assign`, `Status`) and
 //!   the background sweep that expires leases and silent workers.
+//! - [`trace`]: the `--trace-out` JSON-lines file of finished jobs.
 //! - [`run`]: serve on a bound listener until the shutdown token fires.
 
 pub mod registry;
 mod service;
+pub mod trace;
 
 use std::sync::Arc;
 
@@ -33,6 +35,8 @@ pub struct Config {
     /// Most `Assign` requests waiting for a slot at once; more are answered
     /// "compile locally" at once.
     pub max_waiting: usize,
+    /// Where to append one JSON line per finished job, if anywhere.
+    pub trace_out: Option<std::path::PathBuf>,
 }
 
 impl Default for Config {
@@ -44,6 +48,7 @@ impl Default for Config {
             lease_ttl_ms: 60_000,
             queue_timeout_ms: 30_000,
             max_waiting: 1024,
+            trace_out: None,
         }
     }
 }
@@ -55,6 +60,12 @@ pub enum CoordinatorError {
     Policy(#[from] gridcc_scheduler::UnknownPolicy),
     #[error("gRPC server failed: {0}")]
     Serve(#[from] tonic::transport::Error),
+    #[error("cannot open the trace file {path}: {source}")]
+    Trace {
+        path: std::path::PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
 }
 
 /// Serves the coordinator on `listener` until `shutdown` is cancelled, then
@@ -66,8 +77,19 @@ pub async fn run(
 ) -> Result<(), CoordinatorError> {
     let policy = gridcc_scheduler::by_name(&config.policy)?;
     let registry = registry::Registry::new(policy, config.lease_ttl_ms);
+    let trace = match &config.trace_out {
+        Some(path) => {
+            Some(
+                trace::TraceFile::open(path).map_err(|source| CoordinatorError::Trace {
+                    path: path.clone(),
+                    source,
+                })?,
+            )
+        }
+        None => None,
+    };
     let tasks = TaskTracker::new();
-    let shared = service::Shared::new(registry, config, shutdown.clone(), tasks.clone());
+    let shared = service::Shared::new(registry, config, shutdown.clone(), tasks.clone(), trace);
     tasks.spawn(Arc::clone(&shared).sweep_forever());
 
     let incoming = gridcc_proto::serve::incoming(listener);

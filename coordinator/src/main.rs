@@ -30,6 +30,10 @@ struct Args {
     /// Most placement requests waiting at once; more compile locally.
     #[arg(long, default_value_t = 1024)]
     max_waiting: usize,
+    /// Append one JSON line per finished job to this file (for
+    /// `gridcc-bench simulate --trace`).
+    #[arg(long)]
+    trace_out: Option<std::path::PathBuf>,
 }
 
 fn main() -> ExitCode {
@@ -59,6 +63,7 @@ async fn serve(args: Args) -> anyhow::Result<()> {
         lease_ttl_ms: args.lease_ttl_ms,
         queue_timeout_ms: args.queue_timeout_ms,
         max_waiting: args.max_waiting,
+        trace_out: args.trace_out,
     };
     gridcc_coordinator::run(config, listener, shutdown).await?;
     Ok(())

@@ -40,6 +40,30 @@ struct LeaseState {
     started: bool,
     /// Unstarted leases are freed at this time (the client never arrived).
     start_deadline_ms: u64,
+    assigned_ms: u64,
+    source_key: String,
+    source_bytes: u64,
+    /// Jobs on the worker, this one included, when it was placed.
+    running_at_assign: u32,
+}
+
+/// One finished job, as written to the `--trace-out` file (JSON lines).
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct TraceRecord {
+    /// Stable key of the translation unit.
+    pub key: String,
+    pub preprocessed_bytes: u64,
+    pub worker: u64,
+    pub worker_speed: f64,
+    /// Time the job waited for a slot on the worker.
+    pub queue_s: f64,
+    /// Wall time of the compiler on the worker.
+    pub compile_s: f64,
+    /// Estimated seconds on a 1.0-CPU worker: what the simulator replays.
+    pub cost_s: f64,
+    pub start_unix_ms: u64,
+    pub end_unix_ms: u64,
+    pub exit_code: i32,
 }
 
 /// Result of asking for a placement.
@@ -61,11 +85,17 @@ struct Totals {
     local_answers: u64,
 }
 
+/// Costs learned per translation unit are kept for at most this many keys;
+/// beyond it the table is cleared (a build's worth is re-learned quickly).
+const MAX_LEARNED_COSTS: usize = 100_000;
+
 /// Workers, leases and the placement policy.
 pub struct Registry {
     policy: Box<dyn Policy>,
     workers: BTreeMap<u64, Worker>,
     leases: HashMap<u64, LeaseState>,
+    /// Cost (seconds on a 1.0-CPU worker) learned per source key.
+    learned_cost_s: HashMap<String, f64>,
     next_worker_id: u64,
     next_lease_id: u64,
     lease_ttl_ms: u64,
@@ -88,12 +118,22 @@ impl std::fmt::Debug for Registry {
 /// policies, so the constant's accuracy is secondary.
 const COST_S_PER_BYTE: f64 = 1.0 / (1024.0 * 1024.0);
 
+/// A worker's speed as reported in its hello (1.0 when it gave none).
+fn speed_of(hello: &v1::WorkerHello) -> f64 {
+    if hello.capacity > 0.0 {
+        hello.capacity
+    } else {
+        1.0
+    }
+}
+
 impl Registry {
     pub fn new(policy: Box<dyn Policy>, lease_ttl_ms: u64) -> Self {
         Self {
             policy,
             workers: BTreeMap::new(),
             leases: HashMap::new(),
+            learned_cost_s: HashMap::new(),
             next_worker_id: 1,
             next_lease_id: 1,
             lease_ttl_ms,
@@ -168,15 +208,22 @@ impl Registry {
         }
     }
 
-    /// A worker finished a lease's job. Returns true if it freed a slot.
-    pub fn on_finished(&mut self, worker_id: u64, finished: &v1::JobFinished) -> bool {
-        let freed = match self.leases.get(&finished.lease_id) {
-            Some(l) if l.worker_id == worker_id => {
-                self.leases.remove(&finished.lease_id);
-                true
-            }
-            _ => false,
+    /// A worker finished a lease's job. Returns whether it freed a slot, and
+    /// the job's trace record when the lease was known.
+    pub fn on_finished(
+        &mut self,
+        worker_id: u64,
+        finished: &v1::JobFinished,
+        now_ms: u64,
+    ) -> (bool, Option<TraceRecord>) {
+        let lease = match self.leases.get(&finished.lease_id) {
+            Some(l) if l.worker_id == worker_id => self.leases.remove(&finished.lease_id),
+            _ => None,
         };
+        let speed = self
+            .workers
+            .get(&worker_id)
+            .map_or(1.0, |w| speed_of(&w.hello));
         if let Some(w) = self.workers.get_mut(&worker_id) {
             if finished.ran {
                 w.jobs_done += 1;
@@ -189,7 +236,34 @@ impl Registry {
         } else {
             self.totals.failed += 1;
         }
-        freed
+        let Some(lease) = lease else {
+            return (false, None);
+        };
+        let compile_s = finished.compile_ms as f64 / 1000.0;
+        // A job shares its worker's CPU with the others running there: it
+        // gets min(1, speed / running) of a core (the simulator's model), so
+        // its cost on one full core is its wall time times that share.
+        let share = (speed / f64::from(lease.running_at_assign.max(1))).min(1.0);
+        let cost_s = compile_s * share;
+        if finished.ran && finished.exit_code == 0 && !lease.source_key.is_empty() {
+            if self.learned_cost_s.len() >= MAX_LEARNED_COSTS {
+                self.learned_cost_s.clear();
+            }
+            self.learned_cost_s.insert(lease.source_key.clone(), cost_s);
+        }
+        let record = TraceRecord {
+            key: lease.source_key,
+            preprocessed_bytes: lease.source_bytes,
+            worker: worker_id,
+            worker_speed: speed,
+            queue_s: finished.queue_ms as f64 / 1000.0,
+            compile_s,
+            cost_s,
+            start_unix_ms: lease.assigned_ms,
+            end_unix_ms: now_ms,
+            exit_code: finished.exit_code,
+        };
+        (true, Some(record))
     }
 
     /// A client reports that a lease's job failed before the worker finished
@@ -273,17 +347,17 @@ impl Registry {
                     slots: w.hello.slots.max(1),
                     running,
                     queued_work_s,
-                    speed: if w.hello.capacity > 0.0 {
-                        w.hello.capacity
-                    } else {
-                        1.0
-                    },
+                    speed: speed_of(&w.hello),
                     healthy: !w.draining,
                 }
             })
             .collect();
+        // The client's estimate, else what this file cost last time, else
+        // a guess from its preprocessed size.
         let cost_s = if req.cost_hint > 0.0 {
             req.cost_hint
+        } else if let Some(learned) = self.learned_cost_s.get(&req.source_key) {
+            learned.max(0.001)
         } else {
             (req.source_bytes as f64 * COST_S_PER_BYTE).max(0.001)
         };
@@ -314,6 +388,10 @@ impl Registry {
                 cost_s,
                 started: false,
                 start_deadline_ms: expires,
+                assigned_ms: now_ms,
+                source_key: req.source_key.clone(),
+                source_bytes: req.source_bytes,
+                running_at_assign: views[index].running + 1,
             },
         );
         self.totals.assigned += 1;
@@ -440,12 +518,62 @@ mod tests {
             ran: true,
             ..Default::default()
         };
-        assert!(r.on_finished(a, &finished));
+        let (freed, record) = r.on_finished(a, &finished, 2500);
+        assert!(freed);
+        let record = record.unwrap();
+        assert_eq!(
+            (record.worker, record.start_unix_ms, record.end_unix_ms),
+            (a, 0, 2500)
+        );
         let status = r.status(10, 0);
         assert_eq!(status.workers[0].jobs_done, 1);
         assert_eq!(status.workers[0].running, 0);
         assert_eq!(status.jobs_done, 1);
         placed(r.assign(&request("t"), 0));
+    }
+
+    #[test]
+    fn finished_jobs_teach_the_cost_of_their_file() {
+        let mut r = registry();
+        // Speed 2, one slot: a job gets a full core, so cost == wall time.
+        let mut h = hello("a:1", 1, "t");
+        h.capacity = 2.0;
+        let a = r.add_worker(h, KEY, 0);
+        let req = v1::AssignRequest {
+            source_key: "k1".into(),
+            ..request("t")
+        };
+        let lease = placed(r.assign(&req, 0)).lease.unwrap();
+        let finished = v1::JobFinished {
+            lease_id: lease.id,
+            ran: true,
+            compile_ms: 3000,
+            ..Default::default()
+        };
+        let (_, record) = r.on_finished(a, &finished, 3100);
+        let record = record.unwrap();
+        assert_eq!(record.key, "k1");
+        assert!((record.cost_s - 3.0).abs() < 1e-9);
+        assert_eq!(r.learned_cost_s.get("k1"), Some(&3.0));
+        // A failed compile teaches nothing.
+        let lease = placed(r.assign(
+            &v1::AssignRequest {
+                source_key: "k2".into(),
+                ..request("t")
+            },
+            0,
+        ))
+        .lease
+        .unwrap();
+        let failed = v1::JobFinished {
+            lease_id: lease.id,
+            ran: true,
+            exit_code: 1,
+            compile_ms: 10,
+            ..Default::default()
+        };
+        r.on_finished(a, &failed, 10);
+        assert!(!r.learned_cost_s.contains_key("k2"));
     }
 
     #[test]

@@ -38,6 +38,7 @@ pub(crate) struct Shared {
     waiting: std::sync::atomic::AtomicUsize,
     shutdown: CancellationToken,
     tasks: TaskTracker,
+    trace: Option<crate::trace::TraceFile>,
 }
 
 impl Shared {
@@ -46,8 +47,10 @@ impl Shared {
         config: Config,
         shutdown: CancellationToken,
         tasks: TaskTracker,
+        trace: Option<crate::trace::TraceFile>,
     ) -> Arc<Self> {
         Arc::new(Self {
+            trace,
             registry: Mutex::new(registry),
             capacity_changed: Notify::new(),
             config,
@@ -336,7 +339,13 @@ fn handle_message(shared: &Shared, id: u64, msg: WorkerMessage) {
             registry.on_started(id, s.lease_id);
             false
         }
-        Some(worker_message::Msg::Finished(f)) => registry.on_finished(id, &f),
+        Some(worker_message::Msg::Finished(f)) => {
+            let (freed, record) = registry.on_finished(id, &f, unix_ms());
+            if let (Some(record), Some(trace)) = (record, &shared.trace) {
+                trace.write(&record);
+            }
+            freed
+        }
         Some(worker_message::Msg::GoingAway(_)) => {
             registry.on_going_away(id);
             tracing::info!(worker = id, "worker draining");
