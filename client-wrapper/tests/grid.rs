@@ -779,3 +779,19 @@ fn masquerade_symlink_finds_the_real_compiler_and_never_itself() {
         std::fs::read(dir.path().join("m2.o")).unwrap()
     );
 }
+
+#[test]
+fn every_policy_builds_calc_remotely_with_identical_objects() {
+    let project = calc_copy();
+    let cache = tempfile::tempdir().unwrap();
+    let local = local_build(project.path(), cache.path());
+    for policy in ["round-robin", "p2c", "weighted", "lookahead"] {
+        let grid = Grid::start_with(2, 1, &["--policy", policy]);
+        assert_eq!(grid.status()["policy"], policy);
+        let cc = format!("{} gcc", gridcc().display());
+        make(project.path(), &cc, 4, Some(&grid.url()), cache.path());
+        assert_same_products(&local, &build_products(project.path()));
+        assert_eq!(grid.status()["jobs_remote"].as_u64(), Some(13), "{policy}");
+        clean(project.path());
+    }
+}

@@ -9,7 +9,7 @@ use std::collections::{BTreeMap, HashMap};
 
 use gridcc_proto::lease::{self, KEY_LEN};
 use gridcc_proto::v1;
-use gridcc_scheduler::{JobView, Policy, WorkerView};
+use gridcc_scheduler::{Decision, JobView, Policy, WorkerView};
 
 /// Why a worker left the registry.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -362,8 +362,13 @@ impl Registry {
             (req.source_bytes as f64 * COST_S_PER_BYTE).max(0.001)
         };
         let job = JobView { cost_s };
-        let Some(index) = self.policy.place(&job, &views) else {
-            return Placement::Busy;
+        // A policy may hold a job back for a faster worker that is busy; the
+        // caller then waits for the next finished job, exactly as when every
+        // slot is taken. The scheduler only answers Wait while some job runs,
+        // so a finishing job always re-triggers the decision.
+        let index = match self.policy.place_or_wait(&job, &views) {
+            Decision::Place(index) => index,
+            Decision::Wait | Decision::NoFreeSlot => return Placement::Busy,
         };
         let Some((worker_id, worker)) = candidates.get(index) else {
             return Placement::Busy;
