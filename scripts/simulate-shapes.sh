@@ -34,8 +34,7 @@ print(f"Trace `{sys.argv[2].split('/')[-1]}`, make -j{sys.argv[3]}, slots = ceil
       "makespan in simulated seconds (efficiency = lower bound / makespan).\n")
 policies = None
 for name, doc in rows:
-    data = json.loads(doc)
-    runs = data["policies"] if isinstance(data, dict) and "policies" in data else data
+    runs = json.loads(doc)["policies"]
     if policies is None:
         policies = [r["policy"] for r in runs]
         print("| shape | lower bound | " + " | ".join(policies) + " |")

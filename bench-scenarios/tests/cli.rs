@@ -69,6 +69,21 @@ fn simulate_text_and_json() {
     }
 }
 
+/// `simulate --policy all` on one 1.0-CPU worker at -j2.
+fn simulate_all_on_one_worker(trace: &str) -> Output {
+    bench(&[
+        "simulate",
+        "--trace",
+        trace,
+        "--workers",
+        "1",
+        "-j",
+        "2",
+        "--policy",
+        "all",
+    ])
+}
+
 #[test]
 fn malformed_trace_exits_1_naming_the_line() {
     let dir = tempfile::tempdir().unwrap();
@@ -78,17 +93,7 @@ fn malformed_trace_exits_1_naming_the_line() {
         "{\"cost_s\": 1}\n{\"cost_s\": 2}\n{\"file\": \"c.c\"}\n",
     )
     .unwrap();
-    let out = bench(&[
-        "simulate",
-        "--trace",
-        trace.to_str().unwrap(),
-        "--workers",
-        "1",
-        "-j",
-        "2",
-        "--policy",
-        "all",
-    ]);
+    let out = simulate_all_on_one_worker(trace.to_str().unwrap());
     assert_eq!(out.status.code(), Some(1));
     assert!(out.stdout.is_empty());
     let lines = stderr_lines(&out);
@@ -98,17 +103,7 @@ fn malformed_trace_exits_1_naming_the_line() {
         "{lines:?}"
     );
 
-    let out = bench(&[
-        "simulate",
-        "--trace",
-        dir.path().join("missing.jsonl").to_str().unwrap(),
-        "--workers",
-        "1",
-        "-j",
-        "2",
-        "--policy",
-        "all",
-    ]);
+    let out = simulate_all_on_one_worker(dir.path().join("missing.jsonl").to_str().unwrap());
     assert_eq!(out.status.code(), Some(1));
     let lines = stderr_lines(&out);
     assert_eq!(lines.len(), 1, "{lines:?}");

@@ -328,34 +328,33 @@ async fn run_session(
 }
 
 fn handle_message(shared: &Shared, id: u64, msg: WorkerMessage) {
+    let now = unix_ms();
     let mut registry = shared.registry();
-    registry.touch(id, unix_ms());
-    let freed = match msg.msg {
+    registry.touch(id, now);
+    let (freed, record) = match msg.msg {
         Some(worker_message::Msg::Load(load)) => {
             registry.on_load(id, &load);
-            false
+            (false, None)
         }
         Some(worker_message::Msg::Started(s)) => {
             registry.on_started(id, s.lease_id);
-            false
+            (false, None)
         }
-        Some(worker_message::Msg::Finished(f)) => {
-            let (freed, record) = registry.on_finished(id, &f, unix_ms());
-            if let (Some(record), Some(trace)) = (record, &shared.trace) {
-                trace.write(&record);
-            }
-            freed
-        }
+        Some(worker_message::Msg::Finished(f)) => registry.on_finished(id, &f, now),
         Some(worker_message::Msg::GoingAway(_)) => {
             registry.on_going_away(id);
             tracing::info!(worker = id, "worker draining");
-            false
+            (false, None)
         }
         Some(worker_message::Msg::KeepAlive(_)) | Some(worker_message::Msg::Hello(_)) | None => {
-            false
+            (false, None)
         }
     };
     drop(registry);
+    // File I/O stays outside the registry lock, which every placement takes.
+    if let (Some(record), Some(trace)) = (record, &shared.trace) {
+        trace.write(&record);
+    }
     if freed {
         shared.capacity_changed.notify_waiters();
     }
