@@ -666,6 +666,22 @@ fn tricky_command_lines_give_identical_objects_and_dependency_files() {
             "-o",
             "out/warned.o",
         ],
+        // A header entered twice with different text, warning in each entry.
+        vec![
+            "gcc",
+            "-O2",
+            "-g",
+            "-Wall",
+            "-iquote",
+            "include/quote",
+            "-MD",
+            "-MF",
+            "out/templates.o.d",
+            "-c",
+            "src/templates.c",
+            "-o",
+            "out/templates.o",
+        ],
     ];
     let cache = dir.path().join("cache");
     let run_all = |through_grid: bool| -> Vec<Output> {
@@ -696,8 +712,8 @@ fn tricky_command_lines_give_identical_objects_and_dependency_files() {
     let local = tree_files(&project.join("out"));
     assert_eq!(
         local.len(),
-        12,
-        "6 objects and 6 dependency files: {:?}",
+        14,
+        "7 objects and 7 dependency files: {:?}",
         local.keys()
     );
     let grid_out = run_all(true);
@@ -720,8 +736,29 @@ fn tricky_command_lines_give_identical_objects_and_dependency_files() {
         grid_warning.lines().next(),
         "same first diagnostic line"
     );
+    // Diagnostics inside a header name the client's files and include
+    // lines, never the worker's; only the source excerpts are missing.
+    let diagnostics = |out: &Output| -> Vec<String> {
+        String::from_utf8_lossy(&out.stderr)
+            .lines()
+            .filter(|l| {
+                !l.trim_start()
+                    .split(' ')
+                    .next()
+                    .is_some_and(|w| w.chars().all(|c| c.is_ascii_digit()))
+                    && !l.trim_start().starts_with('|')
+            })
+            .map(str::to_owned)
+            .collect()
+    };
+    let local_templates = diagnostics(&local_out[6]);
+    assert!(
+        local_templates.contains(&"In file included from src/templates.c:11:".to_owned()),
+        "{local_templates:?}"
+    );
+    assert_eq!(local_templates, diagnostics(&grid_out[6]));
     // Everything but the assembly file compiled remotely.
-    assert_eq!(grid.status()["jobs_remote"].as_u64(), Some(5));
+    assert_eq!(grid.status()["jobs_remote"].as_u64(), Some(6));
 }
 
 #[test]

@@ -69,14 +69,18 @@ fn dep_names(text: &str) -> Vec<String> {
 }
 
 /// Checks the dependency list `deps` of a compile whose object is `object`
-/// and whose only legitimate input is `input`.
-pub fn check_deps(deps: Option<&str>, object: &str, input: &str) -> Result<(), FileAccess> {
+/// and whose only legitimate inputs are `inputs` (the input and the header
+/// files the worker wrote for it).
+pub fn check_deps(deps: Option<&str>, object: &str, inputs: &[&str]) -> Result<(), FileAccess> {
     let deps = deps.ok_or(FileAccess::NoDeps)?;
     let rest = deps
         .strip_prefix(object)
         .and_then(|r| r.strip_prefix(':'))
         .ok_or(FileAccess::NoDeps)?;
-    match dep_names(rest).into_iter().find(|name| name != input) {
+    match dep_names(rest)
+        .into_iter()
+        .find(|name| !inputs.contains(&name.as_str()))
+    {
         Some(other) => Err(FileAccess::Read(other)),
         None => Ok(()),
     }
@@ -89,19 +93,23 @@ mod tests {
     #[test]
     fn accepts_a_list_naming_only_the_input() {
         assert_eq!(
-            check_deps(Some("/j/o.o: /j/in/a.c\n"), "/j/o.o", "/j/in/a.c"),
+            check_deps(Some("/j/o.o: /j/in/a.c\n"), "/j/o.o", &["/j/in/a.c"]),
             Ok(())
         );
         assert_eq!(
             check_deps(
                 Some("/j/o.o: /j/in/my\\ file.c\n"),
                 "/j/o.o",
-                "/j/in/my file.c"
+                &["/j/in/my file.c"]
             ),
             Ok(())
         );
         assert_eq!(
-            check_deps(Some("/j/o.o: \\\n /j/in/a$$b.c\n"), "/j/o.o", "/j/in/a$b.c"),
+            check_deps(
+                Some("/j/o.o: \\\n /j/in/a$$b.c\n"),
+                "/j/o.o",
+                &["/j/in/a$b.c"]
+            ),
             Ok(())
         );
     }
@@ -112,18 +120,26 @@ mod tests {
             check_deps(
                 Some("/j/o.o: /j/in/a.c \\\n /etc/passwd\n"),
                 "/j/o.o",
-                "/j/in/a.c"
+                &["/j/in/a.c"]
             ),
             Err(FileAccess::Read("/etc/passwd".into()))
         );
         assert_eq!(
-            check_deps(None, "/j/o.o", "/j/in/a.c"),
+            check_deps(None, "/j/o.o", &["/j/in/a.c"]),
             Err(FileAccess::NoDeps)
         );
         assert_eq!(
-            check_deps(Some("other: x"), "/j/o.o", "x"),
+            check_deps(Some("other: x"), "/j/o.o", &["x"]),
             Err(FileAccess::NoDeps)
         );
+    }
+
+    #[test]
+    fn accepts_the_header_files_the_worker_wrote() {
+        let deps = "/j/o.o: /j/in/a.c /j/ha/usr/include/s.h\n";
+        let inputs = ["/j/in/a.c", "/j/ha/usr/include/s.h"];
+        assert_eq!(check_deps(Some(deps), "/j/o.o", &inputs), Ok(()));
+        assert!(check_deps(Some(deps), "/j/o.o", &inputs[..1]).is_err());
     }
 
     #[test]

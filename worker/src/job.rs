@@ -8,6 +8,7 @@ use std::path::PathBuf;
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
+use crate::headers;
 use crate::layout::{self, Layout};
 
 /// A job ready to run.
@@ -78,7 +79,35 @@ pub async fn run(
     for d in &plan.dirs {
         tokio::fs::create_dir_all(d).await?;
     }
-    tokio::fs::write(&plan.input_file, &job.input).await?;
+    // Source mode: one file per header, as on the client (see `headers`).
+    let split = match job.layout {
+        Layout::Source { .. } => split_headers(dir.path(), &job.input, &job.args)?,
+        Layout::Preprocessed { .. } => None,
+    };
+    let mut extra_args = plan.extra_args.clone();
+    let mut inputs = vec![plan.input_arg.clone()];
+    let mut worker_prefixes = Vec::new();
+    match &split {
+        Some((headers, split)) => {
+            tokio::fs::write(&plan.input_file, &split.main).await?;
+            for d in &headers.dirs {
+                tokio::fs::create_dir_all(d).await?;
+            }
+            for (path, text) in headers.files.iter().zip(&split.files) {
+                tokio::fs::write(path, text).await?;
+            }
+            inputs.extend(headers.places.values().map(|p| p.include_path.clone()));
+            extra_args.extend(headers.extra_args.iter().cloned());
+            // Diagnostics name headers by their worker path (prefix maps do
+            // not apply to them); `client_paths` rewrites it. Source excerpts
+            // would come from the rebuilt files, whose lines need not match
+            // the client's, so none are shown, as none are when the text is
+            // compiled whole (its files do not exist on the worker).
+            extra_args.push("-fno-diagnostics-show-caret".to_owned());
+            worker_prefixes = vec![headers.relative_root.clone(), headers.absolute_root.clone()];
+        }
+        None => tokio::fs::write(&plan.input_file, &job.input).await?,
+    }
     let object = dir.path().join("gridcc-out.o");
 
     let mut cmd = tokio::process::Command::new(&job.compiler);
@@ -86,7 +115,7 @@ pub async fn run(
     // than a temp file, and a driver-only flag, so the object is unchanged.
     cmd.arg("-pipe")
         .args(&job.args)
-        .args(&plan.extra_args)
+        .args(&extra_args)
         .arg("-x")
         .arg(&job.language)
         .arg("-c")
@@ -124,7 +153,8 @@ pub async fn run(
     };
     if let Some(deps_file) = &plan.deps_file {
         let deps = tokio::fs::read_to_string(deps_file).await.ok();
-        crate::directives::check_deps(deps.as_deref(), &object.to_string_lossy(), &plan.input_arg)?;
+        let inputs: Vec<&str> = inputs.iter().map(String::as_str).collect();
+        crate::directives::check_deps(deps.as_deref(), &object.to_string_lossy(), &inputs)?;
     }
     if (output.stdout.len() + output.stderr.len()) as u64 > max_output {
         return Err(JobError::OutputTooLarge(max_output));
@@ -142,11 +172,55 @@ pub async fn run(
     };
     Ok(Outcome {
         exit_code,
-        stdout: output.stdout,
-        stderr: output.stderr,
+        stdout: client_paths(output.stdout, &worker_prefixes),
+        stderr: client_paths(output.stderr, &worker_prefixes),
         object,
         elapsed,
     })
+}
+
+/// Splits source-mode `input` into a main text and header files laid out in
+/// `root`; `None` where the text is compiled whole: its markers do not
+/// split cleanly, or the debug info records macros (`-g3`), which would show
+/// the version macro `headers::split` adds.
+fn split_headers(
+    root: &std::path::Path,
+    input: &[u8],
+    args: &[String],
+) -> Result<Option<(layout::HeaderPlan, headers::Split)>, JobError> {
+    if headers::records_macros(args) {
+        return Ok(None);
+    }
+    let Some(names) = headers::names(input) else {
+        return Ok(None);
+    };
+    let plan = layout::headers(root, &names, args)?;
+    let split = headers::split(
+        input,
+        &|name| plan.places.get(name).cloned(),
+        plan.files.len(),
+    );
+    Ok(split.map(|split| (plan, split)))
+}
+
+/// Removes each worker path prefix from compiler output, which leaves the
+/// client's own names (the prefixes are unique temp paths).
+fn client_paths(output: Vec<u8>, prefixes: &[String]) -> Vec<u8> {
+    let mut output = output;
+    for prefix in prefixes.iter().map(String::as_bytes) {
+        if !output.windows(prefix.len()).any(|w| w == prefix) {
+            continue;
+        }
+        let mut out = Vec::with_capacity(output.len());
+        let mut rest = &output[..];
+        while let Some(at) = rest.windows(prefix.len()).position(|w| w == prefix) {
+            out.extend_from_slice(&rest[..at]);
+            rest = &rest[at + prefix.len()..];
+        }
+        out.extend_from_slice(rest);
+        output = out;
+    }
+    output
 }
 
 #[cfg(test)]

@@ -15,7 +15,10 @@
 //! A user's own prefix maps keep working: gcc applies the last matching map,
 //! so after ours come translated copies of theirs (`ROOT/w/OLD=NEW`).
 
+use std::collections::HashMap;
 use std::path::{Component, Path, PathBuf};
+
+use crate::headers::Place;
 
 /// How a job's input is laid out.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -35,6 +38,8 @@ pub enum LayoutError {
     BadSource(String),
     #[error("prefix map {0:?} has a relative old path; it cannot be translated")]
     RelativePrefixMap(String),
+    #[error("header name {0:?} cannot be laid out inside the job directory")]
+    BadHeader(String),
 }
 
 /// The concrete paths and extra arguments of one job.
@@ -113,23 +118,8 @@ pub fn plan(root: &Path, layout: &Layout, args: &[String]) -> Result<Plan, Layou
         let base = format!("{root_str}/in{}", "/_".repeat(ups));
         (format!("{base}/{source_path}"), format!("{base}/"))
     };
-    // Resolve `..` lexically and require the result to stay in ROOT/in, so
-    // no client path can reach outside the job directory.
-    let mut resolved = PathBuf::new();
-    for c in Path::new(&input_arg).components() {
-        match c {
-            Component::ParentDir => {
-                if !resolved.pop() {
-                    return Err(bad_source());
-                }
-            }
-            Component::CurDir => {}
-            other => resolved.push(other),
-        }
-    }
-    if !resolved.starts_with(root.join("in")) || resolved == root.join("in") {
-        return Err(bad_source());
-    }
+    // No client path may reach outside the job directory.
+    let resolved = resolve_inside(&input_arg, &root.join("in")).ok_or_else(bad_source)?;
 
     let deps_file = root.join("gridcc-deps.d");
     // -nostdinc and -MD/-MF change nothing in the object (gcc leaves them out
@@ -142,20 +132,10 @@ pub fn plan(root: &Path, layout: &Layout, args: &[String]) -> Result<Plan, Layou
         format!("-ffile-prefix-map={w}="),
         format!("-ffile-prefix-map={map_old}="),
     ];
-    for arg in args {
-        let Some(option) = PREFIX_MAP_OPTIONS.iter().find(|o| arg.starts_with(*o)) else {
-            continue;
-        };
-        let value = &arg[option.len()..];
-        let old = value.split_once('=').map_or(value, |(old, _)| old);
-        if !old.starts_with('/') {
-            return Err(LayoutError::RelativePrefixMap(arg.clone()));
-        }
-        let rest = &value[old.len()..];
-        let old = old.trim_end_matches('/');
-        extra_args.push(format!("{option}{w}{old}{rest}"));
-        extra_args.push(format!("{option}{root_str}/in{old}{rest}"));
-    }
+    extra_args.extend(translated_user_maps(
+        args,
+        &[&w, &format!("{root_str}/in")],
+    )?);
     // The padding directories must exist for the kernel to resolve `..`.
     let dirs = vec![
         workdir.clone(),
@@ -172,6 +152,153 @@ pub fn plan(root: &Path, layout: &Layout, args: &[String]) -> Result<Plan, Layou
         extra_args,
         dirs,
         deps_file: Some(deps_file),
+    })
+}
+
+/// Resolves `..` in `path` lexically; `None` unless the result lies strictly
+/// inside `inside`.
+fn resolve_inside(path: &str, inside: &Path) -> Option<PathBuf> {
+    let mut resolved = PathBuf::new();
+    for c in Path::new(path).components() {
+        match c {
+            Component::ParentDir => {
+                if !resolved.pop() {
+                    return None;
+                }
+            }
+            Component::CurDir => {}
+            other => resolved.push(other),
+        }
+    }
+    (resolved.starts_with(inside) && resolved != inside).then_some(resolved)
+}
+
+/// The user's own prefix maps, translated below each of `roots`, to follow
+/// ours (gcc applies the last map that matches).
+fn translated_user_maps(args: &[String], roots: &[&str]) -> Result<Vec<String>, LayoutError> {
+    let mut out = Vec::new();
+    for arg in args {
+        let Some(option) = PREFIX_MAP_OPTIONS.iter().find(|o| arg.starts_with(*o)) else {
+            continue;
+        };
+        let value = &arg[option.len()..];
+        let old = value.split_once('=').map_or(value, |(old, _)| old);
+        if !old.starts_with('/') {
+            return Err(LayoutError::RelativePrefixMap(arg.clone()));
+        }
+        let rest = &value[old.len()..];
+        let old = old.trim_end_matches('/');
+        for root in roots {
+            out.push(format!("{option}{root}{old}{rest}"));
+        }
+    }
+    Ok(out)
+}
+
+/// Where the header files of a split source-mode input go
+/// (`headers::split`), and the prefix maps that give them back their
+/// client names.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HeaderPlan {
+    /// Each header's place, by client name.
+    pub places: HashMap<String, Place>,
+    /// The files the places use, by index.
+    pub files: Vec<PathBuf>,
+    /// Directories to create first: the files' own, and every one a name
+    /// climbs out of with `..` (the kernel resolves `..` only through
+    /// directories that exist).
+    pub dirs: Vec<PathBuf>,
+    /// Prefix of absolute names: `ROOT/ha` + `/usr/include/x.h`.
+    pub absolute_root: String,
+    /// Prefix of relative names, padded for `..`: `ROOT/hr/_/` + `../x.h`.
+    pub relative_root: String,
+    /// Prefix maps to append after [`Plan::extra_args`].
+    pub extra_args: Vec<String>,
+}
+
+/// Plans the header files `names` of a source-mode job in `root`.
+pub fn headers(root: &Path, names: &[String], args: &[String]) -> Result<HeaderPlan, LayoutError> {
+    let root_str = root
+        .to_str()
+        .ok_or_else(|| LayoutError::BadHeader(root.display().to_string()))?;
+    // Relative names may climb with `..`: pad by the deepest climb.
+    let climb = |name: &str| {
+        let (mut depth, mut lowest) = (0i64, 0i64);
+        for c in Path::new(name).components() {
+            match c {
+                Component::ParentDir => depth -= 1,
+                Component::Normal(_) => depth += 1,
+                _ => {}
+            }
+            lowest = lowest.min(depth);
+        }
+        (-lowest) as usize
+    };
+    let pad = names
+        .iter()
+        .filter(|n| !n.starts_with('/'))
+        .map(|n| climb(n))
+        .max()
+        .unwrap_or(0);
+    let absolute_root = format!("{root_str}/ha");
+    let relative_root = format!("{root_str}/hr{}/", "/_".repeat(pad));
+    let mut places = HashMap::with_capacity(names.len());
+    let mut files: Vec<PathBuf> = Vec::new();
+    let mut file_index: HashMap<PathBuf, usize> = HashMap::new();
+    let mut dirs = vec![
+        root.join("ha"),
+        PathBuf::from(relative_root.trim_end_matches('/')),
+    ];
+    for name in names {
+        let (include_path, inside) = if name.starts_with('/') {
+            (format!("{absolute_root}{name}"), root.join("ha"))
+        } else {
+            (format!("{relative_root}{name}"), root.join("hr"))
+        };
+        let bad = || LayoutError::BadHeader(name.clone());
+        let file = resolve_inside(&include_path, &inside).ok_or_else(bad)?;
+        // Every directory the path passes through before a `..`.
+        let mut walked = PathBuf::new();
+        for c in Path::new(&include_path).components() {
+            match c {
+                Component::ParentDir => {
+                    if walked.starts_with(&inside) {
+                        dirs.push(walked.clone());
+                    }
+                    walked.pop();
+                }
+                Component::CurDir => {}
+                other => walked.push(other),
+            }
+        }
+        dirs.push(file.parent().ok_or_else(bad)?.to_owned());
+        let next = files.len();
+        let index = *file_index.entry(file.clone()).or_insert(next);
+        if index == next {
+            files.push(file);
+        }
+        places.insert(
+            name.clone(),
+            Place {
+                include_path,
+                file: index,
+            },
+        );
+    }
+    dirs.sort();
+    dirs.dedup();
+    let mut extra_args = vec![
+        format!("-ffile-prefix-map={absolute_root}="),
+        format!("-ffile-prefix-map={relative_root}="),
+    ];
+    extra_args.extend(translated_user_maps(args, &[&absolute_root])?);
+    Ok(HeaderPlan {
+        places,
+        files,
+        dirs,
+        absolute_root,
+        relative_root,
+        extra_args,
     })
 }
 
@@ -270,5 +397,55 @@ mod tests {
         assert_eq!(p.input_file, Path::new("/tmp/job/a.i"));
         assert_eq!(p.workdir, Path::new("/tmp/job"));
         assert!(p.extra_args.is_empty());
+    }
+
+    #[test]
+    fn headers_map_back_to_their_client_names() {
+        let root = Path::new("/tmp/job");
+        let names = vec![
+            "/usr/include/s.h".to_owned(),
+            "../inc/x.h".to_owned(),
+            "a/../../../y.h".to_owned(),
+            "./Include/P.h".to_owned(),
+            "Include/sub/../P.h".to_owned(),
+        ];
+        let args = vec!["-ffile-prefix-map=/usr=/U".to_owned()];
+        let h = headers(root, &names, &args).unwrap();
+        let include = |n: &str| h.places[n].include_path.clone();
+        assert_eq!(include("/usr/include/s.h"), "/tmp/job/ha/usr/include/s.h");
+        assert_eq!(include("../inc/x.h"), "/tmp/job/hr/_/_/../inc/x.h");
+        assert_eq!(
+            h.files,
+            [
+                PathBuf::from("/tmp/job/ha/usr/include/s.h"),
+                PathBuf::from("/tmp/job/hr/_/inc/x.h"),
+                PathBuf::from("/tmp/job/hr/y.h"),
+                PathBuf::from("/tmp/job/hr/_/_/Include/P.h"),
+            ]
+        );
+        assert_eq!(h.places["./Include/P.h"].file, 3);
+        assert_eq!(
+            h.places["Include/sub/../P.h"].file, 3,
+            "one file, two names"
+        );
+        assert!(h
+            .dirs
+            .contains(&PathBuf::from("/tmp/job/hr/_/_/Include/sub")));
+        assert!(h.dirs.contains(&PathBuf::from("/tmp/job/hr/_/_/a")));
+        assert!(h
+            .dirs
+            .iter()
+            .all(|d| d.starts_with("/tmp/job/ha") || d.starts_with("/tmp/job/hr")));
+        assert_eq!(
+            h.extra_args,
+            [
+                "-ffile-prefix-map=/tmp/job/ha=",
+                "-ffile-prefix-map=/tmp/job/hr/_/_/=",
+                "-ffile-prefix-map=/tmp/job/ha/usr=/U",
+            ]
+        );
+        for bad in ["/..", "/a/../..", "..", "x/.."] {
+            assert!(headers(root, &[bad.to_owned()], &[]).is_err(), "{bad:?}");
+        }
     }
 }

@@ -6,6 +6,8 @@
 //!   job events, keep-alives, reconnect with backoff).
 //! - [`allowlist`]: the check every job's arguments pass before running.
 //! - [`directives`]: refusing input text that would read worker files.
+//! - [`headers`]: splitting source-mode text into one file per header, so
+//!   the compiler keeps one name per file as it does locally.
 //! - [`layout`]: where a job's input goes and the prefix maps that make the
 //!   object name the client's paths.
 //! - [`job`]: running one compile in a temp dir.
@@ -15,6 +17,7 @@
 pub mod allowlist;
 pub mod capacity;
 pub mod directives;
+pub mod headers;
 pub mod job;
 pub mod layout;
 mod service;
