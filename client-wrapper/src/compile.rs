@@ -441,8 +441,28 @@ fn compile_remote(
     let mut stderr = std::io::stderr().lock();
     let _ = stderr.write_all(&pp_stderr);
     let _ = std::io::stdout().lock().write_all(&output.stdout);
-    let _ = stderr.write_all(&output.stderr);
+    let _ = stderr.write_all(&without_repeats(&output.stderr, &pp_stderr));
     Ok(output.exit_code)
+}
+
+/// The remote compile's stderr without the location-less diagnostics
+/// (`cc1: warning: command-line option …`) the local preprocessing already
+/// printed: both runs check the options, a local compile prints them once.
+fn without_repeats(remote: &[u8], preprocessing: &[u8]) -> Vec<u8> {
+    const PROGRAMS: [&[u8]; 4] = [b"cc1: ", b"cc1plus: ", b"cc1obj: ", b"cc1objplus: "];
+    let mut printed: Vec<&[u8]> = preprocessing
+        .split_inclusive(|c| *c == b'\n')
+        .filter(|l| PROGRAMS.iter().any(|p| l.starts_with(p)))
+        .collect();
+    let mut out = Vec::with_capacity(remote.len());
+    for line in remote.split_inclusive(|c| *c == b'\n') {
+        if let Some(at) = printed.iter().position(|p| *p == line) {
+            printed.remove(at);
+            continue;
+        }
+        out.extend_from_slice(line);
+    }
+    out
 }
 
 /// Writes `data` to `path` through a temp file in the same directory and a
@@ -518,6 +538,19 @@ mod tests {
         ] {
             assert!(!blocks_source_mode(arg), "{arg}");
         }
+    }
+
+    #[test]
+    fn option_warnings_already_printed_are_not_repeated() {
+        let pp = b"cc1: warning: command-line option '-std=c++17' is valid for C++\n";
+        let remote = b"cc1: warning: command-line option '-std=c++17' is valid for C++\na.c:1:5: warning: x\ncc1: some warnings being treated as errors\n";
+        assert_eq!(
+            without_repeats(remote, pp),
+            b"a.c:1:5: warning: x\ncc1: some warnings being treated as errors\n"
+        );
+        assert_eq!(without_repeats(remote, b""), remote);
+        // A location line is never dropped, even if it repeats.
+        assert_eq!(without_repeats(b"a.c:1: w\n", b"a.c:1: w\n"), b"a.c:1: w\n");
     }
 
     #[test]
