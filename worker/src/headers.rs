@@ -73,6 +73,48 @@ fn marker(line: &[u8]) -> Option<Marker<'_>> {
     Some(m)
 }
 
+/// A piece of directives-only text: a run of ordinary lines (each with its
+/// newline) or one line marker (without it).
+enum Piece<'a> {
+    Lines(&'a [u8]),
+    Marker(&'a [u8]),
+}
+
+/// Cuts `text` into runs of lines and line-marker lines. Finding `\n# ` with
+/// memchr keeps this fast: a translation unit is megabytes of text and only
+/// its markers matter here.
+fn pieces(text: &[u8]) -> impl Iterator<Item = Piece<'_>> {
+    let mut at = 0;
+    let mut pending: Option<&[u8]> = None;
+    let starts = text
+        .starts_with(b"# ")
+        .then_some(0)
+        .into_iter()
+        .chain(memchr::memmem::find_iter(text, b"\n# ").map(|i| i + 1));
+    let mut starts = starts.peekable();
+    std::iter::from_fn(move || {
+        if let Some(marker) = pending.take() {
+            return Some(Piece::Marker(marker));
+        }
+        if at >= text.len() {
+            return None;
+        }
+        let Some(start) = starts.next() else {
+            let rest = &text[at..];
+            at = text.len();
+            return Some(Piece::Lines(rest));
+        };
+        let end = memchr::memchr(b'\n', &text[start..]).map_or(text.len(), |i| start + i);
+        let lines = &text[at..start];
+        pending = Some(&text[start..end]);
+        at = end + 1;
+        if lines.is_empty() {
+            return pending.take().map(Piece::Marker);
+        }
+        Some(Piece::Lines(lines))
+    })
+}
+
 /// Whether `name` can stand in an `#include "…"` under a worker root.
 fn splittable(name: &str) -> bool {
     !name.is_empty()
@@ -89,7 +131,8 @@ fn splittable(name: &str) -> bool {
 pub fn names(text: &[u8]) -> Option<Vec<String>> {
     let mut seen = HashMap::new();
     let mut out = Vec::new();
-    for line in text.split(|c| *c == b'\n').filter(|l| l.starts_with(b"# ")) {
+    for piece in pieces(text) {
+        let Piece::Marker(line) = piece else { continue };
         let Some(m) = marker(line) else { continue };
         if !m.enter {
             continue;
@@ -168,7 +211,8 @@ impl Open {
 pub fn split(text: &[u8], place: &dyn Fn(&str) -> Option<Place>, files: usize) -> Option<Split> {
     // How many entries each file gets, to know which need versions.
     let mut entries = vec![0u32; files];
-    for line in text.split(|c| *c == b'\n') {
+    for piece in pieces(text) {
+        let Piece::Marker(line) = piece else { continue };
         if let Some(m) = marker(line).filter(|m| m.enter) {
             *entries.get_mut(place(m.name)?.file)? += 1;
         }
@@ -180,9 +224,15 @@ pub fn split(text: &[u8], place: &dyn Fn(&str) -> Option<Place>, files: usize) -
         system: false,
         text: Vec::with_capacity(text.len()),
     }];
-    let body = text.strip_suffix(b"\n").unwrap_or(text);
-    for line in body.split(|c| *c == b'\n') {
+    for piece in pieces(text) {
         let current = stack.last_mut()?;
+        let line = match piece {
+            Piece::Lines(lines) => {
+                current.text.extend_from_slice(lines);
+                continue;
+            }
+            Piece::Marker(line) => line,
+        };
         let Some(m) = marker(line) else {
             current.push(line);
             continue;
@@ -296,6 +346,42 @@ mod tests {
         }
         for no in ["-g", "-g3 -g", "-g3 -g0", "-gdwarf-3", "-O3", "-g3 -ggdb"] {
             assert!(!records_macros(&args(no)), "{no}");
+        }
+    }
+
+    #[test]
+    fn pieces_keep_every_byte_and_find_every_marker() {
+        let texts: [&[u8]; 5] = [
+            b"# 1 \"a.c\"\nint a;\nint b;\n# 2 \"a.c\"\n# 3 \"a.c\"\nx\n",
+            b"int a;\n# 1 \"x\"",
+            b"no markers",
+            b"",
+            b"#define A 1\n #  1 \"not\"\n",
+        ];
+        for text in texts {
+            let mut rebuilt = Vec::new();
+            let mut markers = 0;
+            for piece in pieces(text) {
+                match piece {
+                    Piece::Lines(l) => rebuilt.extend_from_slice(l),
+                    Piece::Marker(m) => {
+                        assert!(m.starts_with(b"# ") && !m.contains(&b'\n'));
+                        markers += 1;
+                        rebuilt.extend_from_slice(m);
+                        rebuilt.push(b'\n');
+                    }
+                }
+            }
+            let expected = text
+                .split(|c| *c == b'\n')
+                .filter(|l| l.starts_with(b"# "))
+                .count();
+            assert_eq!(markers, expected, "{}", String::from_utf8_lossy(text));
+            let mut text = text.to_vec();
+            if markers > 0 && !text.ends_with(b"\n") {
+                text.push(b'\n');
+            }
+            assert_eq!(rebuilt, text);
         }
     }
 
