@@ -129,6 +129,9 @@ pub enum Placement {
     Placed(v1::Placement),
     /// Some worker has the toolchain but none has a free slot now.
     Busy,
+    /// A slot is free, but the policy holds the job for a busy worker that
+    /// it expects to finish it sooner.
+    Held,
     /// No connected worker can ever take this job.
     NoWorker(String),
 }
@@ -439,7 +442,8 @@ impl Registry {
         // so a finishing job always re-triggers the decision.
         let index = match self.policy.place_or_wait(&job, &views) {
             Decision::Place(index) => index,
-            Decision::Wait | Decision::NoFreeSlot => return Placement::Busy,
+            Decision::Wait => return Placement::Held,
+            Decision::NoFreeSlot => return Placement::Busy,
         };
         let Some((worker_id, worker)) = candidates.get(index) else {
             return Placement::Busy;
