@@ -7,6 +7,7 @@
 //! - [`compile`]: the compile path: preprocess, send, write the object,
 //!   fall back to the local compiler on any grid failure.
 //! - [`remote`]: the coordinator and worker calls, with typed errors.
+//! - [`idle`]: the client's idle CPUs, sent with each placement request.
 //! - [`status`]: `gridcc status`.
 //! - [`cli`]: dispatch of `gridcc`'s own subcommands.
 
@@ -14,5 +15,6 @@ pub mod args;
 pub mod cli;
 pub mod compile;
 pub mod compiler;
+pub mod idle;
 pub mod remote;
 pub mod status;

@@ -147,6 +147,7 @@ pub async fn compile(
             failed_lease,
             client: String::new(),
             source_key: job.source_key.clone(),
+            client_idle_cpus: crate::idle::idle_cpus(),
         };
         let reply = tokio::time::timeout(timeouts.assign, coordinator.assign(request))
             .await

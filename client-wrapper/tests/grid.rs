@@ -94,6 +94,10 @@ impl Grid {
             "3000",
             "--keepalive-interval-ms",
             "500",
+            // The tests count remote jobs; with the default a client with
+            // an idle core compiles locally when the slots are full.
+            "--when-busy",
+            "queue",
         ];
         args.extend_from_slice(coordinator_args);
         let coordinator = Proc::start(

@@ -35,6 +35,9 @@ pub struct Config {
     /// Most `Assign` requests waiting for a slot at once; more are answered
     /// "compile locally" at once.
     pub max_waiting: usize,
+    /// When every slot is busy, tell a client that reports at least one
+    /// idle CPU to compile locally at once instead of queueing it.
+    pub local_when_client_idle: bool,
     /// Where to append one JSON line per finished job, if anywhere.
     pub trace_out: Option<std::path::PathBuf>,
 }
@@ -48,6 +51,7 @@ impl Default for Config {
             lease_ttl_ms: 60_000,
             queue_timeout_ms: 30_000,
             max_waiting: 1024,
+            local_when_client_idle: true,
             trace_out: None,
         }
     }

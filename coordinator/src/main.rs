@@ -30,6 +30,14 @@ struct Args {
     /// Most placement requests waiting at once; more compile locally.
     #[arg(long, default_value_t = 1024)]
     max_waiting: usize,
+    /// What a placement request does when every slot is busy: `queue` waits
+    /// up to --queue-timeout-ms for a slot, then compiles locally;
+    /// `local-if-client-idle` (default) tells a client that reports at least
+    /// one idle CPU to compile locally at once (its core runs the job now,
+    /// a queued job waits a whole job's time for a slot) and queues the rest.
+    #[arg(long, value_name = "MODE", default_value = "local-if-client-idle",
+          value_parser = ["queue", "local-if-client-idle"])]
+    when_busy: String,
     /// Append one JSON line per finished job to this file (for
     /// `gridcc-bench simulate --trace`).
     #[arg(long)]
@@ -63,6 +71,7 @@ async fn serve(args: Args) -> anyhow::Result<()> {
         lease_ttl_ms: args.lease_ttl_ms,
         queue_timeout_ms: args.queue_timeout_ms,
         max_waiting: args.max_waiting,
+        local_when_client_idle: args.when_busy == "local-if-client-idle",
         trace_out: args.trace_out,
     };
     gridcc_coordinator::run(config, listener, shutdown).await?;

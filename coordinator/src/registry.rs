@@ -31,6 +31,60 @@ struct Worker {
     queued: u32,
     jobs_done: u64,
     jobs_failed: u64,
+    /// How fast this worker's cores turned out to be, relative to what its
+    /// hello claims (1.0 until a finished job says otherwise); see
+    /// [`Worker::observe_rate`].
+    speed_factor: f64,
+}
+
+impl Worker {
+    /// The speed the policies see: the advertised capacity (CPU quota, or
+    /// the `--calibrate` result) times what finished jobs measured.
+    fn speed(&self) -> f64 {
+        speed_of(&self.hello) * self.speed_factor
+    }
+
+    /// Folds one finished job into the speed estimate. `work_s` is the job's
+    /// cost on a 1.0-CPU worker as learned elsewhere, `compile_s` its wall
+    /// time here, and `share` the part of a reference core it was due here
+    /// (`min(1, capacity / running)`). A worker as fast as it claims does
+    /// `work_s` in `compile_s = work_s / share`; the ratio of the two is how
+    /// much faster (or slower, e.g. an older CPU, or a noisy neighbour under
+    /// the same quota) its cores really are.
+    ///
+    /// An exponentially weighted mean with weight [`SPEED_EWMA_WEIGHT`]
+    /// follows a worker that slows down within a handful of jobs, while one
+    /// odd job (a cold page cache, a neighbour's burst) moves the estimate
+    /// by a fifth at most; samples are clamped to
+    /// [`SPEED_FACTOR_RANGE`] so a job whose learned cost was wrong cannot
+    /// make a worker look dead or infinitely fast.
+    fn observe_rate(&mut self, work_s: f64, compile_s: f64, share: f64) {
+        if !(work_s.is_finite() && compile_s >= MIN_SAMPLE_S && share > 0.0) {
+            return;
+        }
+        let (lo, hi) = SPEED_FACTOR_RANGE;
+        let sample = (work_s / (compile_s * share)).clamp(lo, hi);
+        self.speed_factor += SPEED_EWMA_WEIGHT * (sample - self.speed_factor);
+    }
+}
+
+/// Weight of the newest sample in a worker's speed estimate.
+const SPEED_EWMA_WEIGHT: f64 = 0.2;
+
+/// Bounds of one speed sample, relative to the advertised capacity.
+const SPEED_FACTOR_RANGE: (f64, f64) = (0.1, 10.0);
+
+/// Jobs shorter than this (wall time) teach nothing about speed: process
+/// start-up and I/O, not CPU, dominate them.
+const MIN_SAMPLE_S: f64 = 0.05;
+
+/// A cost learned for one translation unit.
+#[derive(Debug, Clone, Copy)]
+struct LearnedCost {
+    /// Seconds on a 1.0-CPU worker.
+    cost_s: f64,
+    /// The worker whose run it was learned from.
+    worker_id: u64,
 }
 
 #[derive(Debug)]
@@ -45,6 +99,9 @@ struct LeaseState {
     source_bytes: u64,
     /// Jobs on the worker, this one included, when it was placed.
     running_at_assign: u32,
+    /// The worker the cost estimate was learned on, when it was learned
+    /// (not a client hint or a size guess).
+    cost_learned_on: Option<u64>,
 }
 
 /// One finished job, as written to the `--trace-out` file (JSON lines).
@@ -72,6 +129,9 @@ pub enum Placement {
     Placed(v1::Placement),
     /// Some worker has the toolchain but none has a free slot now.
     Busy,
+    /// A slot is free, but the policy holds the job for a busy worker that
+    /// it expects to finish it sooner.
+    Held,
     /// No connected worker can ever take this job.
     NoWorker(String),
 }
@@ -94,8 +154,8 @@ pub struct Registry {
     policy: Box<dyn Policy>,
     workers: BTreeMap<u64, Worker>,
     leases: HashMap<u64, LeaseState>,
-    /// Cost (seconds on a 1.0-CPU worker) learned per source key.
-    learned_cost_s: HashMap<String, f64>,
+    /// Cost learned per source key.
+    learned_cost_s: HashMap<String, LearnedCost>,
     next_worker_id: u64,
     next_lease_id: u64,
     lease_ttl_ms: u64,
@@ -160,6 +220,7 @@ impl Registry {
                 queued: 0,
                 jobs_done: 0,
                 jobs_failed: 0,
+                speed_factor: 1.0,
             },
         );
         id
@@ -220,16 +281,30 @@ impl Registry {
             Some(l) if l.worker_id == worker_id => self.leases.remove(&finished.lease_id),
             _ => None,
         };
-        let speed = self
-            .workers
-            .get(&worker_id)
-            .map_or(1.0, |w| speed_of(&w.hello));
+        let compile_s = finished.compile_ms as f64 / 1000.0;
+        // A job shares its worker's CPU with the others running there: it
+        // gets min(1, capacity / running) of a core (the simulator's model),
+        // at the rate the worker's cores turned out to have.
+        let running = lease.as_ref().map_or(1, |l| l.running_at_assign.max(1));
+        let mut speed = 1.0;
+        let mut factor = 1.0;
         if let Some(w) = self.workers.get_mut(&worker_id) {
+            let share = (speed_of(&w.hello) / f64::from(running)).min(1.0);
+            // A cost learned on this very worker says nothing new about it.
+            if let Some(l) = lease.as_ref().filter(|l| {
+                finished.ran
+                    && finished.exit_code == 0
+                    && l.cost_learned_on.is_some_and(|id| id != worker_id)
+            }) {
+                w.observe_rate(l.cost_s, compile_s, share);
+            }
             if finished.ran {
                 w.jobs_done += 1;
             } else {
                 w.jobs_failed += 1;
             }
+            speed = w.speed();
+            factor = w.speed_factor * share;
         }
         if finished.ran {
             self.totals.done += 1;
@@ -239,17 +314,15 @@ impl Registry {
         let Some(lease) = lease else {
             return (false, None);
         };
-        let compile_s = finished.compile_ms as f64 / 1000.0;
-        // A job shares its worker's CPU with the others running there: it
-        // gets min(1, speed / running) of a core (the simulator's model), so
-        // its cost on one full core is its wall time times that share.
-        let share = (speed / f64::from(lease.running_at_assign.max(1))).min(1.0);
-        let cost_s = compile_s * share;
+        // Its cost on one reference core: wall time times the part of a
+        // core it got, times how fast this worker's cores are.
+        let cost_s = compile_s * factor;
         if finished.ran && finished.exit_code == 0 && !lease.source_key.is_empty() {
             if self.learned_cost_s.len() >= MAX_LEARNED_COSTS {
                 self.learned_cost_s.clear();
             }
-            self.learned_cost_s.insert(lease.source_key.clone(), cost_s);
+            self.learned_cost_s
+                .insert(lease.source_key.clone(), LearnedCost { cost_s, worker_id });
         }
         let record = TraceRecord {
             key: lease.source_key,
@@ -347,19 +420,20 @@ impl Registry {
                     slots: w.hello.slots.max(1),
                     running,
                     queued_work_s,
-                    speed: speed_of(&w.hello),
+                    speed: w.speed(),
                     healthy: !w.draining,
                 }
             })
             .collect();
         // The client's estimate, else what this file cost last time, else
         // a guess from its preprocessed size.
-        let cost_s = if req.cost_hint > 0.0 {
-            req.cost_hint
-        } else if let Some(learned) = self.learned_cost_s.get(&req.source_key) {
-            learned.max(0.001)
+        let learned = self.learned_cost_s.get(&req.source_key).copied();
+        let (cost_s, cost_learned_on) = if req.cost_hint > 0.0 {
+            (req.cost_hint, None)
+        } else if let Some(l) = learned {
+            (l.cost_s.max(0.001), Some(l.worker_id))
         } else {
-            (req.source_bytes as f64 * COST_S_PER_BYTE).max(0.001)
+            ((req.source_bytes as f64 * COST_S_PER_BYTE).max(0.001), None)
         };
         let job = JobView { cost_s };
         // A policy may hold a job back for a faster worker that is busy; the
@@ -368,7 +442,8 @@ impl Registry {
         // so a finishing job always re-triggers the decision.
         let index = match self.policy.place_or_wait(&job, &views) {
             Decision::Place(index) => index,
-            Decision::Wait | Decision::NoFreeSlot => return Placement::Busy,
+            Decision::Wait => return Placement::Held,
+            Decision::NoFreeSlot => return Placement::Busy,
         };
         let Some((worker_id, worker)) = candidates.get(index) else {
             return Placement::Busy;
@@ -397,6 +472,7 @@ impl Registry {
                 source_key: req.source_key.clone(),
                 source_bytes: req.source_bytes,
                 running_at_assign: views[index].running + 1,
+                cost_learned_on,
             },
         );
         self.totals.assigned += 1;
@@ -419,7 +495,7 @@ impl Registry {
                 slots: w.hello.slots,
                 running: self.leases.values().filter(|l| l.worker_id == *id).count() as u32,
                 queued: w.queued,
-                capacity: w.hello.capacity,
+                capacity: w.speed(),
                 jobs_done: w.jobs_done,
                 jobs_failed: w.jobs_failed,
                 toolchains: w
@@ -559,7 +635,7 @@ mod tests {
         let record = record.unwrap();
         assert_eq!(record.key, "k1");
         assert!((record.cost_s - 3.0).abs() < 1e-9);
-        assert_eq!(r.learned_cost_s.get("k1"), Some(&3.0));
+        assert_eq!(r.learned_cost_s.get("k1").map(|l| l.cost_s), Some(3.0));
         // A failed compile teaches nothing.
         let lease = placed(r.assign(
             &v1::AssignRequest {
@@ -579,6 +655,59 @@ mod tests {
         };
         r.on_finished(a, &failed, 10);
         assert!(!r.learned_cost_s.contains_key("k2"));
+    }
+
+    #[test]
+    fn finished_jobs_refine_a_workers_speed() {
+        let mut r = registry();
+        let a = r.add_worker(hello("a:1", 1, "t"), KEY, 0);
+        let b = r.add_worker(hello("b:1", 1, "t"), KEY, 0);
+        let capacity = |r: &Registry, id: u64| {
+            let status = r.status(0, 0);
+            status.workers.iter().find(|w| w.id == id).unwrap().capacity
+        };
+        // Runs `key` on `on` (the other worker excluded) in `compile_ms`.
+        let run = |r: &mut Registry, key: &str, on: u64, compile_ms: u64| {
+            let req = v1::AssignRequest {
+                source_key: key.into(),
+                exclude_workers: vec![if on == a { b } else { a }],
+                ..request("t")
+            };
+            let p = placed(r.assign(&req, 0));
+            assert_eq!(p.worker_id, on);
+            let finished = v1::JobFinished {
+                lease_id: p.lease.unwrap().id,
+                ran: true,
+                compile_ms,
+                ..Default::default()
+            };
+            r.on_finished(on, &finished, 0);
+        };
+        // Both claim 1.0 CPU, but b takes twice as long for the same files.
+        for i in 0..5 {
+            let key = format!("k{i}");
+            run(&mut r, &key, a, 2000);
+            run(&mut r, &key, b, 4000);
+        }
+        // Five samples of 0.5 from 1.0 at weight 0.2: 0.5 + 0.5 * 0.8^5.
+        let expected = 0.5 + 0.5 * 0.8f64.powi(5);
+        assert!(
+            (capacity(&r, b) - expected).abs() < 1e-9,
+            "{}",
+            capacity(&r, b)
+        );
+        assert_eq!(capacity(&r, a), 1.0);
+        // b's own runs taught the cost in reference seconds: 4 s at b's
+        // factor at the time.
+        let learned = r.learned_cost_s["k4"];
+        assert_eq!(learned.worker_id, b);
+        assert!(learned.cost_s > 2.0 && learned.cost_s < 4.0 * 0.75);
+        // A cost learned on b itself, or a job too short to time, teaches
+        // b nothing.
+        let before = capacity(&r, b);
+        run(&mut r, "k4", b, 8000);
+        run(&mut r, "k0", b, 10);
+        assert_eq!(capacity(&r, b), before);
     }
 
     #[test]

@@ -220,7 +220,17 @@ impl v1::coordinator_server::Coordinator for CoordinatorService {
                 Placement::Placed(p) => break Ok(p),
                 // The registry counted this local answer itself.
                 Placement::NoWorker(reason) => break Err((reason, false)),
-                Placement::Busy => {}
+                Placement::Busy
+                    if !counted_waiting
+                        && shared.config.local_when_client_idle
+                        && client_should_compile(&req) =>
+                {
+                    break Err((
+                        "every slot is busy and the client has idle CPU".to_owned(),
+                        true,
+                    ));
+                }
+                Placement::Busy | Placement::Held => {}
             }
             if !counted_waiting {
                 let waiting = shared
@@ -284,6 +294,18 @@ impl v1::coordinator_server::Coordinator for CoordinatorService {
             .status(unix_ms(), self.shared.started_ms);
         Ok(Response::new(reply))
     }
+}
+
+/// Whether a request that finds every slot busy is better compiled on the
+/// client at once than queued. Queueing costs the client nothing while its
+/// own CPUs are busy anyway (the build is bounded by grid plus client), and a
+/// queued job starts as soon as any slot frees. But a whole idle core on the
+/// client runs the job now, at about the speed of one worker slot, while a
+/// queued one waits a whole job's time for a slot. Less than one idle core
+/// would slow the client's own preprocessing, which feeds every other job,
+/// so then the request queues (bounded by `--queue-timeout-ms`).
+fn client_should_compile(req: &AssignRequest) -> bool {
+    req.client_idle_cpus >= 1.0
 }
 
 /// Serves one worker session until it ends; returns why it ended.
@@ -357,5 +379,24 @@ fn handle_message(shared: &Shared, id: u64, msg: WorkerMessage) {
     }
     if freed {
         shared.capacity_changed.notify_waiters();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_a_whole_idle_core_compiles_locally_at_once() {
+        let req = |idle| AssignRequest {
+            client_idle_cpus: idle,
+            ..Default::default()
+        };
+        assert!(client_should_compile(&req(1.0)));
+        assert!(client_should_compile(&req(6.0)));
+        // Unknown (old clients send nothing), a fraction of a core, garbage.
+        for idle in [0.0, 0.9, -1.0, f64::NAN] {
+            assert!(!client_should_compile(&req(idle)), "{idle}");
+        }
     }
 }

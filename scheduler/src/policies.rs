@@ -5,8 +5,8 @@
 //! | `round-robin` | the next one after the previous pick | no / no |
 //! | `least-loaded` | the lowest busy fraction `running / slots` | no / no |
 //! | `p2c` | the better of two sampled at random, by expected finish | yes / yes |
-//! | `weighted` | the earliest expected finish `(queued + cost) / speed` | yes / yes |
-//! | `lookahead` | the earliest finish under processor sharing; through `place_or_wait`, a long pole may wait for a busy fast worker | yes / yes |
+//! | `weighted` | the earliest expected finish under processor sharing, about `(queued + cost) / speed`, at most one core per job | yes / yes |
+//! | `lookahead` | the same, assuming a worker stays full; through `place_or_wait`, a long pole may wait for a busy fast worker | yes / yes |
 //!
 //! Every policy treats a worker's numbers defensively: a NaN, infinite, zero
 //! or negative speed counts as the slowest possible worker, and a NaN or
@@ -74,14 +74,46 @@ fn work_s(x: f64) -> f64 {
     }
 }
 
-/// Expected finish of `job` on `w` as if the worker ran all its queued work
-/// plus this job at its full speed: `(queued + cost) / speed`. Dividing by
-/// speed is what sends heavy jobs to strong workers: a job of 20 s finishes
-/// at 10 s on an idle 2.0-CPU worker but at 40 s on an idle 0.5-CPU one, while
-/// a 1 s job barely cares. It ignores that one job cannot use more than one
-/// core; [`Lookahead`] models that.
+/// Expected finish of `job` if placed on `w` now, under the processor
+/// sharing a worker really does (the simulator's model: with `n` jobs
+/// running, each progresses at `min(1, speed / n)` CPU-seconds per second).
+/// The larger of two bounds:
+///
+/// - `cost / min(1, speed)`: a compile is one thread, so no worker runs it
+///   faster than one core, and a worker below one core runs even a lone job
+///   slower;
+/// - `(cost + min(queued, running · cost)) / speed`: while the worker is
+///   shared, this job finishes once the worker has done its cost plus the
+///   other jobs' work done alongside it, which is at most `cost` per other
+///   job (they progress no faster than this one) and at most all the
+///   queued work.
+///
+/// Dividing by speed is what sends heavy jobs to strong workers: a 20 s job
+/// finishes at 20 s on an idle 2.0-CPU worker but at 40 s on an idle 0.5-CPU
+/// one, while a 1 s job barely cares.
+///
+/// The textbook `(queued + cost) / speed` is the finish on a worker that runs
+/// its jobs one after another at its full speed. A gridcc worker does
+/// neither: a job placed beside a long one does not wait for it, and a lone
+/// job on a 2.0-CPU worker runs at one core. With that formula an idle
+/// 2.0-CPU worker looks twice as fast as an idle 1.0-CPU one, so the first
+/// jobs of a build piled onto the strongest worker while weaker ones idled;
+/// with `make -j4` on 0.8+1.2+2.0 CPU the CPython trace took 42.8 s that way
+/// and takes 39.4 s with this estimate (bound 35.7 s).
 fn expected_finish_s(job: &JobView, w: &WorkerView) -> f64 {
-    (work_s(w.queued_work_s) + work_s(job.cost_s)) / speed_of(w)
+    let speed = speed_of(w);
+    let cost = work_s(job.cost_s);
+    let alongside = work_s(w.queued_work_s).min(f64::from(w.running) * cost);
+    (cost / speed.min(1.0)).max((cost + alongside) / speed)
+}
+
+/// Of two workers with the same expected finish, the one with more spare
+/// CPU (`speed - running`) first, so the next job also finds a core free:
+/// two idle workers of 1.2 and 2.0 CPU finish a lone job equally fast, but
+/// only the 2.0-CPU one can take a second at full speed.
+fn cmp_spare_cpu(a: &WorkerView, b: &WorkerView) -> Ordering {
+    let spare = |w: &WorkerView| speed_of(w) - f64::from(w.running);
+    spare(b).total_cmp(&spare(a))
 }
 
 /// Busy fraction `running / slots` compared exactly by cross-multiplying, so
@@ -94,21 +126,6 @@ fn cmp_busy_fraction(a: &WorkerView, b: &WorkerView) -> Ordering {
         let free_b = b.slots.saturating_sub(b.running);
         free_b.cmp(&free_a)
     })
-}
-
-/// Index of the free-slot worker with the smallest `key`; ties go to the
-/// lower index (`min_by` keeps the first of equal minima).
-fn min_free_by<F>(workers: &[WorkerView], mut key: F) -> Option<usize>
-where
-    F: FnMut(&WorkerView) -> f64,
-{
-    workers
-        .iter()
-        .enumerate()
-        .filter(|(_, w)| w.has_free_slot())
-        .map(|(i, w)| (i, key(w)))
-        .min_by(|(_, a), (_, b)| a.total_cmp(b))
-        .map(|(i, _)| i)
 }
 
 /// Hands jobs to workers in turn, skipping those without a free slot. The
@@ -232,12 +249,16 @@ impl Policy for PowerOfTwo {
     }
 }
 
-/// Earliest expected finish: the free-slot worker minimizing
-/// `(queued work + this job's cost) / speed`, ties to the lower index. Heavy
-/// jobs go to strong workers, and a strong worker is given more jobs in
-/// proportion to its speed, because its queued work drains faster. It only
-/// chooses among workers with a free slot, so when exactly one slot is free
-/// it has no choice; see [`Lookahead`] for a policy that may wait instead.
+/// Earliest expected finish: the free-slot worker on which this job is
+/// expected to finish first under processor sharing (see
+/// `expected_finish_s`: roughly `(queued work + this job's cost) / speed`,
+/// where only the work that runs alongside this job counts and no job runs
+/// faster than one core); ties to the worker with more spare CPU, then the
+/// lower index. Heavy jobs go to strong workers, and a strong worker is
+/// given more jobs in proportion to its speed, because it runs more of them
+/// at full rate. It only chooses among workers with a free slot, so when
+/// exactly one slot is free it has no choice; see [`Lookahead`] for a policy
+/// that may wait instead.
 #[derive(Debug, Default, Clone)]
 pub struct Weighted;
 
@@ -247,20 +268,30 @@ impl Policy for Weighted {
     }
 
     fn place(&mut self, job: &JobView, workers: &[WorkerView]) -> Option<usize> {
-        min_free_by(workers, |w| expected_finish_s(job, w))
+        workers
+            .iter()
+            .enumerate()
+            .filter(|(_, w)| w.has_free_slot())
+            .map(|(i, w)| (i, expected_finish_s(job, w)))
+            .min_by(|(i, a), (j, b)| {
+                a.total_cmp(b)
+                    .then_with(|| cmp_spare_cpu(&workers[*i], &workers[*j]))
+            })
+            .map(|(i, _)| i)
     }
 }
 
 /// Earliest finish under processor sharing, willing to wait for a busy fast
 /// worker.
 ///
-/// Two things [`Weighted`] gets wrong on heterogeneous grids:
+/// Two things [`Weighted`] leaves out on heterogeneous grids:
 ///
-/// 1. A job cannot run faster than one core, however strong the worker:
-///    dividing by `speed` makes an idle 4.0-CPU worker look 4× faster than
-///    an idle 1.0-CPU one for a single job, while it is equally fast. This
-///    policy estimates the job's own finish under processor sharing (see
-///    [`Lookahead::finish_if_placed_s`]).
+/// 1. While the client has more jobs than free slots, a freed slot is taken
+///    again at once, so a job spends most of its life on a full worker:
+///    this policy's estimate ([`Lookahead::finish_if_placed_s`]) also counts
+///    the rate of a full worker, `min(1, speed / slots)`, which keeps a
+///    2-slot 1.1-CPU worker from looking better than an idle 1-slot 1.0-CPU
+///    one for a big job.
 /// 2. When the only free slot is on a slow worker, a big job placed there
 ///    becomes the build's long pole (the CPython report's `ceval.c` on a
 ///    0.5-CPU worker). [`Policy::place_or_wait`] answers [`Decision::Wait`]
@@ -486,12 +517,35 @@ mod tests {
     #[test]
     fn weighted_sends_heavy_jobs_to_strong_workers() {
         let mut p = Weighted;
-        // The weak worker is idle, the strong one has 2 s queued. A 20 s
-        // job: 20 / 0.5 = 40 s on the weak one, 22 / 2 = 11 s on the strong
-        // one. A 0.1 s job: 0.2 s on the weak one, 1.05 s on the strong one.
-        let ws = [fast(1, 2, 0, 0.5, 0.0), fast(2, 2, 1, 2.0, 2.0)];
+        // An idle 0.8-CPU worker and a 2.0-CPU one running three jobs with
+        // 2 s left each. A 20 s job: 25 s on the weak one; on the strong
+        // one at least 20 s (one core), and (20 + 6) / 2 = 13 s of shared
+        // work, so 20 s. A 0.1 s job: 0.125 s on the weak one, while on the
+        // strong one it shares 2 CPUs four ways: (0.1 + 0.3) / 2 = 0.2 s.
+        let ws = [fast(1, 1, 0, 0.8, 0.0), fast(2, 4, 3, 2.0, 6.0)];
         assert_eq!(p.place(&JobView { cost_s: 20.0 }, &ws), Some(1));
         assert_eq!(p.place(&JobView { cost_s: 0.1 }, &ws), Some(0));
+    }
+
+    #[test]
+    fn weighted_shares_instead_of_queueing() {
+        let mut p = Weighted;
+        // A 2.0-CPU worker runs one 10 s job; beside it, a 1 s job gets a
+        // full core and is done in 1 s. Queued one after the other it would
+        // finish at (10 + 1) / 2 = 5.5 s, and the idle 0.8-CPU worker
+        // (1.25 s) would look better.
+        let ws = [fast(1, 1, 0, 0.8, 0.0), fast(2, 2, 1, 2.0, 10.0)];
+        let job = JobView { cost_s: 1.0 };
+        assert!((expected_finish_s(&job, &ws[1]) - 1.0).abs() < 1e-12);
+        assert_eq!(p.place(&job, &ws), Some(1));
+        // Equal finishes go to the worker with more spare CPU: idle 1.2
+        // and 2.0 CPU both run a lone job at one core.
+        let ws = [fast(1, 2, 0, 1.2, 0.0), fast(2, 2, 0, 2.0, 0.0)];
+        assert_eq!(p.place(&job, &ws), Some(1));
+        // With one job on the 2.0-CPU worker it has 1.0 spare, the idle
+        // 1.2-CPU one 1.2: the next job spreads out.
+        let ws = [fast(1, 2, 0, 1.2, 0.0), fast(2, 2, 1, 2.0, 1.0)];
+        assert_eq!(p.place(&job, &ws), Some(0));
     }
 
     #[test]
@@ -540,8 +594,10 @@ mod tests {
         // both run the job at one core; the tie goes to more room.
         let ws = [fast(1, 4, 3, 4.0, 0.0), fast(2, 1, 0, 1.0, 0.0)];
         assert_eq!(p.place(&JobView { cost_s: 10.0 }, &ws), Some(1));
-        // Weighted believes the 4.0-CPU worker is 4x faster.
-        assert_eq!(Weighted.place(&JobView { cost_s: 10.0 }, &ws), Some(0));
+        // Weighted's estimate agrees: 10 s on either.
+        let job = JobView { cost_s: 10.0 };
+        assert_eq!(expected_finish_s(&job, &ws[0]), 10.0);
+        assert_eq!(expected_finish_s(&job, &ws[1]), 10.0);
     }
 
     fn any_f64() -> impl Strategy<Value = f64> {

@@ -2,9 +2,11 @@
 //! v1 `cpu.cfs_quota_us`/`cpu.cfs_period_us`) when one is set, else the CPUs
 //! in its affinity mask. The quota is kept fractional (a container limited to
 //! 0.5 CPU reports 0.5) because the scheduler weighs workers by it; slots are
-//! the quota rounded up.
+//! the quota rounded up. [`calibrate`] measures how much a short CPU
+//! benchmark gets done, for `gridcc-worker --calibrate`.
 
 use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
 
 /// CPUs this process may use, possibly fractional; at least 0.01.
 pub fn cpu_quota() -> f64 {
@@ -16,6 +18,75 @@ pub fn cpu_quota() -> f64 {
 /// Default number of slots: the quota rounded up.
 pub fn default_slots() -> u32 {
     cpu_quota().ceil().max(1.0) as u32
+}
+
+/// Benchmark rounds per second that one core of the reference machine does:
+/// what 1.0 CPU means for `--calibrate`. Measured on the machine gridcc is
+/// developed on (a 2-core x86-64 VM, one thread, no quota, release build,
+/// median of 5 runs of `calibrate_rate(1, 300 ms)`: 201,900 to 219,361,
+/// median 207,842). A worker whose cores are half as fast calibrates to 0.5
+/// per core. The constant holds for release builds only: a debug build of
+/// the worker does about an eighth of the rounds and would undersell itself.
+pub const REFERENCE_ROUNDS_PER_S: f64 = 208_000.0;
+
+/// How long [`calibrate`] runs: three periods of the usual 100 ms CFS quota
+/// period, so a throttled worker is throttled during the run as it will be
+/// while compiling.
+pub const CALIBRATION_TIME: Duration = Duration::from_millis(300);
+
+/// Measures this process's CPU speed in reference cores: runs the benchmark
+/// on `ceil(quota)` threads at once for [`CALIBRATION_TIME`] and divides the
+/// rounds done per second by [`REFERENCE_ROUNDS_PER_S`]. Capped by the CPU
+/// quota: a worker never advertises more cores than it may use, and a
+/// faster-than-reference result on a short run is more often turbo boost
+/// than a lasting truth. At least 0.01.
+pub fn calibrate(quota: f64) -> f64 {
+    let threads = quota.ceil().clamp(1.0, 1024.0) as usize;
+    let rate = calibrate_rate(threads, CALIBRATION_TIME);
+    (rate / REFERENCE_ROUNDS_PER_S).min(quota).max(0.01)
+}
+
+/// Benchmark rounds per second of wall time done by `threads` threads
+/// running for `time`.
+pub fn calibrate_rate(threads: usize, time: Duration) -> f64 {
+    let start = Instant::now();
+    let deadline = start + time;
+    let rounds: u64 = std::thread::scope(|scope| {
+        let workers: Vec<_> = (0..threads.max(1))
+            .map(|seed| scope.spawn(move || rounds_until(deadline, seed as u64)))
+            .collect();
+        workers.into_iter().map(|w| w.join().unwrap_or(0)).sum()
+    });
+    rounds as f64 / start.elapsed().as_secs_f64().max(1e-9)
+}
+
+/// Rounds of a compiler-like integer workload (hashing, a data-dependent
+/// branch, table stores) until `deadline`. One round is small (microseconds)
+/// so the count is fine-grained, and the table (64 KiB) stays in L2 cache,
+/// as a compiler's hot data mostly does.
+fn rounds_until(deadline: Instant, seed: u64) -> u64 {
+    let mut table = vec![0u64; 8192];
+    let mut x = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
+    let mut rounds = 0u64;
+    while Instant::now() < deadline {
+        for _ in 0..1000 {
+            // xorshift64*, then a store whose address depends on the value.
+            x ^= x >> 12;
+            x ^= x << 25;
+            x ^= x >> 27;
+            let v = x.wrapping_mul(0x2545_F491_4F6C_DD1D);
+            let i = (v >> 51) as usize;
+            table[i] = if v & 1 == 0 {
+                table[i].wrapping_add(v)
+            } else {
+                v
+            };
+        }
+        rounds += 1;
+    }
+    // Keep the work observable so the optimizer cannot drop it.
+    std::hint::black_box(&table);
+    rounds
 }
 
 /// Reads the tightest CPU quota on this process's cgroup path (a parent's
@@ -113,6 +184,14 @@ mod tests {
         let proc = root.path().join("proc-cgroup");
         std::fs::write(&proc, "4:cpu,cpuacct:/grp\n").unwrap();
         assert_eq!(cgroup_quota(&proc, root.path()), Some(0.5));
+    }
+
+    #[test]
+    fn calibration_is_positive_and_capped_by_the_quota() {
+        let rate = calibrate_rate(1, Duration::from_millis(50));
+        assert!(rate > 0.0);
+        let c = calibrate(0.25);
+        assert!(c > 0.0 && c <= 0.25, "{c}");
     }
 
     #[test]

@@ -22,8 +22,15 @@ struct Args {
     #[arg(long)]
     slots: Option<u32>,
     /// Relative CPU speed reported to the coordinator (default: CPU quota).
-    #[arg(long)]
+    #[arg(long, conflicts_with = "calibrate")]
     capacity: Option<f64>,
+    /// Measure the CPU speed at start-up (a 0.3 s integer benchmark on
+    /// ceil(quota) threads) and report that as capacity instead of the
+    /// quota. 1.0 means one core of gridcc's reference machine (a 2-core
+    /// x86-64 VM, unthrottled); the result is never above the CPU quota.
+    /// The coordinator refines it further from finished jobs.
+    #[arg(long)]
+    calibrate: bool,
     /// Jobs allowed to wait for a slot (default: twice the slots).
     #[arg(long)]
     queue: Option<u32>,
@@ -64,6 +71,14 @@ async fn serve(args: Args) -> anyhow::Result<()> {
             "--capacity must be a positive number"
         );
         config.capacity = capacity;
+    }
+    if args.calibrate {
+        let quota = config.capacity;
+        config.capacity =
+            tokio::task::spawn_blocking(move || gridcc_worker::capacity::calibrate(quota))
+                .await
+                .context("CPU calibration failed")?;
+        tracing::info!(quota, capacity = config.capacity, "calibrated CPU speed");
     }
     if let Some(queue) = args.queue {
         config.queue_limit = queue;
