@@ -209,21 +209,20 @@ fn split_headers(
 /// Removes each worker path prefix from compiler output, which leaves the
 /// client's own names (the prefixes are unique temp paths).
 fn client_paths(output: Vec<u8>, prefixes: &[String]) -> Vec<u8> {
-    let mut output = output;
-    for prefix in prefixes.iter().map(String::as_bytes) {
-        if !output.windows(prefix.len()).any(|w| w == prefix) {
-            continue;
-        }
+    prefixes.iter().fold(output, |output, prefix| {
+        let finder = memchr::memmem::Finder::new(prefix.as_bytes());
         let mut out = Vec::with_capacity(output.len());
-        let mut rest = &output[..];
-        while let Some(at) = rest.windows(prefix.len()).position(|w| w == prefix) {
-            out.extend_from_slice(&rest[..at]);
-            rest = &rest[at + prefix.len()..];
+        let mut kept = 0;
+        for at in finder.find_iter(&output) {
+            out.extend_from_slice(&output[kept..at]);
+            kept = at + prefix.len();
         }
-        out.extend_from_slice(rest);
-        output = out;
-    }
-    output
+        if kept == 0 {
+            return output;
+        }
+        out.extend_from_slice(&output[kept..]);
+        out
+    })
 }
 
 #[cfg(test)]
@@ -250,6 +249,17 @@ mod tests {
             input: source.as_bytes().to_vec(),
             env: vec![("LC_ALL".into(), "C".into())],
         }
+    }
+
+    #[test]
+    fn worker_prefixes_are_removed_from_output() {
+        let prefixes = ["/j/hr/_/".to_owned(), "/j/ha".to_owned()];
+        let out = client_paths(
+            b"In file included from /j/ha/usr/x.h:3,\n/j/hr/_/../a.h:1: w /j/ha/b\n".to_vec(),
+            &prefixes,
+        );
+        assert_eq!(out, b"In file included from /usr/x.h:3,\n../a.h:1: w /b\n");
+        assert_eq!(client_paths(b"plain".to_vec(), &prefixes), b"plain");
     }
 
     #[tokio::test]
