@@ -10,9 +10,38 @@ use std::time::{Duration, Instant};
 
 /// CPUs this process may use, possibly fractional; at least 0.01.
 pub fn cpu_quota() -> f64 {
-    let cpus = std::thread::available_parallelism().map_or(1, usize::from) as f64;
+    // Not `available_parallelism`: it already applies the cgroup quota and
+    // rounds it down, so a 1.5-CPU container would read as 1.0.
+    let cpus = std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| allowed_cpus(&s))
+        .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, usize::from))
+        as f64;
     let quota = cgroup_quota(Path::new("/proc/self/cgroup"), Path::new("/sys/fs/cgroup"));
     quota.map_or(cpus, |q| q.min(cpus)).max(0.01)
+}
+
+/// The number of CPUs in the affinity mask, from `/proc/self/status`'s
+/// `Cpus_allowed_list:` line (e.g. `0-3,8`).
+fn allowed_cpus(status: &str) -> Option<usize> {
+    let list = status
+        .lines()
+        .find_map(|l| l.strip_prefix("Cpus_allowed_list:"))?
+        .trim();
+    let mut n = 0;
+    for part in list.split(',').filter(|p| !p.is_empty()) {
+        n += match part.split_once('-') {
+            Some((a, b)) => {
+                let (a, b): (usize, usize) = (a.parse().ok()?, b.parse().ok()?);
+                b.checked_sub(a)? + 1
+            }
+            None => {
+                part.parse::<usize>().ok()?;
+                1
+            }
+        };
+    }
+    (n > 0).then_some(n)
 }
 
 /// Default number of slots: the quota rounded up.
@@ -151,6 +180,16 @@ fn parse_v1(quota: &str, period: &str) -> Option<f64> {
 
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn affinity_list_counts_ranges_and_singles() {
+        let status = "Name:\tx\nCpus_allowed:\tff\nCpus_allowed_list:\t0-3,8,10-11\n";
+        assert_eq!(super::allowed_cpus(status), Some(7));
+        assert_eq!(super::allowed_cpus("Cpus_allowed_list:\t0\n"), Some(1));
+        assert_eq!(super::allowed_cpus("Cpus_allowed_list:\t3-1\n"), None);
+        assert_eq!(super::allowed_cpus("nothing"), None);
+    }
+
     use super::*;
 
     #[test]
