@@ -28,6 +28,8 @@ Environment:
   GRIDCC_DISABLE=1     always compile locally
   GRIDCC_CACHE_DIR     cache directory (default ~/.cache/gridcc)
   GRIDCC_LOG           log filter, e.g. info or debug (logs go to stderr)
+  GRIDCC_JOB_LOG       file to append one JSON line per compile to (wall, preprocess,
+                       worker compile and overhead ms; or the reason it ran locally)
 ";
 
 /// Runs gridcc with its full argv; returns the process exit code.

@@ -15,6 +15,7 @@ use gridcc_proto::{payload, v1};
 
 use crate::args::{self, Classification, Language, RemoteCompile};
 use crate::compiler::{self, Resolved};
+use crate::joblog;
 use crate::remote::{self, RemoteError};
 
 /// Wrapper settings from the environment (no flags on the compile path).
@@ -214,6 +215,7 @@ fn strip_builtin_defines(text: &[u8]) -> Vec<u8> {
 /// Runs the compiler `name` with `args` through the grid; returns the exit
 /// code to exit with (local compiles `exec` and never return).
 pub fn run(name: &str, args: Vec<OsString>) -> i32 {
+    let clock = joblog::Clock::start();
     let own = std::env::current_exe().unwrap_or_else(|_| PathBuf::from("/proc/self/exe"));
     let path_var = std::env::var_os("PATH");
     let resolved = match compiler::resolve(name, path_var.as_ref(), &own) {
@@ -244,6 +246,7 @@ pub fn run(name: &str, args: Vec<OsString>) -> i32 {
         Ok(Classification::Remote(job)) => job,
         Ok(Classification::Local(reason)) => {
             tracing::info!(%reason, args = ?utf8_args, "compiling locally");
+            joblog::local(clock, None, &reason.to_string());
             return exec_local(&resolved, &args);
         }
         Err(e) => {
@@ -251,10 +254,11 @@ pub fn run(name: &str, args: Vec<OsString>) -> i32 {
             return exec_local(&resolved, &args);
         }
     };
-    match compile_remote(&resolved, &utf8_args, &job, &settings, &cwd) {
+    match compile_remote(&resolved, &utf8_args, &job, &settings, &cwd, clock) {
         Ok(code) => code,
         Err(e) => {
             tracing::info!(reason = %e, source = %job.source, "compiling locally");
+            joblog::local(clock, Some(&job.source), &e.to_string());
             exec_local(&resolved, &args)
         }
     }
@@ -325,6 +329,7 @@ fn compile_remote(
     job: &RemoteCompile,
     settings: &Settings,
     cwd: &Path,
+    clock: joblog::Clock,
 ) -> Result<i32, Fallback> {
     if settings.coordinator_recently_down() {
         return Err(Fallback::CoordinatorRecentlyDown);
@@ -349,6 +354,7 @@ fn compile_remote(
         ));
     }
 
+    let preprocess_start = std::time::Instant::now();
     // Preprocess locally: headers stay here, dependency files are written
     // here exactly as the local compile would write them.
     let (source, pp_stderr) = if job.preprocessed_input {
@@ -377,6 +383,7 @@ fn compile_remote(
         };
         (text, out.stderr)
     };
+    let preprocess_ms = preprocess_start.elapsed().as_secs_f64() * 1000.0;
     let compressed = payload::compress(&source)?;
     let (language, input_name, source_path) = match source_language {
         Some(lang) => (lang.to_owned(), String::new(), job.source.clone()),
@@ -442,6 +449,14 @@ fn compile_remote(
     let _ = stderr.write_all(&pp_stderr);
     let _ = std::io::stdout().lock().write_all(&output.stdout);
     let _ = stderr.write_all(&without_repeats(&output.stderr, &pp_stderr));
+    joblog::remote(
+        clock,
+        &job.source,
+        &output.worker_addr,
+        preprocess_ms,
+        output.compile_ms,
+        output.exit_code,
+    );
     Ok(output.exit_code)
 }
 

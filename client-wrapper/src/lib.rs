@@ -8,6 +8,7 @@
 //!   fall back to the local compiler on any grid failure.
 //! - [`remote`]: the coordinator and worker calls, with typed errors.
 //! - [`idle`]: the client's idle CPUs, sent with each placement request.
+//! - [`joblog`]: `GRIDCC_JOB_LOG`, one JSON line per compile handled.
 //! - [`status`]: `gridcc status`.
 //! - [`cli`]: dispatch of `gridcc`'s own subcommands.
 
@@ -16,5 +17,6 @@ pub mod cli;
 pub mod compile;
 pub mod compiler;
 pub mod idle;
+pub mod joblog;
 pub mod remote;
 pub mod status;
