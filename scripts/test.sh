@@ -1,12 +1,12 @@
 #!/usr/bin/env bash
-# gridcc's test command: installs what the tests need (gcc, make) when
-# missing, builds every binary (the end-to-end tests run them as processes),
+# gridcc's test command: installs what the tests need (gcc, g++, make,
+# pkill) when missing, builds every binary (the end-to-end tests run them as processes),
 # and runs the whole test suite.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 need() { command -v "$1" >/dev/null 2>&1; }
-if ! need gcc || ! need g++ || ! need make; then
-    apt-get update -qq && apt-get install -y -qq gcc g++ make >/dev/null
+if ! need gcc || ! need g++ || ! need make || ! need pkill; then
+    apt-get update -qq && apt-get install -y -qq gcc g++ make procps >/dev/null
 fi
 cargo build --workspace --bins
 if cargo nextest --version >/dev/null 2>&1; then

@@ -18,6 +18,26 @@ pub enum Command {
     /// or every placement policy, and compare each makespan with the lower
     /// bound no policy can beat.
     Simulate(crate::simulate::Args),
+    /// Run a scenario: real builds of its workload on each configuration
+    /// and policy, interleaved over the repetitions, every run kept in
+    /// DIR/runs.jsonl; then write the report (summary.md, results.csv,
+    /// SVG charts) and exit 1 if a threshold failed.
+    Run(crate::run::Args),
+    /// Recompute summary.md, results.csv, the charts and the verdicts of a
+    /// results directory from its runs.jsonl.
+    Report(crate::report::Args),
+    /// Compare two results directories cell by cell (medians, ratio,
+    /// speedups), as a markdown table.
+    Compare(CompareArgs),
+}
+
+/// The arguments of `gridcc-bench compare`.
+#[derive(Debug, Clone, clap::Args)]
+pub struct CompareArgs {
+    #[arg(value_name = "OLD")]
+    pub old: std::path::PathBuf,
+    #[arg(value_name = "NEW")]
+    pub new: std::path::PathBuf,
 }
 
 #[cfg(test)]
@@ -45,7 +65,9 @@ mod tests {
             "all",
         ])
         .unwrap();
-        let Command::Simulate(args) = cli.command;
+        let Command::Simulate(args) = cli.command else {
+            panic!("not simulate");
+        };
         assert_eq!(args.workers, [0.5, 1.0]);
         assert_eq!(args.jobs, 8);
     }

@@ -7,14 +7,29 @@
 //!   simulated workers with `gridcc-scheduler`'s simulator and policies,
 //!   and its [`simulate::Report`] (text via `Display`, JSON via serde).
 //!
+//! - [`run`]: `gridcc-bench run SCENARIO.toml`, real builds of a workload
+//!   ([`scenario`]) on grids started by a [`backend`] ([`local`] processes
+//!   under cgroup quotas, or [`docker`] containers), one JSON line per run;
+//!   [`stats`] holds the status/trace readers and statistics it uses.
+//! - [`report`]: `gridcc-bench report DIR` and `compare OLD NEW`, computed
+//!   from the raw runs only.
+//!
 //! Errors are `anyhow` with context; [`exit_code`] maps one to the process
 //! exit status, so that `main` and the tests agree on it.
 //!
-//! This crate reaches the rest of gridcc only through `gridcc-scheduler`'s
-//! pure simulator (and, for real runs, through the binaries).
+//! This crate reaches the rest of gridcc only through `gridcc-scheduler`
+//! (the simulator and policies) and, for real runs, through the binaries.
 
+pub mod backend;
+pub mod cgroup;
 pub mod cli;
+pub mod docker;
+pub mod local;
+pub mod report;
+pub mod run;
+pub mod scenario;
 pub mod simulate;
+pub mod stats;
 
 /// A command line that clap accepts but that makes no sense as a whole, such
 /// as `--slots` and `--workers` of different lengths. Exits 2, like clap's

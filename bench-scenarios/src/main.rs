@@ -4,7 +4,46 @@ use std::process::ExitCode;
 use anyhow::Context;
 use clap::Parser;
 use gridcc_bench::cli::{Cli, Command};
-use gridcc_bench::{exit_code, simulate};
+use gridcc_bench::{exit_code, report, run, simulate};
+
+/// Writes the report files of `dir`, prints where they are and the
+/// verdicts; a failed threshold is an error (exit 1).
+fn print_report(dir: &std::path::Path) -> anyhow::Result<()> {
+    let summary = report::report(dir)?;
+    println!("results: {}", dir.display());
+    for c in &summary.cells {
+        println!(
+            "  {:<28} {:<13} median {:>8.2} s  speedup {:>5.2}  efficiency {:>5.2}  ok {}/{}",
+            c.configuration,
+            if c.policy.is_empty() { "-" } else { &c.policy },
+            c.median_s,
+            c.speedup,
+            c.efficiency,
+            c.ok_runs,
+            c.runs
+        );
+    }
+    for v in &summary.verdicts {
+        println!(
+            "  {} {} {} {} {:.2} >= {}",
+            if v.pass { "PASS" } else { "FAIL" },
+            v.configuration,
+            v.policy,
+            v.what,
+            v.measured,
+            v.required
+        );
+    }
+    println!("  summary: {}", dir.join("summary.md").display());
+    if summary.passed() {
+        Ok(())
+    } else {
+        anyhow::bail!(
+            "a threshold failed (see {})",
+            dir.join("summary.md").display()
+        )
+    }
+}
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
@@ -16,6 +55,11 @@ fn main() -> ExitCode {
                 other => other.context("writing the report"),
             }
         }),
+        Command::Run(args) => run::run(args).and_then(|dir| print_report(&dir)),
+        Command::Report(args) => print_report(&args.dir),
+        Command::Compare(args) => {
+            report::compare(&args.old, &args.new).map(|table| print!("{table}"))
+        }
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -265,8 +265,10 @@ mod tests {
     fn parse(extra: &[&str]) -> Result<Args, clap::Error> {
         let base = ["gridcc-bench", "simulate", "--trace", "t.jsonl"];
         let cli = Cli::try_parse_from(base.iter().chain(extra))?;
-        let Command::Simulate(args) = cli.command;
-        Ok(args)
+        match cli.command {
+            Command::Simulate(args) => Ok(args),
+            other => panic!("parsed as {other:?}"),
+        }
     }
 
     fn args(trace: PathBuf, workers: &[f64], slots: &[u32], jobs: usize, policy: &str) -> Args {

@@ -1,0 +1,763 @@
+//! `gridcc-bench report DIR`: everything in a results directory computed
+//! from its raw `runs.jsonl` (and the per-run traces), so it can be redone at
+//! any time: `summary.md`, `results.csv`, `speedup.svg` (speedup per
+//! configuration beside the ideal line) and one `utilization-*.svg` per
+//! cell (each worker's busy fraction over time in the first successful
+//! repetition). The verdicts (PASS/FAIL per threshold of the scenario file
+//! copied into DIR) are printed, stored in `verdicts.json`, and decide the
+//! exit status.
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::path::Path;
+
+use anyhow::Context;
+use serde::{Deserialize, Serialize};
+
+use crate::run::{Machine, RunRecord};
+use crate::scenario::{Cell, Scenario, LOCAL_MAKE};
+use crate::stats::{self, median};
+
+/// The arguments of `gridcc-bench report`.
+#[derive(Debug, Clone, clap::Args)]
+pub struct Args {
+    /// A results directory written by `gridcc-bench run`.
+    #[arg(value_name = "DIR")]
+    pub dir: std::path::PathBuf,
+}
+
+/// One cell's summary over its repetitions.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CellSummary {
+    pub configuration: String,
+    pub policy: String,
+    pub total_cpus: f64,
+    /// Every run's wall clock, in run order; failed runs included.
+    pub wall_s: Vec<f64>,
+    pub ok_runs: usize,
+    pub runs: usize,
+    /// Median wall clock of the successful runs.
+    pub median_s: f64,
+    /// Mean and sample standard deviation of the successful runs.
+    pub mean_s: f64,
+    pub sd_s: f64,
+    /// Baseline median / this median.
+    pub speedup: f64,
+    /// Total worker CPU / the baseline's (client CPU for `local-make`).
+    pub ideal: f64,
+    pub efficiency: f64,
+    /// Median total CPU seconds / the local build's.
+    pub cost_ratio: f64,
+    /// Runs in which jobs fell back to the client.
+    pub fell_back: usize,
+    /// The simulator's makespan for this shape and policy on this run's own
+    /// trace (compile jobs only, no link or configure steps), where known.
+    pub simulated_s: Option<f64>,
+}
+
+/// A threshold's outcome.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Verdict {
+    pub configuration: String,
+    pub policy: String,
+    pub what: String,
+    pub required: f64,
+    pub measured: f64,
+    pub pass: bool,
+}
+
+/// The whole report.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Summary {
+    pub scenario: String,
+    pub baseline: String,
+    pub cells: Vec<CellSummary>,
+    pub verdicts: Vec<Verdict>,
+}
+
+impl Summary {
+    pub fn passed(&self) -> bool {
+        self.verdicts.iter().all(|v| v.pass)
+    }
+}
+
+/// Recomputes every derived file of `dir`; returns the summary.
+pub fn report(dir: &Path) -> anyhow::Result<Summary> {
+    let scenario_text = std::fs::read_to_string(dir.join("scenario.toml")).with_context(|| {
+        format!(
+            "{}: not a results directory (no scenario.toml)",
+            dir.display()
+        )
+    })?;
+    let scenario: Scenario = toml::from_str(&scenario_text).context("scenario.toml")?;
+    let machine: Option<Machine> = std::fs::read(dir.join("machine.json"))
+        .ok()
+        .and_then(|b| serde_json::from_slice(&b).ok());
+    let runs = read_runs(&dir.join("runs.jsonl"))?;
+    let summary = summarize(&scenario, &runs, dir);
+    std::fs::write(
+        dir.join("summary.md"),
+        markdown(&scenario, machine.as_ref(), &summary, &runs),
+    )?;
+    std::fs::write(dir.join("results.csv"), csv(&runs))?;
+    std::fs::write(dir.join("speedup.svg"), speedup_svg(&scenario, &summary))?;
+    for cell in &summary.cells {
+        let first_ok = runs
+            .iter()
+            .find(|r| r.ok && r.configuration == cell.configuration && r.policy == cell.policy);
+        if let Some(run) = first_ok {
+            if run.configuration == LOCAL_MAKE {
+                continue;
+            }
+            let svg = utilization_svg(run, &dir.join(&run.dir).join("trace.jsonl"))?;
+            let name = format!("utilization-{}.svg", file_stem(&cell_name(cell)));
+            std::fs::write(dir.join(name), svg)?;
+        }
+    }
+    std::fs::write(
+        dir.join("verdicts.json"),
+        serde_json::to_vec_pretty(&summary.verdicts)?,
+    )?;
+    Ok(summary)
+}
+
+/// Reads `runs.jsonl`; a malformed line is an error naming it.
+pub fn read_runs(path: &Path) -> anyhow::Result<Vec<RunRecord>> {
+    let text =
+        std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+    text.lines()
+        .enumerate()
+        .filter(|(_, l)| !l.trim().is_empty())
+        .map(|(i, l)| {
+            serde_json::from_str(l).with_context(|| format!("{} line {}", path.display(), i + 1))
+        })
+        .collect()
+}
+
+fn cell_name(c: &CellSummary) -> String {
+    Cell {
+        configuration: c.configuration.clone(),
+        policy: c.policy.clone(),
+    }
+    .to_string()
+}
+
+fn file_stem(s: &str) -> String {
+    s.chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '.' || c == '-' {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect()
+}
+
+/// Per-cell medians, ratios and the threshold verdicts.
+pub fn summarize(s: &Scenario, runs: &[RunRecord], dir: &Path) -> Summary {
+    let cpus_of = |name: &str| -> f64 {
+        if name == LOCAL_MAKE {
+            s.client_cpus.unwrap_or_else(|| {
+                std::thread::available_parallelism().map_or(1.0, |n| n.get() as f64)
+            })
+        } else {
+            s.configuration(name).map_or(f64::NAN, |c| c.total_cpus())
+        }
+    };
+    let ok_walls = |cfg: &str, pol: Option<&str>| -> Vec<f64> {
+        runs.iter()
+            .filter(|r| r.ok && r.configuration == cfg && pol.is_none_or(|p| r.policy == p))
+            .map(|r| r.wall_s)
+            .collect()
+    };
+    let baseline_s = median(&ok_walls(&s.baseline, None));
+    let local_cpu = median(
+        &runs
+            .iter()
+            .filter(|r| r.ok && r.configuration == LOCAL_MAKE)
+            .map(|r| r.cpu.total_s)
+            .collect::<Vec<_>>(),
+    );
+    let baseline_cpus = cpus_of(&s.baseline);
+    let mut order: Vec<Cell> = Vec::new();
+    for r in runs {
+        let c = Cell {
+            configuration: r.configuration.clone(),
+            policy: r.policy.clone(),
+        };
+        if !order.contains(&c) {
+            order.push(c);
+        }
+    }
+    let cells: Vec<CellSummary> = order
+        .iter()
+        .map(|c| {
+            let mine: Vec<&RunRecord> = runs
+                .iter()
+                .filter(|r| r.configuration == c.configuration && r.policy == c.policy)
+                .collect();
+            let ok: Vec<&&RunRecord> = mine.iter().filter(|r| r.ok).collect();
+            let ok_walls: Vec<f64> = ok.iter().map(|r| r.wall_s).collect();
+            let median_s = median(&ok_walls);
+            let (mean_s, sd_s) = mean_sd(&ok_walls);
+            let speedup = baseline_s / median_s;
+            let total_cpus = cpus_of(&c.configuration);
+            let ideal = total_cpus / baseline_cpus;
+            let cpu = median(&ok.iter().map(|r| r.cpu.total_s).collect::<Vec<_>>());
+            let simulated_s = ok.first().and_then(|r| simulate_run(r, &dir.join(&r.dir)));
+            CellSummary {
+                configuration: c.configuration.clone(),
+                policy: c.policy.clone(),
+                total_cpus,
+                wall_s: mine.iter().map(|r| r.wall_s).collect(),
+                ok_runs: ok.len(),
+                runs: mine.len(),
+                median_s,
+                mean_s,
+                sd_s,
+                speedup,
+                ideal,
+                efficiency: speedup / ideal,
+                cost_ratio: cpu / local_cpu,
+                fell_back: mine.iter().filter(|r| r.jobs.fell_back).count(),
+                simulated_s,
+            }
+        })
+        .collect();
+    let mut verdicts = Vec::new();
+    for (name, t) in &s.thresholds {
+        for c in cells.iter().filter(|c| &c.configuration == name) {
+            let mut push = |what: &str, required: f64, measured: f64| {
+                verdicts.push(Verdict {
+                    configuration: c.configuration.clone(),
+                    policy: c.policy.clone(),
+                    what: what.to_owned(),
+                    required,
+                    measured,
+                    // NaN (no successful run) fails.
+                    pass: measured >= required,
+                });
+            };
+            if let Some(min) = t.min_speedup {
+                push("speedup", min, c.speedup);
+            }
+            if let Some(min) = t.min_efficiency {
+                push("efficiency", min, c.efficiency);
+            }
+        }
+    }
+    Summary {
+        scenario: s.name.clone(),
+        baseline: s.baseline.clone(),
+        cells,
+        verdicts,
+    }
+}
+
+/// Mean and sample standard deviation (NaN where undefined).
+fn mean_sd(v: &[f64]) -> (f64, f64) {
+    if v.is_empty() {
+        return (f64::NAN, f64::NAN);
+    }
+    let n = v.len() as f64;
+    let mean = v.iter().sum::<f64>() / n;
+    if v.len() < 2 {
+        return (mean, f64::NAN);
+    }
+    let var = v.iter().map(|x| (x - mean).powi(2)).sum::<f64>() / (n - 1.0);
+    (mean, var.sqrt())
+}
+
+/// The simulator on a run's own trace, shape and policy.
+fn simulate_run(r: &RunRecord, dir: &Path) -> Option<f64> {
+    if r.configuration == LOCAL_MAKE {
+        return None;
+    }
+    let text = std::fs::read_to_string(dir.join("trace.jsonl")).ok()?;
+    let jobs = gridcc_scheduler::sim::parse_trace(&text).ok()?;
+    if jobs.is_empty() {
+        return None;
+    }
+    let workers: Vec<gridcc_scheduler::sim::SimWorker> = r
+        .workers
+        .iter()
+        .map(|w| gridcc_scheduler::sim::SimWorker {
+            speed: w.cpus,
+            slots: w.slots(),
+        })
+        .collect();
+    let mut policy = gridcc_scheduler::by_name(&r.policy).ok()?;
+    gridcc_scheduler::sim::simulate(&jobs, &workers, r.make_jobs as usize, policy.as_mut())
+        .ok()
+        .map(|rep| rep.makespan_s)
+}
+
+fn fmt_ratio(x: f64) -> String {
+    if x.is_finite() {
+        format!("{x:.2}")
+    } else {
+        "n/a".to_owned()
+    }
+}
+
+fn markdown(s: &Scenario, m: Option<&Machine>, sum: &Summary, runs: &[RunRecord]) -> String {
+    let mut o = String::new();
+    let _ = writeln!(o, "# {}\n", s.name);
+    if !s.description.is_empty() {
+        let _ = writeln!(o, "{}\n", s.description);
+    }
+    if let Some(m) = m {
+        let _ = writeln!(
+            o,
+            "Machine: {} CPUs ({}), {:.1} GiB, Linux {}, {}; backend `{}`.",
+            m.cpus, m.cpu_model, m.memory_gib, m.kernel, m.gcc, m.backend
+        );
+        for n in &m.notes {
+            let _ = writeln!(o, "- **Note:** {n}");
+        }
+    }
+    let _ = writeln!(
+        o,
+        "\nScale: {}. Client CPU limit: {}. `make -j{}`. Baseline: `{}`. Repetitions: {}, interleaved.\n",
+        if s.scale.is_empty() { "as written" } else { &s.scale },
+        s.client_cpus.map_or_else(|| "none".to_owned(), |c| format!("{c} CPU")),
+        s.make_jobs,
+        s.baseline,
+        s.repetitions
+    );
+    let _ = writeln!(
+        o,
+        "| configuration | policy | worker CPU | wall s (every run) | ok | median s | mean ± sd s | speedup | ideal | efficiency | CPU cost ratio | simulated s | fell back |"
+    );
+    let _ = writeln!(
+        o,
+        "|---|---|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
+    );
+    for c in &sum.cells {
+        let walls: Vec<String> = c.wall_s.iter().map(|w| format!("{w:.2}")).collect();
+        let _ = writeln!(
+            o,
+            "| {} | {} | {:.3} | {} | {}/{} | {} | {} ± {} | {} | {} | {} | {} | {} | {} |",
+            c.configuration,
+            if c.policy.is_empty() {
+                "—"
+            } else {
+                &c.policy
+            },
+            c.total_cpus,
+            walls.join(", "),
+            c.ok_runs,
+            c.runs,
+            fmt_ratio(c.median_s),
+            fmt_ratio(c.mean_s),
+            fmt_ratio(c.sd_s),
+            fmt_ratio(c.speedup),
+            fmt_ratio(c.ideal),
+            fmt_ratio(c.efficiency),
+            fmt_ratio(c.cost_ratio),
+            c.simulated_s
+                .map_or_else(|| "—".to_owned(), |x| format!("{x:.2}")),
+            c.fell_back
+        );
+    }
+    let _ = writeln!(o, "\n## Verdicts\n");
+    if sum.verdicts.is_empty() {
+        let _ = writeln!(o, "No thresholds in the scenario.");
+    }
+    for v in &sum.verdicts {
+        let _ = writeln!(
+            o,
+            "- **{}** {} / {}: {} {} ≥ {} required",
+            if v.pass { "PASS" } else { "FAIL" },
+            v.configuration,
+            if v.policy.is_empty() {
+                "—"
+            } else {
+                &v.policy
+            },
+            v.what,
+            fmt_ratio(v.measured),
+            v.required
+        );
+    }
+    let _ = writeln!(o, "\n## Every run\n");
+    let _ = writeln!(
+        o,
+        "| # | rep | cell | wall s | ok | remote | local compiles | CPU client / coord / workers s | compile p50/p95/max s | queue p95 s | wrapper overhead p50/p95 ms | jobs per worker (utilization) | objects identical | failure |"
+    );
+    let _ = writeln!(
+        o,
+        "|---:|---:|---|---:|---|---:|---|---|---|---:|---|---|---|---|"
+    );
+    for r in runs {
+        let per: Vec<String> = r
+            .jobs
+            .per_worker
+            .iter()
+            .map(|w| {
+                format!(
+                    "{}×{:.3}: {} ({:.0}%)",
+                    w.slots,
+                    w.cpus,
+                    w.jobs,
+                    w.utilization * 100.0
+                )
+            })
+            .collect();
+        let cell = Cell {
+            configuration: r.configuration.clone(),
+            policy: r.policy.clone(),
+        };
+        let _ = writeln!(
+            o,
+            "| {} | {} | {} | {:.2} | {} | {} | {} | {:.1} / {:.1} / {:.1} | {:.2}/{:.2}/{:.2} | {:.2} | {:.0}/{:.0} | {} | {}/{} | {} |",
+            r.index,
+            r.repetition,
+            cell,
+            r.wall_s,
+            if r.ok { "yes" } else { "**no**" },
+            r.jobs.remote,
+            local_compiles(r),
+            r.cpu.client_s,
+            r.cpu.coordinator_s,
+            0.0 + r.cpu.workers_s.iter().sum::<f64>(),
+            r.compile_s.p50,
+            r.compile_s.p95,
+            r.compile_s.max,
+            r.queue_s.p95,
+            r.overhead_ms.p50,
+            r.overhead_ms.p95,
+            per.join("; "),
+            r.objects.identical,
+            r.objects.found,
+            r.failure.as_deref().unwrap_or("")
+        );
+    }
+    let _ = writeln!(
+        o,
+        "\nSpeedup = baseline median / median; ideal = worker CPU / baseline CPU; efficiency = speedup / ideal; \
+         CPU cost ratio = CPU seconds of client + coordinator + workers / the plain local build's. \
+         Medians are over successful runs only; every run is listed above. \
+         'simulated s' is `gridcc-bench simulate` on the first successful run's own trace and shape (compile jobs only)."
+    );
+    o
+}
+
+/// "N (reason: n, …)" of a run's local compiles; the told-local count from
+/// the coordinator is part of it.
+fn local_compiles(r: &RunRecord) -> String {
+    let n: u64 = r.local_compiles.values().sum();
+    if n == 0 {
+        return format!("0 (told local {})", r.jobs.told_local);
+    }
+    let parts: Vec<String> = r
+        .local_compiles
+        .iter()
+        .map(|(why, k)| format!("{why}: {k}"))
+        .collect();
+    format!("{n} ({})", parts.join("; "))
+}
+
+fn csv(runs: &[RunRecord]) -> String {
+    let mut o = String::from(
+        "index,repetition,configuration,policy,backend,make_jobs,worker_cpus,wall_s,ok,remote,told_local,fell_back,client_cpu_s,coordinator_cpu_s,workers_cpu_s,total_cpu_s,compile_p50_s,compile_p95_s,compile_max_s,queue_p50_s,queue_p95_s,queue_max_s,overhead_p50_ms,overhead_p95_ms,overhead_max_ms,objects,identical,failure\n",
+    );
+    for r in runs {
+        let cpus: f64 = 0.0 + r.workers.iter().map(|w| w.cpus).sum::<f64>();
+        let failure = r.failure.as_deref().unwrap_or("").replace('"', "'");
+        let _ = writeln!(
+            o,
+            "{},{},{},{},{:?},{},{},{:.3},{},{},{},{},{:.3},{:.3},{:.3},{:.3},{:.3},{:.3},{:.3},{:.3},{:.3},{:.3},{:.1},{:.1},{:.1},{},{},\"{}\"",
+            r.index,
+            r.repetition,
+            r.configuration,
+            r.policy,
+            r.backend,
+            r.make_jobs,
+            cpus,
+            r.wall_s,
+            r.ok,
+            r.jobs.remote,
+            r.jobs.told_local,
+            r.jobs.fell_back,
+            r.cpu.client_s,
+            r.cpu.coordinator_s,
+            0.0 + r.cpu.workers_s.iter().sum::<f64>(),
+            r.cpu.total_s,
+            r.compile_s.p50,
+            r.compile_s.p95,
+            r.compile_s.max,
+            r.queue_s.p50,
+            r.queue_s.p95,
+            r.queue_s.max,
+            r.overhead_ms.p50,
+            r.overhead_ms.p95,
+            r.overhead_ms.max,
+            r.objects.found,
+            r.objects.identical,
+            failure
+        );
+    }
+    o
+}
+
+fn esc(s: &str) -> String {
+    s.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+}
+
+/// Bars of measured speedup per cell, each run as a dot, and the ideal as a
+/// tick: how far each configuration is from what its CPUs allow.
+fn speedup_svg(s: &Scenario, sum: &Summary) -> String {
+    let cells: Vec<&CellSummary> = sum.cells.iter().collect();
+    let n = cells.len().max(1);
+    let (w, h, left, bottom, top) = (120.0 * n as f64 + 120.0, 420.0, 70.0, 110.0, 40.0);
+    let baseline = sum
+        .cells
+        .iter()
+        .find(|c| c.configuration == s.baseline)
+        .map_or(f64::NAN, |c| c.median_s);
+    let max = cells
+        .iter()
+        .flat_map(|c| {
+            let dots = c.wall_s.iter().map(|x| baseline / x);
+            dots.chain([c.ideal, c.speedup])
+        })
+        .filter(|x| x.is_finite())
+        .fold(1.0, f64::max)
+        * 1.15;
+    let plot_h = h - bottom - top;
+    let y = |v: f64| top + plot_h * (1.0 - v / max);
+    let mut o = String::new();
+    let _ = writeln!(
+        o,
+        r#"<svg xmlns="http://www.w3.org/2000/svg" width="{w}" height="{h}" font-family="sans-serif" font-size="12">"#
+    );
+    let _ = writeln!(o, r#"<rect width="100%" height="100%" fill="white"/>"#);
+    let _ = writeln!(
+        o,
+        r#"<text x="{left}" y="20" font-size="14">{}: speedup vs {} (bar = median, dots = runs, red tick = ideal)</text>"#,
+        esc(&s.name),
+        esc(&s.baseline)
+    );
+    // Axis and grid.
+    let mut v = 0.0;
+    let step = if max > 6.0 { 1.0 } else { 0.5 };
+    while v <= max {
+        let yy = y(v);
+        let _ = writeln!(
+            o,
+            r##"<line x1="{left}" x2="{}" y1="{yy:.1}" y2="{yy:.1}" stroke="#ddd"/><text x="{}" y="{:.1}" text-anchor="end">{v:.1}</text>"##,
+            w - 20.0,
+            left - 6.0,
+            yy + 4.0
+        );
+        v += step;
+    }
+    let one = y(1.0);
+    let _ = writeln!(
+        o,
+        r##"<line x1="{left}" x2="{}" y1="{one:.1}" y2="{one:.1}" stroke="#888" stroke-dasharray="4 3"/>"##,
+        w - 20.0
+    );
+    for (i, c) in cells.iter().enumerate() {
+        let x = left + 20.0 + 120.0 * i as f64;
+        if c.speedup.is_finite() {
+            let top_y = y(c.speedup);
+            let _ = writeln!(
+                o,
+                r##"<rect x="{x:.1}" y="{top_y:.1}" width="60" height="{:.1}" fill="#4a7fb5"/><text x="{:.1}" y="{:.1}" text-anchor="middle">{:.2}</text>"##,
+                y(0.0) - top_y,
+                x + 30.0,
+                top_y - 4.0,
+                c.speedup
+            );
+        } else {
+            let _ = writeln!(
+                o,
+                r##"<text x="{:.1}" y="{:.1}" text-anchor="middle" fill="#b00">no successful run</text>"##,
+                x + 30.0,
+                y(0.5)
+            );
+        }
+        for (k, wall) in c.wall_s.iter().enumerate() {
+            let sp = baseline / wall;
+            if sp.is_finite() {
+                let _ = writeln!(
+                    o,
+                    r##"<circle cx="{:.1}" cy="{:.1}" r="3" fill="#222"/>"##,
+                    x + 15.0 + 15.0 * k as f64,
+                    y(sp)
+                );
+            }
+        }
+        if c.ideal.is_finite() {
+            let iy = y(c.ideal);
+            let _ = writeln!(
+                o,
+                r##"<line x1="{:.1}" x2="{:.1}" y1="{iy:.1}" y2="{iy:.1}" stroke="#c00" stroke-width="3"/>"##,
+                x - 6.0,
+                x + 66.0
+            );
+        }
+        let label_y = h - bottom + 18.0;
+        let _ = writeln!(
+            o,
+            r##"<text x="{:.1}" y="{label_y:.1}" text-anchor="middle">{}</text><text x="{:.1}" y="{:.1}" text-anchor="middle" fill="#555">{}</text><text x="{:.1}" y="{:.1}" text-anchor="middle" fill="#555">{:.3} CPU</text>"##,
+            x + 30.0,
+            esc(&c.configuration),
+            x + 30.0,
+            label_y + 16.0,
+            esc(if c.policy.is_empty() {
+                "plain make"
+            } else {
+                &c.policy
+            }),
+            x + 30.0,
+            label_y + 32.0,
+            c.total_cpus
+        );
+    }
+    o.push_str("</svg>\n");
+    o
+}
+
+/// Each worker's busy fraction (running jobs / slots) over the build, in
+/// 60 time slices, one line per worker.
+fn utilization_svg(run: &RunRecord, trace_path: &Path) -> anyhow::Result<String> {
+    let trace = stats::read_trace(trace_path)?;
+    let from = run.started_unix_ms;
+    let to = from + (run.wall_s * 1000.0) as u64;
+    let bins = 60;
+    let (w, h, left, top, plot_w, plot_h) = (900.0, 360.0, 60.0, 40.0, 560.0, 260.0);
+    let colors = [
+        "#4a7fb5", "#d9822b", "#3a9d5d", "#c23b3b", "#8a5fb5", "#777", "#b5a04a",
+    ];
+    let mut o = String::new();
+    let _ = writeln!(
+        o,
+        r#"<svg xmlns="http://www.w3.org/2000/svg" width="{w}" height="{h}" font-family="sans-serif" font-size="12">"#
+    );
+    let _ = writeln!(o, r#"<rect width="100%" height="100%" fill="white"/>"#);
+    let _ = writeln!(
+        o,
+        r#"<text x="{left}" y="20" font-size="14">{} / {} (rep {}): worker utilization over {:.1} s</text>"#,
+        esc(&run.configuration),
+        esc(&run.policy),
+        run.repetition,
+        run.wall_s
+    );
+    for k in 0..=4 {
+        let v = f64::from(k) / 4.0;
+        let yy = top + plot_h * (1.0 - v);
+        let _ = writeln!(
+            o,
+            r##"<line x1="{left}" x2="{}" y1="{yy:.1}" y2="{yy:.1}" stroke="#ddd"/><text x="{}" y="{:.1}" text-anchor="end">{:.0}%</text>"##,
+            left + plot_w,
+            left - 6.0,
+            yy + 4.0,
+            v * 100.0
+        );
+    }
+    let _ = writeln!(
+        o,
+        r#"<text x="{}" y="{}" text-anchor="middle">time (s)</text><text x="{left}" y="{}">0</text><text x="{}" y="{}" text-anchor="end">{:.1}</text>"#,
+        left + plot_w / 2.0,
+        top + plot_h + 32.0,
+        top + plot_h + 16.0,
+        left + plot_w,
+        top + plot_h + 16.0,
+        run.wall_s
+    );
+    let mut by_id: BTreeMap<u64, Vec<(u64, u64)>> = BTreeMap::new();
+    for t in &trace {
+        by_id
+            .entry(t.worker)
+            .or_default()
+            .push((t.start_unix_ms, t.end_unix_ms));
+    }
+    for (i, wr) in run.jobs.per_worker.iter().enumerate() {
+        let jobs = by_id.get(&wr.id).map_or(&[][..], Vec::as_slice);
+        let u = stats::utilization_bins(jobs, wr.slots, from, to, bins);
+        let color = colors[i % colors.len()];
+        let points: Vec<String> = u
+            .iter()
+            .enumerate()
+            .map(|(b, v)| {
+                format!(
+                    "{:.1},{:.1}",
+                    left + plot_w * (b as f64 + 0.5) / bins as f64,
+                    top + plot_h * (1.0 - v)
+                )
+            })
+            .collect();
+        let _ = writeln!(
+            o,
+            r#"<polyline fill="none" stroke="{color}" stroke-width="2" points="{}"/>"#,
+            points.join(" ")
+        );
+        let _ = writeln!(
+            o,
+            r#"<text x="{}" y="{}" fill="{color}">worker {}: {:.3} CPU, {} slot(s), {} jobs, busy {:.0}%</text>"#,
+            left + plot_w + 10.0,
+            top + 16.0 * i as f64 + 10.0,
+            i + 1,
+            wr.cpus,
+            wr.slots,
+            jobs.len(),
+            wr.utilization * 100.0
+        );
+    }
+    o.push_str("</svg>\n");
+    Ok(o)
+}
+
+/// `gridcc-bench compare OLD NEW`: each cell's median in both result sets
+/// and the ratio, as a markdown table.
+pub fn compare(old: &Path, new: &Path) -> anyhow::Result<String> {
+    let load = |d: &Path| -> anyhow::Result<Summary> {
+        let text = std::fs::read_to_string(d.join("scenario.toml"))
+            .with_context(|| format!("{}: not a results directory", d.display()))?;
+        let s: Scenario = toml::from_str(&text)?;
+        let runs = read_runs(&d.join("runs.jsonl"))?;
+        Ok(summarize(&s, &runs, d))
+    };
+    let (a, b) = (load(old)?, load(new)?);
+    let mut o = String::new();
+    let _ = writeln!(o, "| cell | old median s | new median s | new / old | old speedup | new speedup | old ok | new ok |");
+    let _ = writeln!(o, "|---|---:|---:|---:|---:|---:|---:|---:|");
+    for c in &b.cells {
+        let before = a
+            .cells
+            .iter()
+            .find(|x| x.configuration == c.configuration && x.policy == c.policy);
+        let _ = writeln!(
+            o,
+            "| {} | {} | {} | {} | {} | {} | {} | {}/{} |",
+            cell_name(c),
+            before.map_or("—".into(), |x| fmt_ratio(x.median_s)),
+            fmt_ratio(c.median_s),
+            before.map_or("—".into(), |x| fmt_ratio(c.median_s / x.median_s)),
+            before.map_or("—".into(), |x| fmt_ratio(x.speedup)),
+            fmt_ratio(c.speedup),
+            before.map_or("—".into(), |x| format!("{}/{}", x.ok_runs, x.runs)),
+            c.ok_runs,
+            c.runs
+        );
+    }
+    for c in a.cells.iter().filter(|x| {
+        !b.cells
+            .iter()
+            .any(|y| y.configuration == x.configuration && y.policy == x.policy)
+    }) {
+        let _ = writeln!(
+            o,
+            "| {} | {} | — (not in NEW) | | | | | |",
+            cell_name(c),
+            fmt_ratio(c.median_s)
+        );
+    }
+    Ok(o)
+}

@@ -1,0 +1,192 @@
+//! `gridcc-bench run` end to end on the local backend: real servers on
+//! 127.0.0.1, real gcc and make on the repository's small C project. Needs
+//! the workspace's binaries (`cargo build --workspace --bins`, which
+//! scripts/test.sh does first).
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+fn bench_exe() -> PathBuf {
+    PathBuf::from(env!("CARGO_BIN_EXE_gridcc-bench"))
+}
+
+fn bin_dir() -> PathBuf {
+    let dir = bench_exe().parent().unwrap().to_path_buf();
+    for b in ["gridcc", "gridcc-coordinator", "gridcc-worker"] {
+        assert!(
+            dir.join(b).exists(),
+            "{b} is missing: build the workspace first (cargo build --workspace --bins)"
+        );
+    }
+    dir
+}
+
+fn calc_copy(dir: &Path) -> PathBuf {
+    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("../testdata/calc");
+    let dst = dir.join("calc");
+    let st = Command::new("cp")
+        .arg("-r")
+        .arg(&src)
+        .arg(&dst)
+        .status()
+        .unwrap();
+    assert!(st.success());
+    dst
+}
+
+/// A one-worker scenario on `calc` with the given build command.
+fn scenario(dir: &Path, build: &str, threshold: &str) -> PathBuf {
+    let calc = calc_copy(dir);
+    let workload = format!(
+        "name = \"calc\"\ndir = {:?}\nbuild = {:?}\nclean = \"make clean\"\ncheck = \"make check\"\n",
+        calc.display().to_string(),
+        build
+    );
+    std::fs::write(dir.join("calc.toml"), workload).unwrap();
+    let scenario = format!(
+        r#"name = "t"
+workload = "calc.toml"
+make_jobs = 4
+client_cpus = 1.0
+policies = ["least-loaded"]
+baseline = "local-make"
+repetitions = 1
+[[configurations]]
+name = "1x1.0"
+workers = [{{ cpus = 1.0 }}]
+{threshold}
+"#
+    );
+    let path = dir.join("scenario.toml");
+    std::fs::write(&path, scenario).unwrap();
+    path
+}
+
+fn run(scenario: &Path, out: &Path) -> Output {
+    Command::new(bench_exe())
+        .arg("run")
+        .arg(scenario)
+        .arg("--out")
+        .arg(out)
+        .arg("--bin-dir")
+        .arg(bin_dir())
+        .output()
+        .unwrap()
+}
+
+fn runs(out: &Path) -> Vec<serde_json::Value> {
+    std::fs::read_to_string(out.join("runs.jsonl"))
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect()
+}
+
+#[test]
+fn a_scenario_runs_and_reports() {
+    let dir = tempfile::tempdir().unwrap();
+    let sc = scenario(dir.path(), r#"make -j"$JOBS" CC="$CC""#, "");
+    let out = dir.path().join("out");
+    let o = run(&sc, &out);
+    let stderr = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        o.status.success(),
+        "{stderr}\n{}",
+        String::from_utf8_lossy(&o.stdout)
+    );
+    let runs = runs(&out);
+    assert_eq!(runs.len(), 2, "local-make and the grid run");
+    for r in &runs {
+        assert_eq!(r["ok"], true, "{r}");
+        assert_eq!(r["objects"]["identical"], 13, "{r}");
+    }
+    let grid = &runs[1];
+    assert_eq!(grid["configuration"], "1x1.0");
+    assert_eq!(grid["jobs"]["remote"], 13, "{grid}");
+    assert_eq!(grid["jobs"]["per_worker"][0]["jobs"], 13, "{grid}");
+    assert_eq!(grid["overhead_ms"]["n"], 13, "{grid}");
+    for f in [
+        "summary.md",
+        "results.csv",
+        "speedup.svg",
+        "verdicts.json",
+        "scenario.toml",
+    ] {
+        assert!(out.join(f).exists(), "{f} missing");
+    }
+    // The report is recomputed from runs.jsonl alone.
+    std::fs::remove_file(out.join("summary.md")).unwrap();
+    let again = Command::new(bench_exe())
+        .arg("report")
+        .arg(&out)
+        .output()
+        .unwrap();
+    assert!(again.status.success());
+    let summary = std::fs::read_to_string(out.join("summary.md")).unwrap();
+    assert!(summary.contains("| 1x1.0 | least-loaded |"), "{summary}");
+    let csv = std::fs::read_to_string(out.join("results.csv")).unwrap();
+    assert_eq!(csv.lines().count(), 3);
+    let cmp = Command::new(bench_exe())
+        .arg("compare")
+        .arg(&out)
+        .arg(&out)
+        .output()
+        .unwrap();
+    assert!(cmp.status.success());
+    assert!(String::from_utf8_lossy(&cmp.stdout).contains("| 1.00 |"));
+}
+
+#[test]
+fn a_failed_build_is_a_failed_run_and_fails_its_threshold() {
+    let dir = tempfile::tempdir().unwrap();
+    let sc = scenario(
+        dir.path(),
+        r#"make -j"$JOBS" CC="$CC" && test "$CC" = gcc"#,
+        "[thresholds]\n\"1x1.0\" = { min_speedup = 0.1 }",
+    );
+    let out = dir.path().join("out");
+    let o = run(&sc, &out);
+    assert_eq!(
+        o.status.code(),
+        Some(1),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    let runs = runs(&out);
+    assert_eq!(runs.len(), 2, "the failed run is kept");
+    assert_eq!(runs[0]["ok"], true);
+    assert_eq!(runs[1]["ok"], false);
+    let why = runs[1]["failure"].as_str().unwrap();
+    assert!(why.starts_with("build failed"), "{why}");
+    let summary = std::fs::read_to_string(out.join("summary.md")).unwrap();
+    assert!(summary.contains("**FAIL** 1x1.0"), "{summary}");
+}
+
+#[test]
+fn a_killed_worker_is_a_failed_run() {
+    let dir = tempfile::tempdir().unwrap();
+    // The wrapper compiles locally once the worker is gone, so the build
+    // itself succeeds: the run must still count as failed. The pattern
+    // matches only this grid's worker (its coordinator URL, then the next
+    // argument), not those of tests running alongside.
+    let sc = scenario(
+        dir.path(),
+        r#"make -j"$JOBS" CC="$CC" util.o && pkill -KILL -f -- "--coordinator $GRIDCC_COORDINATOR --listen" ; sleep 0.3; make -j"$JOBS" CC="$CC""#,
+        "",
+    );
+    let out = dir.path().join("out");
+    let o = run(&sc, &out);
+    let runs = runs(&out);
+    assert_eq!(runs.len(), 2);
+    assert_eq!(
+        runs[1]["ok"],
+        false,
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    let why = runs[1]["failure"].as_str().unwrap();
+    assert!(
+        why.contains("server died") && why.contains("worker 1"),
+        "{why}"
+    );
+}
