@@ -392,6 +392,8 @@ impl Backend for DockerBackend {
             // limited client.
             "--when-busy".into(),
             "queue".into(),
+            "--queue-timeout-ms".into(),
+            crate::backend::QUEUE_TIMEOUT_MS.to_string(),
         ];
         coordinator.user = Some(format!("{}:{}", owner.uid(), owner.gid()));
         coordinator.bind = Some(run_dir_str.to_owned());

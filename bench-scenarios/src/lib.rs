@@ -25,6 +25,7 @@ pub mod cgroup;
 pub mod cli;
 pub mod docker;
 pub mod local;
+mod reap;
 pub mod report;
 pub mod run;
 pub mod scenario;

@@ -4,6 +4,7 @@
 //! quarter of a core. Where it does not, the report carries a loud note.
 
 use std::io::{BufRead, BufReader};
+use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Stdio};
 use std::sync::mpsc;
@@ -78,6 +79,8 @@ impl Backend for LocalBackend {
                 // rather than sending work back to the limited client.
                 "--when-busy".into(),
                 "queue".into(),
+                "--queue-timeout-ms".into(),
+                crate::backend::QUEUE_TIMEOUT_MS.to_string(),
             ],
             &spec.run_dir.join("coordinator.log"),
         )?;
@@ -185,6 +188,7 @@ impl LocalGrid {
         for s in self.servers.iter_mut().rev() {
             let _ = s.child.kill();
             let _ = s.child.wait();
+            crate::reap::unregister(s.child.id());
         }
         self.servers.clear();
     }
@@ -209,8 +213,10 @@ fn spawn_server(
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(log_file)
+        .process_group(0)
         .spawn()
         .with_context(|| format!("starting {}", program.display()))?;
+    crate::reap::register(child.id());
     let stdout = child.stdout.take().context("server stdout")?;
     let (tx, rx) = mpsc::channel();
     std::thread::spawn(move || {
@@ -225,6 +231,7 @@ fn spawn_server(
         _ => {
             let _ = child.kill();
             let _ = child.wait();
+            crate::reap::unregister(child.id());
             bail!(
                 "{} did not print its address: {}",
                 program.display(),
@@ -235,6 +242,7 @@ fn spawn_server(
     let Some(address) = line.strip_prefix("listening on ") else {
         let _ = child.kill();
         let _ = child.wait();
+        crate::reap::unregister(child.id());
         bail!("{}: unexpected first line {line:?}", program.display());
     };
     Ok(Server {

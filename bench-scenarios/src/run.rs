@@ -10,6 +10,7 @@
 
 use std::collections::BTreeMap;
 use std::io::Write;
+use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
@@ -156,6 +157,9 @@ pub fn run(args: &Args) -> anyhow::Result<PathBuf> {
             .context("gridcc-bench has no directory")?
             .to_path_buf(),
     };
+    // Absolute: the build runs in the workload's directory.
+    let bin_dir = std::fs::canonicalize(&bin_dir)
+        .with_context(|| format!("--bin-dir {}", bin_dir.display()))?;
     for b in ["gridcc", "gridcc-coordinator", "gridcc-worker"] {
         if !bin_dir.join(b).is_file() {
             bail!(
@@ -371,7 +375,10 @@ impl Session<'_> {
         let log = std::fs::File::create(dir.join("build.log"))?;
         cmd.stdout(log.try_clone()?).stderr(log);
         let start = Instant::now();
-        let mut child = cmd.spawn().context("starting the build")?;
+        // Its own process group, so an interrupt can stop make and every
+        // compiler it started (see reap.rs).
+        let mut child = cmd.process_group(0).spawn().context("starting the build")?;
+        crate::reap::register(child.id());
         let mut died: Option<String> = None;
         let status = loop {
             if let Some(status) = child.try_wait()? {
@@ -385,6 +392,7 @@ impl Session<'_> {
             std::thread::sleep(Duration::from_millis(50));
         };
         record.wall_s = start.elapsed().as_secs_f64();
+        crate::reap::unregister(child.id());
         if died.is_none() {
             if let Some(g) = grid.as_mut() {
                 died = g.check_alive().err();
@@ -770,8 +778,9 @@ fn unix_ms() -> u64 {
         .map_or(0, |d| d.as_millis() as u64)
 }
 
-/// Ctrl-C: local servers share the terminal's process group and get the
-/// signal themselves; containers do not, so they are removed here.
+/// Ctrl-C or SIGTERM: the build and the local servers run in process
+/// groups of their own (see reap.rs) and containers outside this process
+/// altogether, so both are stopped here before exiting.
 fn install_interrupt_handler(kind: BackendKind) {
     std::thread::spawn(move || {
         let Ok(rt) = tokio::runtime::Builder::new_current_thread()
@@ -781,7 +790,20 @@ fn install_interrupt_handler(kind: BackendKind) {
             return;
         };
         rt.block_on(async {
-            if tokio::signal::ctrl_c().await.is_ok() {
+            let Ok(mut term) =
+                tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+            else {
+                return;
+            };
+            let interrupted = tokio::select! {
+                r = tokio::signal::ctrl_c() => r.is_ok(),
+                r = term.recv() => r.is_some(),
+            };
+            if interrupted {
+                let n = crate::reap::kill_all();
+                if n > 0 {
+                    eprintln!("gridcc-bench: stopped {n} process group(s)");
+                }
                 if kind == BackendKind::Docker {
                     match crate::docker::remove_leftover_containers() {
                         Ok(n) => eprintln!("gridcc-bench: interrupted; removed {n} container(s)"),

@@ -190,3 +190,57 @@ fn a_killed_worker_is_a_failed_run() {
         "{why}"
     );
 }
+
+#[test]
+fn an_interrupted_run_leaves_no_process_behind() {
+    let dir = tempfile::tempdir().unwrap();
+    // A build that outlives the interrupt.
+    let sc = scenario(
+        dir.path(),
+        r#"make -j"$JOBS" CC="$CC" util.o && { [ "$CC" = gcc ] || sleep 30; }"#,
+        "",
+    );
+    let out = dir.path().join("out");
+    let mut child = Command::new(bench_exe())
+        .arg("run")
+        .arg(&sc)
+        .arg("--out")
+        .arg(&out)
+        .arg("--bin-dir")
+        .arg(bin_dir())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    // Wait until the grid run is under way: its coordinator writes the
+    // trace into the run's directory once util.o is compiled.
+    let grid_run = out.join("runs/001-1x1.0-least-loaded");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while !grid_run.join("trace.jsonl").exists() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the grid run never started"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    let st = Command::new("kill")
+        .arg("-TERM")
+        .arg(child.id().to_string())
+        .status()
+        .unwrap();
+    assert!(st.success());
+    let status = child.wait().unwrap();
+    assert_eq!(status.code(), Some(130));
+    // Nothing whose command line names this run (the coordinator's
+    // --trace-out, the sleeping build's parent shell) is left.
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    let ps = Command::new("ps").args(["-eo", "args"]).output().unwrap();
+    let left: Vec<String> = String::from_utf8_lossy(&ps.stdout)
+        .lines()
+        .filter(|l| {
+            l.contains(out.to_str().unwrap())
+                || l.contains(dir.path().join("calc").to_str().unwrap())
+        })
+        .map(str::to_owned)
+        .collect();
+    assert!(left.is_empty(), "left behind: {left:?}");
+}
