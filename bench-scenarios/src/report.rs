@@ -50,8 +50,12 @@ pub struct CellSummary {
     pub cost_ratio: f64,
     /// Runs in which jobs fell back to the client.
     pub fell_back: usize,
-    /// The simulator's makespan for this shape and policy on this run's own
-    /// trace (compile jobs only, no link or configure steps), where known.
+    /// Median over the successful runs of the measured compile span: from
+    /// the first remote job's start to the last one's end (the coordinator's
+    /// trace), the part of the build the simulator models.
+    pub compile_span_s: Option<f64>,
+    /// The simulator's makespan for this shape and policy on the first
+    /// successful run's own trace (compile jobs only, no link steps).
     pub simulated_s: Option<f64>,
 }
 
@@ -206,6 +210,11 @@ pub fn summarize(s: &Scenario, runs: &[RunRecord], dir: &Path) -> Summary {
             let ideal = total_cpus / baseline_cpus;
             let cpu = median(&ok.iter().map(|r| r.cpu.total_s).collect::<Vec<_>>());
             let simulated_s = ok.first().and_then(|r| simulate_run(r, &dir.join(&r.dir)));
+            let spans: Vec<f64> = ok
+                .iter()
+                .filter_map(|r| compile_span_s(&dir.join(&r.dir).join("trace.jsonl")))
+                .collect();
+            let compile_span_s = (!spans.is_empty()).then(|| median(&spans));
             CellSummary {
                 configuration: c.configuration.clone(),
                 policy: c.policy.clone(),
@@ -221,6 +230,7 @@ pub fn summarize(s: &Scenario, runs: &[RunRecord], dir: &Path) -> Summary {
                 efficiency: speedup / ideal,
                 cost_ratio: cpu / local_cpu,
                 fell_back: mine.iter().filter(|r| r.jobs.fell_back).count(),
+                compile_span_s,
                 simulated_s,
             }
         })
@@ -267,6 +277,14 @@ fn mean_sd(v: &[f64]) -> (f64, f64) {
     }
     let var = v.iter().map(|x| (x - mean).powi(2)).sum::<f64>() / (n - 1.0);
     (mean, var.sqrt())
+}
+
+/// First remote start to last remote end in a trace, in seconds.
+fn compile_span_s(trace: &Path) -> Option<f64> {
+    let t = stats::read_trace(trace).ok()?;
+    let start = t.iter().map(|l| l.start_unix_ms).min()?;
+    let end = t.iter().map(|l| l.end_unix_ms).max()?;
+    Some(end.saturating_sub(start) as f64 / 1000.0)
 }
 
 /// The simulator on a run's own trace, shape and policy.
@@ -338,7 +356,7 @@ fn markdown(s: &Scenario, m: Option<&Machine>, sum: &Summary, runs: &[RunRecord]
         let walls: Vec<String> = c.wall_s.iter().map(|w| format!("{w:.2}")).collect();
         let _ = writeln!(
             o,
-            "| {} | {} | {:.3} | {} | {}/{} | {} | {} ± {} | {} | {} | {} | {} | {} | {} |",
+            "| {} | {} | {:.3} | {} | {}/{} | {} | {} ± {} | {} | {} | {} | {} | {} / {} | {} |",
             c.configuration,
             if c.policy.is_empty() {
                 "—"
@@ -356,6 +374,8 @@ fn markdown(s: &Scenario, m: Option<&Machine>, sum: &Summary, runs: &[RunRecord]
             fmt_ratio(c.ideal),
             fmt_ratio(c.efficiency),
             fmt_ratio(c.cost_ratio),
+            c.compile_span_s
+                .map_or_else(|| "—".to_owned(), |x| format!("{x:.2}")),
             c.simulated_s
                 .map_or_else(|| "—".to_owned(), |x| format!("{x:.2}")),
             c.fell_back
@@ -439,7 +459,7 @@ fn markdown(s: &Scenario, m: Option<&Machine>, sum: &Summary, runs: &[RunRecord]
         "\nSpeedup = baseline median / median; ideal = worker CPU / baseline CPU; efficiency = speedup / ideal; \
          CPU cost ratio = CPU seconds of client + coordinator + workers / the plain local build's. \
          Medians are over successful runs only; every run is listed above. \
-         'simulated s' is `gridcc-bench simulate` on the first successful run's own trace and shape (compile jobs only)."
+         'compile span' is the first remote job's start to the last one's end, measured (median) and as `gridcc-bench simulate` replays the first successful run's own trace on the same shape and policy; the wall time also holds the link steps and everything else make runs."
     );
     o
 }
@@ -631,7 +651,7 @@ fn utilization_svg(run: &RunRecord, trace_path: &Path) -> anyhow::Result<String>
     let from = run.started_unix_ms;
     let to = from + (run.wall_s * 1000.0) as u64;
     let bins = 60;
-    let (w, h, left, top, plot_w, plot_h) = (900.0, 360.0, 60.0, 40.0, 560.0, 260.0);
+    let (w, h, left, top, plot_w, plot_h) = (1000.0, 360.0, 60.0, 40.0, 560.0, 260.0);
     let colors = [
         "#4a7fb5", "#d9822b", "#3a9d5d", "#c23b3b", "#8a5fb5", "#777", "#b5a04a",
     ];
@@ -671,6 +691,16 @@ fn utilization_svg(run: &RunRecord, trace_path: &Path) -> anyhow::Result<String>
         top + plot_h + 16.0,
         run.wall_s
     );
+    for k in 1..5 {
+        let x = left + plot_w * f64::from(k) / 5.0;
+        let _ = writeln!(
+            o,
+            r##"<line x1="{x:.1}" x2="{x:.1}" y1="{top}" y2="{}" stroke="#eee"/><text x="{x:.1}" y="{}" text-anchor="middle">{:.1}</text>"##,
+            top + plot_h,
+            top + plot_h + 16.0,
+            run.wall_s * f64::from(k) / 5.0
+        );
+    }
     let mut by_id: BTreeMap<u64, Vec<(u64, u64)>> = BTreeMap::new();
     for t in &trace {
         by_id
