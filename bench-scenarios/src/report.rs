@@ -342,7 +342,7 @@ fn markdown(s: &Scenario, m: Option<&Machine>, sum: &Summary, runs: &[RunRecord]
         s.client_cpus.map_or_else(|| "none".to_owned(), |c| format!("{c} CPU")),
         s.make_jobs,
         s.baseline,
-        s.repetitions
+        runs.iter().map(|r| r.repetition).max().unwrap_or(0)
     );
     let _ = writeln!(
         o,

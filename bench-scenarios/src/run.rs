@@ -48,6 +48,12 @@ pub struct Args {
     /// Repetitions per configuration, instead of the scenario's.
     #[arg(long, value_name = "N")]
     pub repetitions: Option<u32>,
+    /// Leave out the plain local `make` runs (they do not depend on the
+    /// backend; take them from another run of the session). The objects
+    /// are then checked against one unmeasured plain build. Refused when
+    /// the scenario's baseline is `local-make`.
+    #[arg(long)]
+    pub no_local_make: bool,
     /// Directory with gridcc, gridcc-coordinator and gridcc-worker
     /// [default: the directory of this gridcc-bench].
     #[arg(long, value_name = "DIR")]
@@ -149,6 +155,12 @@ pub fn run(args: &Args) -> anyhow::Result<PathBuf> {
         }
         loaded.scenario.repetitions = r;
     }
+    if args.no_local_make {
+        if loaded.scenario.baseline == LOCAL_MAKE {
+            bail!("--no-local-make: the scenario's baseline is {LOCAL_MAKE}");
+        }
+        loaded.scenario.local_make = false;
+    }
     let bin_dir = match &args.bin_dir {
         Some(d) => d.clone(),
         None => std::env::current_exe()
@@ -211,6 +223,17 @@ pub fn run(args: &Args) -> anyhow::Result<PathBuf> {
         }
     } else {
         notes.push("client CPU not limited: preprocessing and linking used any free core".into());
+    }
+    if let Some(r) = args.repetitions {
+        notes.push(format!(
+            "--repetitions {r} overrode the scenario's repetitions"
+        ));
+    }
+    if args.no_local_make {
+        notes.push(
+            "--no-local-make: no plain local make runs here; objects were checked against one unmeasured plain build"
+                .to_owned(),
+        );
     }
     let machine = Machine::describe(backend.name(), &notes);
     std::fs::write(

@@ -244,3 +244,31 @@ fn an_interrupted_run_leaves_no_process_behind() {
         .collect();
     assert!(left.is_empty(), "left behind: {left:?}");
 }
+
+#[test]
+fn no_local_make_checks_objects_against_an_unmeasured_build() {
+    let dir = tempfile::tempdir().unwrap();
+    let sc = scenario(dir.path(), r#"make -j"$JOBS" CC="$CC""#, "");
+    let text = std::fs::read_to_string(&sc)
+        .unwrap()
+        .replace("baseline = \"local-make\"", "baseline = \"1x1.0\"");
+    std::fs::write(&sc, text).unwrap();
+    let out = dir.path().join("out");
+    let o = Command::new(bench_exe())
+        .arg("run")
+        .arg(&sc)
+        .arg("--out")
+        .arg(&out)
+        .arg("--bin-dir")
+        .arg(bin_dir())
+        .arg("--no-local-make")
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let runs = runs(&out);
+    assert_eq!(runs.len(), 1, "only the grid run");
+    assert_eq!(runs[0]["ok"], true);
+    assert_eq!(runs[0]["objects"]["identical"], 13);
+    let machine = std::fs::read_to_string(out.join("machine.json")).unwrap();
+    assert!(machine.contains("--no-local-make"), "{machine}");
+}
