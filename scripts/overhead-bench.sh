@@ -288,6 +288,8 @@ if "gridcc" in tools:
     e = dict(env_base)
     e["GRIDCC_COORDINATOR"] = grid_url
     e["GRIDCC_CACHE_DIR"] = tempfile.mkdtemp(prefix="gridcc-cache-", dir=work)
+    # Every sample must be a real remote compile, not an object-cache hit.
+    e["GRIDCC_CACHE"] = "0"
     tool_env["gridcc"] = e
     deadline = time.monotonic() + 15
     while True:

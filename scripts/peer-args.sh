@@ -50,7 +50,7 @@ for c in "${cases[@]}"; do
         # shellcheck disable=SC2086 # the flags are words
         case $tool in
             gridcc)
-                GRIDCC_COORDINATOR=$url GRIDCC_CACHE_DIR=$work/cache "$bin/gridcc" gcc -O2 $flags -c a.c -o a.o 2>/dev/null
+                GRIDCC_COORDINATOR=$url GRIDCC_CACHE=0 GRIDCC_CACHE_DIR=$work/cache "$bin/gridcc" gcc -O2 $flags -c a.c -o a.o 2>/dev/null
                 ran=$("$bin/gridcc" explain gcc -O2 $flags -c a.c -o a.o | cut -c1-34) ;;
             distcc)
                 DISTCC_HOSTS=127.0.0.1:$port DISTCC_VERBOSE=1 distcc gcc -O2 $flags -c a.c -o a.o 2>dc.err
@@ -63,7 +63,7 @@ gcc -O2 -g -c a.c -o ref.o
 for tool in "${tools[@]}"; do
     clean
     case $tool in
-        gridcc) GRIDCC_COORDINATOR=$url GRIDCC_CACHE_DIR=$work/cache "$bin/gridcc" gcc -O2 -g -c a.c -o a.o ;;
+        gridcc) GRIDCC_COORDINATOR=$url GRIDCC_CACHE=0 GRIDCC_CACHE_DIR=$work/cache "$bin/gridcc" gcc -O2 -g -c a.c -o a.o ;;
         distcc) DISTCC_HOSTS=127.0.0.1:$port distcc gcc -O2 -g -c a.c -o a.o ;;
     esac
     printf '%-24s %-8s %-34s %s\n' "-O2 -g" "$tool" "" "$(cmp -s a.o ref.o && echo 'object identical to local' || echo 'object DIFFERS from local')"

@@ -391,7 +391,11 @@ impl Session<'_> {
             Some(&stat_file),
         );
         if let Some(g) = &grid {
+            // Repetitions rebuild the same tree: with the object cache on,
+            // every run after the first would measure cache hits, not the
+            // grid.
             cmd.env("GRIDCC_COORDINATOR", g.coordinator_url())
+                .env("GRIDCC_CACHE", "0")
                 .env("GRIDCC_CACHE_DIR", self.out.join("wrapper-cache"))
                 .env("GRIDCC_JOB_LOG", dir.join("jobs.jsonl"));
         }

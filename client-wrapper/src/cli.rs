@@ -1,5 +1,6 @@
 //! `gridcc`'s entry: a reserved first word is a subcommand (`status`,
-//! `stats`, `explain`, `--help`, `--version`); anything else is a compiler.
+//! `stats`, `explain`, `--help`, `--version`, and the cache options
+//! `--max-size`, `--clear`); anything else is a compiler.
 //! Invoked through a symlink named like a compiler (masquerade), every
 //! argument belongs to that compiler. No clap here: the compile path must
 //! start fast.
@@ -18,15 +19,27 @@ Usage:
                                  workers, slots, load and jobs of the grid
   gridcc explain [--json] COMPILER ARGS...
                                  say whether a command would compile remotely, and why not
+  gridcc stats [--json] [--zero] compiles (local, remote), cache hits and misses, fallbacks
+                                 by reason, bytes sent and received, time saved; --zero resets
+  gridcc --max-size SIZE         set the object cache's size bound (e.g. 5G, 500M; default 5G);
+                                 GRIDCC_CACHE_SIZE overrides it
+  gridcc --clear                 remove every entry of the object cache
   gridcc --help | --version
+
+Object cache: a compile whose result is in GRIDCC_CACHE_DIR/objects (keyed by the
+compiler, the compile arguments, the preprocessed text, the source path, and the
+working directory under -g) is answered from there: object, stdout, stderr. The
+local preprocessing still runs, so -MD dependency files are written as usual.
 
 Masquerade: a symlink named gcc, g++, cc, c++, clang or clang++ pointing at
 gridcc, placed early in PATH, wraps that compiler.
 
 Environment:
   GRIDCC_COORDINATOR   coordinator URL, e.g. http://127.0.0.1:7700 (unset: compile locally)
-  GRIDCC_DISABLE=1     always compile locally
+  GRIDCC_DISABLE=1     always compile locally, with no cache and no stats
+  GRIDCC_CACHE=0       turn the object cache off (the grid is still used)
   GRIDCC_CACHE_DIR     cache directory (default ~/.cache/gridcc)
+  GRIDCC_CACHE_SIZE    object cache size bound, e.g. 10G (overrides --max-size)
   GRIDCC_LOG           log filter, e.g. info or debug (logs go to stderr)
   GRIDCC_JOB_LOG       file to append one JSON line per compile to (wall, preprocess,
                        worker compile and overhead ms; or the reason it ran locally)
@@ -61,9 +74,14 @@ pub fn main(argv: Vec<OsString>) -> i32 {
         }
         "status" => status(&tail),
         "explain" => explain(&tail),
-        "stats" => {
-            eprintln!("gridcc: stats is not implemented yet (no local cache exists to report on)");
-            2
+        "stats" => stats(&tail),
+        "--max-size" | "-M" => max_size(&tail),
+        "--clear" | "-C" if tail.is_empty() => {
+            let dir = gridcc_toolchain::cache_dir();
+            let removed = crate::cache::Cache::new(&dir).clear();
+            let _ = crate::stats::update(&dir, |s| s.cache_bytes = 0);
+            println!("removed {removed} cache entries from {}", dir.display());
+            0
         }
         _ if first.starts_with('-') => {
             eprintln!("gridcc: unknown option {first:?}; see gridcc --help");
@@ -71,6 +89,77 @@ pub fn main(argv: Vec<OsString>) -> i32 {
         }
         compiler => crate::compile::run(compiler, tail),
     }
+}
+
+fn stats(args: &[OsString]) -> i32 {
+    let (mut json, mut zero) = (false, false);
+    for arg in args {
+        match arg.to_str() {
+            Some("--json") => json = true,
+            Some("--zero") | Some("-z") => zero = true,
+            _ => {
+                eprintln!(
+                    "gridcc stats: unknown argument {arg:?}; usage: gridcc stats [--json] [--zero]"
+                );
+                return 2;
+            }
+        }
+    }
+    let dir = gridcc_toolchain::cache_dir();
+    let max = crate::cache::max_size(&dir);
+    if zero {
+        let (bytes, _) = crate::cache::Cache::new(&dir).measure();
+        if let Err(e) = crate::stats::zero(&dir, bytes) {
+            eprintln!("gridcc stats: cannot reset {}: {e}", dir.display());
+            return 1;
+        }
+        if !json {
+            println!("statistics zeroed");
+            return 0;
+        }
+    }
+    let s = crate::stats::load(&dir);
+    if json {
+        let mut value = match serde_json::to_value(&s) {
+            Ok(v) => v,
+            Err(e) => {
+                eprintln!("gridcc stats: {e}");
+                return 1;
+            }
+        };
+        value["max_size_bytes"] = max.into();
+        value["cache_dir"] = dir.display().to_string().into();
+        println!("{value:#}");
+    } else {
+        print!("{}", crate::stats::render(&s, max, &dir));
+    }
+    0
+}
+
+fn max_size(args: &[OsString]) -> i32 {
+    let Some(size) = (match args {
+        [one] => one.to_str().and_then(crate::cache::parse_size),
+        _ => None,
+    }) else {
+        eprintln!(
+            "gridcc --max-size: usage: gridcc --max-size SIZE (bytes, or with K, M, G, T: 5G)"
+        );
+        return 2;
+    };
+    let dir = gridcc_toolchain::cache_dir();
+    if let Err(e) = crate::cache::save_max_size(&dir, size) {
+        eprintln!("gridcc --max-size: cannot write {}: {e}", dir.display());
+        return 1;
+    }
+    let cache = crate::cache::Cache::new(&dir);
+    if let Some((removed, left)) = cache.evict(size) {
+        let _ = crate::stats::update(&dir, |s| {
+            s.evictions += removed;
+            s.cache_bytes = left;
+        });
+    }
+    println!("cache size bound set to {size} bytes");
+    0
 }
 
 fn status(args: &[OsString]) -> i32 {

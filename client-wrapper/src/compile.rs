@@ -1,12 +1,15 @@
-//! The compile path: classify the command line, preprocess locally, send the
-//! job to the grid, write the object atomically and replay the compiler's
-//! output. Anything that is not a proven-safe plain compile, and every grid
-//! failure, ends in the real compiler running locally with the original
-//! arguments (`exec`, so its exit status and output are its own).
+//! The compile path: classify the command line, preprocess locally, look the
+//! result up in the object cache, else send the job to the grid, write the
+//! object atomically and replay the compiler's output. Anything that is not
+//! a proven-safe plain compile ends in the real compiler running locally
+//! with the original arguments (`exec`, so its exit status and output are
+//! its own). A cacheable compile that cannot go remote (no grid, a grid
+//! failure) runs the local compiler as a child, so its object and output can
+//! be stored.
 
 use std::ffi::OsString;
 use std::io::Write;
-use std::os::unix::process::CommandExt;
+use std::os::unix::process::{CommandExt, ExitStatusExt};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, SystemTime};
@@ -14,15 +17,19 @@ use std::time::{Duration, SystemTime};
 use gridcc_proto::{payload, v1};
 
 use crate::args::{self, Classification, Language, RemoteCompile};
+use crate::cache::{self, Cache};
 use crate::compiler::{self, Resolved};
 use crate::joblog;
 use crate::remote::{self, RemoteError};
+use crate::stats::{self, Event};
 
 /// Wrapper settings from the environment (no flags on the compile path).
 #[derive(Debug, Clone)]
 pub struct Settings {
     pub coordinator: Option<String>,
     pub disabled: bool,
+    /// The object cache is on (`GRIDCC_CACHE=0` turns it off).
+    pub cache: bool,
     pub cache_dir: PathBuf,
     pub timeouts: remote::Timeouts,
 }
@@ -37,9 +44,12 @@ impl Settings {
             .ok()
             .filter(|v| !v.trim().is_empty());
         let disabled = std::env::var("GRIDCC_DISABLE").is_ok_and(|v| !v.is_empty() && v != "0");
+        let cache = std::env::var("GRIDCC_CACHE")
+            .map_or(true, |v| !matches!(v.trim(), "0" | "off" | "false" | "no"));
         Self {
             coordinator,
             disabled,
+            cache,
             cache_dir: gridcc_toolchain::cache_dir(),
             timeouts: remote::Timeouts::default(),
         }
@@ -59,6 +69,11 @@ impl Settings {
                     .duration_since(t)
                     .is_ok_and(|age| age < COORDINATOR_DOWN_BACKOFF)
             })
+    }
+
+    /// Adds this wrapper's event to `gridcc stats`.
+    fn record(&self, event: &Event) {
+        stats::record(&self.cache_dir, event);
     }
 
     fn mark_coordinator_down(&self) {
@@ -99,6 +114,38 @@ enum Fallback {
     Runtime(std::io::Error),
     #[error("{0}")]
     NotExact(&'static str),
+    #[error("no coordinator configured (GRIDCC_COORDINATOR is unset)")]
+    NoCoordinator,
+}
+
+impl Fallback {
+    /// A short, bounded name for `gridcc stats` (the message itself names
+    /// addresses and paths).
+    fn kind(&self) -> String {
+        match self {
+            Fallback::Remote(e) => match e {
+                RemoteError::CoordinatorUnavailable(_) => "coordinator unreachable",
+                RemoteError::Coordinator(_) => "coordinator error",
+                RemoteError::CompileLocally(_) => "coordinator said compile locally",
+                RemoteError::WorkerUnavailable { .. } => "worker unreachable",
+                RemoteError::WorkerFailed { .. } => "worker failed the job",
+                RemoteError::Timeout { .. } => "worker timed out",
+                RemoteError::Protocol { .. } => "worker protocol error",
+            }
+            .to_owned(),
+            Fallback::CoordinatorRecentlyDown => "coordinator recently down".to_owned(),
+            Fallback::Identity(_) => "cannot identify the compiler".to_owned(),
+            Fallback::Preprocess(_) => "local preprocessing failed".to_owned(),
+            Fallback::PreprocessSpawn(_) => "cannot run the preprocessor".to_owned(),
+            Fallback::ReadSource { .. } => "cannot read the source".to_owned(),
+            Fallback::Compress(_) => "cannot compress the source".to_owned(),
+            Fallback::WriteObject { .. } => "cannot write the object".to_owned(),
+            Fallback::OddExit(code) => format!("remote compiler exit {code}"),
+            Fallback::Runtime(_) => "cannot start the async runtime".to_owned(),
+            Fallback::NotExact(why) => (*why).to_owned(),
+            Fallback::NoCoordinator => "no coordinator".to_owned(),
+        }
+    }
 }
 
 /// How the source travels.
@@ -212,8 +259,9 @@ fn strip_builtin_defines(text: &[u8]) -> Vec<u8> {
     out
 }
 
-/// Runs the compiler `name` with `args` through the grid; returns the exit
-/// code to exit with (local compiles `exec` and never return).
+/// Runs the compiler `name` with `args`: from the object cache, through the
+/// grid, or locally; returns the exit code to exit with (local compiles that
+/// cannot be cached `exec` and never return).
 pub fn run(name: &str, args: Vec<OsString>) -> i32 {
     let clock = joblog::Clock::start();
     let own = std::env::current_exe().unwrap_or_else(|_| PathBuf::from("/proc/self/exe"));
@@ -226,7 +274,8 @@ pub fn run(name: &str, args: Vec<OsString>) -> i32 {
         }
     };
     let settings = Settings::from_env();
-    if settings.disabled || settings.coordinator.is_none() {
+    // GRIDCC_DISABLE means the plain compiler: no grid, no cache, no stats.
+    if settings.disabled || (settings.coordinator.is_none() && !settings.cache) {
         return exec_local(&resolved, &args);
     }
     let Some(utf8_args) = args
@@ -235,6 +284,10 @@ pub fn run(name: &str, args: Vec<OsString>) -> i32 {
         .collect::<Option<Vec<_>>>()
     else {
         tracing::debug!("non-UTF-8 argument; compiling locally");
+        settings.record(&Event {
+            not_distributable: Some("non-UTF-8 argument".to_owned()),
+            ..Event::default()
+        });
         return exec_local(&resolved, &args);
     };
     let cwd = match std::env::current_dir() {
@@ -247,23 +300,251 @@ pub fn run(name: &str, args: Vec<OsString>) -> i32 {
         Ok(Classification::Local(reason)) => {
             tracing::info!(%reason, args = ?utf8_args, "compiling locally");
             joblog::local(clock, None, &reason.to_string());
+            settings.record(&Event {
+                not_distributable: Some(reason_kind(&reason)),
+                ..Event::default()
+            });
             return exec_local(&resolved, &args);
         }
         Err(e) => {
             tracing::info!(error = %e, "cannot parse the command line; compiling locally");
+            settings.record(&Event {
+                not_distributable: Some("unreadable command line".to_owned()),
+                ..Event::default()
+            });
             return exec_local(&resolved, &args);
         }
     };
-    match compile_remote(&resolved, &utf8_args, &job, &settings, &cwd, clock) {
-        Ok(code) => code,
+    let mut event = Event::default();
+    let outcome = compile(
+        &resolved, &args, &utf8_args, &job, &settings, &cwd, clock, &mut event,
+    );
+    if matches!(outcome, Outcome::ExecLocal) {
+        event.local = true;
+    }
+    settings.record(&event);
+    match outcome {
+        Outcome::Exit(code) => code,
+        Outcome::ExecLocal => exec_local(&resolved, &args),
+    }
+}
+
+/// A short, bounded name for a local reason (its variant), for the stats.
+fn reason_kind(reason: &args::LocalReason) -> String {
+    let debug = format!("{reason:?}");
+    debug
+        .split(['(', ' ', '{'])
+        .next()
+        .unwrap_or("Other")
+        .to_owned()
+}
+
+/// How a distributable compile ends.
+enum Outcome {
+    /// Done here (hit, remote, or a local child compile): exit with this.
+    Exit(i32),
+    /// Hand over to the real compiler with the original arguments.
+    ExecLocal,
+}
+
+/// One distributable compile: preprocess, look the key up, then compile
+/// remotely or locally and store the result.
+#[allow(clippy::too_many_arguments)]
+fn compile(
+    resolved: &Resolved,
+    args: &[OsString],
+    original_args: &[String],
+    job: &RemoteCompile,
+    settings: &Settings,
+    cwd: &Path,
+    clock: joblog::Clock,
+    event: &mut Event,
+) -> Outcome {
+    if !settings.cache && settings.coordinator_recently_down() {
+        // Without a cache the preprocessing would serve nothing.
+        note_fallback(event, job, clock, &Fallback::CoordinatorRecentlyDown);
+        return Outcome::ExecLocal;
+    }
+    let prepared = match prepare(resolved, original_args, job, settings, cwd) {
+        Ok(p) => p,
         Err(e) => {
-            tracing::info!(reason = %e, source = %job.source, "compiling locally");
-            joblog::local(clock, Some(&job.source), &e.to_string());
-            exec_local(&resolved, &args)
+            // No text, so no key: the local compiler runs unchanged (and
+            // reports a preprocessing error itself).
+            note_fallback(event, job, clock, &e);
+            return Outcome::ExecLocal;
+        }
+    };
+    let key = if settings.cache {
+        match prepared.cache_key(original_args, job) {
+            Ok(key) => Some(key),
+            Err(why) => {
+                event.not_cached = Some(why.to_owned());
+                None
+            }
+        }
+    } else {
+        None
+    };
+    let cache = Cache::new(&settings.cache_dir);
+    if let Some(key) = &key {
+        match cache.lookup(key) {
+            cache::Lookup::Hit(entry) => {
+                match write_atomically(Path::new(&job.output), &entry.object) {
+                    Ok(()) => {
+                        replay(&entry.stdout, &entry.stderr);
+                        event.hit_local = true;
+                        let wall = clock.elapsed_ms() as u64;
+                        event.time_saved_ms = entry.compile_ms.saturating_sub(wall);
+                        joblog::hit(clock, &job.source);
+                        return Outcome::Exit(entry.exit_code);
+                    }
+                    Err(source) => {
+                        // The local compiler says why the object cannot be
+                        // written.
+                        let e = Fallback::WriteObject {
+                            path: job.output.clone(),
+                            source,
+                        };
+                        note_fallback(event, job, clock, &e);
+                        return Outcome::ExecLocal;
+                    }
+                }
+            }
+            cache::Lookup::Corrupt(why) => {
+                eprintln!("gridcc: cache entry {key} is corrupt; recompiling");
+                tracing::debug!(%why, "corrupt cache entry removed");
+                event.corrupt = true;
+            }
+            cache::Lookup::Miss => {}
+        }
+        event.miss = true;
+    }
+    let fallback = match &settings.coordinator {
+        None => Fallback::NoCoordinator,
+        Some(_) if settings.coordinator_recently_down() => Fallback::CoordinatorRecentlyDown,
+        Some(url) => match compile_remote(job, settings, &prepared, url, clock, event) {
+            Ok(done) => {
+                if let Some(key) = &key {
+                    if done.exit_code == 0 {
+                        let entry = cache::Entry {
+                            exit_code: 0,
+                            object: done.object,
+                            stdout: done.stdout,
+                            stderr: done.stderr,
+                            compile_ms: clock.elapsed_ms() as u64,
+                        };
+                        store(settings, &cache, key, &entry, event);
+                    } else {
+                        event.not_cached = Some(format!("compiler exit {}", done.exit_code));
+                    }
+                }
+                return Outcome::Exit(done.exit_code);
+            }
+            Err(e) => e,
+        },
+    };
+    note_fallback(event, job, clock, &fallback);
+    match key {
+        Some(key) => compile_local_child(resolved, args, job, settings, &cache, &key, clock, event),
+        None => Outcome::ExecLocal,
+    }
+}
+
+fn note_fallback(event: &mut Event, job: &RemoteCompile, clock: joblog::Clock, e: &Fallback) {
+    tracing::info!(reason = %e, source = %job.source, "compiling locally");
+    joblog::local(clock, Some(&job.source), &e.to_string());
+    event.fallback = Some(e.kind());
+}
+
+/// Prints a compile's output. Write errors are ignored: a closed
+/// stdout/stderr must not change the compile's result, exactly as for the
+/// compiler itself.
+fn replay(stdout: &[u8], stderr: &[u8]) {
+    let _ = std::io::stdout().lock().write_all(stdout);
+    let _ = std::io::stderr().lock().write_all(stderr);
+}
+
+fn store(
+    settings: &Settings,
+    cache: &Cache,
+    key: &cache::Key,
+    entry: &cache::Entry,
+    event: &mut Event,
+) {
+    match cache.store(key, entry) {
+        Ok((written, replaced)) => {
+            event.cache_added = written as i64 - replaced as i64;
+            let max = cache::max_size(&settings.cache_dir);
+            let approx = stats::load(&settings.cache_dir)
+                .cache_bytes
+                .saturating_add(written);
+            if approx > max {
+                event.evicted = cache.evict(max);
+            }
+        }
+        Err(e) => {
+            tracing::debug!(error = %e, "cannot store the cache entry");
+            event.cache_write_error = true;
         }
     }
 }
 
+/// The local compiler as a child (not `exec`), so that its object and
+/// output can be stored: the same arguments, environment and stdin; its
+/// stdout and stderr are captured, then printed unchanged.
+#[allow(clippy::too_many_arguments)]
+fn compile_local_child(
+    resolved: &Resolved,
+    args: &[OsString],
+    job: &RemoteCompile,
+    settings: &Settings,
+    cache: &Cache,
+    key: &cache::Key,
+    clock: joblog::Clock,
+    event: &mut Event,
+) -> Outcome {
+    let mut cmd = Command::new(&resolved.path);
+    cmd.args(args).stdin(Stdio::inherit());
+    if let Some(path) = &resolved.child_path {
+        cmd.env("PATH", path);
+    }
+    let out = match cmd.output() {
+        Ok(out) => out,
+        Err(e) => {
+            eprintln!("gridcc: cannot run {}: {e}", resolved.path.display());
+            return Outcome::Exit(127);
+        }
+    };
+    event.local = true;
+    replay(&out.stdout, &out.stderr);
+    let code = match (out.status.code(), out.status.signal()) {
+        (Some(code), _) => code,
+        // Killed: the shell's convention, so make reports a failure.
+        (None, Some(signal)) => 128 + signal,
+        (None, None) => 1,
+    };
+    if code != 0 {
+        event.not_cached = Some(format!("compiler exit {code}"));
+        return Outcome::Exit(code);
+    }
+    match std::fs::read(&job.output) {
+        Ok(object) => {
+            let entry = cache::Entry {
+                exit_code: 0,
+                object,
+                stdout: out.stdout,
+                stderr: out.stderr,
+                compile_ms: clock.elapsed_ms() as u64,
+            };
+            store(settings, cache, key, &entry, event);
+        }
+        Err(e) => {
+            tracing::debug!(error = %e, output = %job.output, "cannot read the object back");
+            event.not_cached = Some("object unreadable after the compile".to_owned());
+        }
+    }
+    Outcome::Exit(0)
+}
 /// Replaces this process with the real compiler.
 fn exec_local(resolved: &Resolved, args: &[OsString]) -> i32 {
     let mut cmd = Command::new(&resolved.path);
@@ -323,28 +604,82 @@ fn locale_env() -> Vec<v1::EnvVar> {
         .collect()
 }
 
-fn compile_remote(
+/// A job's text, preprocessed locally, with what the key and the remote
+/// compile need.
+struct Prepared {
+    mode: Mode,
+    /// `-x` language of the text as sent.
+    language: String,
+    toolchain: String,
+    cwd: String,
+    text: Vec<u8>,
+    /// What the local preprocessing printed (warnings, `#warning`).
+    pp_stderr: Vec<u8>,
+    preprocess_ms: f64,
+}
+
+impl Prepared {
+    /// The cache key, or why this compile must not be cached.
+    fn cache_key(
+        &self,
+        original_args: &[String],
+        job: &RemoteCompile,
+    ) -> Result<cache::Key, &'static str> {
+        if self.mode == Mode::Source {
+            // Directives-only text leaves these unexpanded: the object
+            // would depend on the clock and on a file's mtime.
+            for word in ["__DATE__", "__TIME__", "__TIMESTAMP__"] {
+                if memchr::memmem::find(&self.text, word.as_bytes()).is_some() {
+                    return Err("__DATE__, __TIME__ or __TIMESTAMP__ in the source");
+                }
+            }
+        }
+        if self.mode != Mode::AsIs && !self.text.starts_with(b"# ") {
+            // Without line markers the text does not name the headers.
+            return Err("preprocessed text has no line markers");
+        }
+        let env = cache::key_env();
+        let inputs = cache::KeyInputs {
+            compiler: &self.toolchain,
+            mode: match self.mode {
+                Mode::Source => "source",
+                Mode::Preprocessed => "preprocessed",
+                Mode::AsIs => "as-is",
+            },
+            language: &self.language,
+            args: &job.compile_args,
+            source: &job.source,
+            // With debug info the object records the working directory
+            // (DW_AT_comp_dir). Prefix maps could make it irrelevant, but
+            // only for some layouts; the key keeps it whenever -g is on.
+            cwd: debug_info_on(original_args).then_some(self.cwd.as_str()),
+            env: &env,
+            text: &self.text,
+        };
+        Ok(inputs.key())
+    }
+}
+
+/// Chooses the mode, identifies the compiler and preprocesses locally.
+fn prepare(
     resolved: &Resolved,
     original_args: &[String],
     job: &RemoteCompile,
     settings: &Settings,
     cwd: &Path,
-    clock: joblog::Clock,
-) -> Result<i32, Fallback> {
-    if settings.coordinator_recently_down() {
-        return Err(Fallback::CoordinatorRecentlyDown);
-    }
+) -> Result<Prepared, Fallback> {
     let mode = choose_mode(original_args, job)?;
-    let source_language = match mode {
-        Mode::Source => {
-            Some(source_language(&job.language).ok_or(Fallback::NotExact("no source language"))?)
-        }
-        _ => None,
+    let language = match mode {
+        Mode::Source => source_language(&job.language)
+            .ok_or(Fallback::NotExact("no source language"))?
+            .to_owned(),
+        _ => job.remote_language.to_owned(),
     };
     let cwd = cwd
         .to_str()
-        .ok_or(Fallback::NotExact("working directory is not UTF-8"))?;
-    tracing::debug!(preprocess = ?job.preprocess_args, compile = ?job.compile_args, language = job.remote_language, "distributing");
+        .ok_or(Fallback::NotExact("working directory is not UTF-8"))?
+        .to_owned();
+    tracing::debug!(preprocess = ?job.preprocess_args, compile = ?job.compile_args, language = job.remote_language, "preprocessing");
     let identity = gridcc_toolchain::IdentityCache::new(settings.cache_dir.join("toolchains"))
         .identify(&resolved.path)?;
     if identity.version.contains("clang") {
@@ -357,7 +692,7 @@ fn compile_remote(
     let preprocess_start = std::time::Instant::now();
     // Preprocess locally: headers stay here, dependency files are written
     // here exactly as the local compile would write them.
-    let (source, pp_stderr) = if job.preprocessed_input {
+    let (text, pp_stderr) = if job.preprocessed_input {
         let text = std::fs::read(&job.source).map_err(|source| Fallback::ReadSource {
             path: job.source.clone(),
             source,
@@ -383,41 +718,66 @@ fn compile_remote(
         };
         (text, out.stderr)
     };
-    let preprocess_ms = preprocess_start.elapsed().as_secs_f64() * 1000.0;
-    let compressed = payload::compress(&source)?;
-    let (language, input_name, source_path) = match source_language {
-        Some(lang) => (lang.to_owned(), String::new(), job.source.clone()),
-        None => (
-            job.remote_language.to_owned(),
-            input_name(job),
-            String::new(),
-        ),
-    };
-    let remote_job = remote::Job {
-        toolchain: identity.digest,
-        args: job.compile_args.clone(),
+    Ok(Prepared {
+        mode,
         language,
+        toolchain: identity.digest,
+        cwd,
+        text,
+        pp_stderr,
+        preprocess_ms: preprocess_start.elapsed().as_secs_f64() * 1000.0,
+    })
+}
+
+/// A remote compile that finished: the object is written and the output
+/// printed; these are the bytes, for the cache.
+struct RemoteDone {
+    exit_code: i32,
+    object: Vec<u8>,
+    stdout: Vec<u8>,
+    /// Exactly what was printed on stderr (preprocessing's and the
+    /// compile's, without repeats).
+    stderr: Vec<u8>,
+}
+
+fn compile_remote(
+    job: &RemoteCompile,
+    settings: &Settings,
+    prepared: &Prepared,
+    url: &str,
+    clock: joblog::Clock,
+    event: &mut Event,
+) -> Result<RemoteDone, Fallback> {
+    let compressed = payload::compress(&prepared.text)?;
+    let (input_name, source_path) = match prepared.mode {
+        Mode::Source => (String::new(), job.source.clone()),
+        _ => (input_name(job), String::new()),
+    };
+    let cwd = &prepared.cwd;
+    let remote_job = remote::Job {
+        toolchain: prepared.toolchain.clone(),
+        args: job.compile_args.clone(),
+        language: prepared.language.clone(),
         input_name,
         source_path,
         source_key: blake3::hash(format!("{cwd}\0{}", job.source).as_bytes()).to_hex()[..32]
             .to_owned(),
-        cwd: cwd.to_owned(),
-        input_size: source.len() as u64,
-        digest: payload::digest(&source),
+        cwd: cwd.clone(),
+        input_size: prepared.text.len() as u64,
+        digest: payload::digest(&prepared.text),
         compressed,
         env: locale_env(),
     };
-    drop(source);
 
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .map_err(Fallback::Runtime)?;
-    let url = settings.coordinator.clone().unwrap_or_default();
     let output = runtime.block_on(async {
-        let mut coordinator = remote::connect_coordinator(&url, &settings.timeouts).await?;
+        let mut coordinator = remote::connect_coordinator(url, &settings.timeouts).await?;
         remote::compile(&mut coordinator, &remote_job, &settings.timeouts).await
     });
+    event.bytes_sent += remote_job.compressed.len() as u64;
     let output = match output {
         Ok(out) => out,
         Err(e @ RemoteError::CoordinatorUnavailable(_)) => {
@@ -426,6 +786,7 @@ fn compile_remote(
         }
         Err(e) => return Err(e.into()),
     };
+    event.bytes_received += output.received_bytes;
     tracing::debug!(worker = %output.worker_addr, compile_ms = output.compile_ms, "compiled remotely");
 
     match output.exit_code {
@@ -443,23 +804,25 @@ fn compile_remote(
         // worker's trouble; the local compiler gives the real answer.
         code => return Err(Fallback::OddExit(code)),
     }
-    // Ignore write errors: a closed stdout/stderr must not change the
-    // compile's result, exactly as for the compiler itself.
-    let mut stderr = std::io::stderr().lock();
-    let _ = stderr.write_all(&pp_stderr);
-    let _ = std::io::stdout().lock().write_all(&output.stdout);
-    let _ = stderr.write_all(&without_repeats(&output.stderr, &pp_stderr));
+    event.remote = true;
+    let mut stderr = prepared.pp_stderr.clone();
+    stderr.extend_from_slice(&without_repeats(&output.stderr, &prepared.pp_stderr));
+    replay(&output.stdout, &stderr);
     joblog::remote(
         clock,
         &job.source,
         &output.worker_addr,
-        preprocess_ms,
+        prepared.preprocess_ms,
         output.compile_ms,
         output.exit_code,
     );
-    Ok(output.exit_code)
+    Ok(RemoteDone {
+        exit_code: output.exit_code,
+        object: output.object,
+        stdout: output.stdout,
+        stderr,
+    })
 }
-
 /// The remote compile's stderr without the location-less diagnostics
 /// (`cc1: warning: command-line option …`) the local preprocessing already
 /// printed: both runs check the options, a local compile prints them once.

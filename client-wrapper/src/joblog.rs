@@ -46,6 +46,15 @@ pub fn remote(
     }));
 }
 
+/// A compile answered from the object cache.
+pub fn hit(clock: Clock, source: &str) {
+    append(&serde_json::json!({
+        "mode": "hit",
+        "source": source,
+        "wall_ms": round(clock.elapsed_ms()),
+    }));
+}
+
 /// A compile the wrapper ran locally, and why.
 pub fn local(clock: Clock, source: Option<&str>, reason: &str) {
     append(&serde_json::json!({

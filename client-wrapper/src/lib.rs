@@ -4,8 +4,11 @@
 //!   whether it can run remotely (and why not), the preprocess and remote
 //!   compile command lines.
 //! - [`compiler`]: finding the real compiler (masquerade-safe).
-//! - [`compile`]: the compile path: preprocess, send, write the object,
-//!   fall back to the local compiler on any grid failure.
+//! - [`compile`]: the compile path: preprocess, look up the cache, send,
+//!   write the object, fall back to the local compiler on any grid failure.
+//! - [`cache`]: the local object cache: keys, the checksummed entry format,
+//!   atomic stores, LRU eviction.
+//! - [`stats`]: `gridcc stats`, counters shared by all wrapper processes.
 //! - [`remote`]: the coordinator and worker calls, with typed errors.
 //! - [`idle`]: the client's idle CPUs, sent with each placement request.
 //! - [`joblog`]: `GRIDCC_JOB_LOG`, one JSON line per compile handled.
@@ -13,10 +16,12 @@
 //! - [`cli`]: dispatch of `gridcc`'s own subcommands.
 
 pub mod args;
+pub mod cache;
 pub mod cli;
 pub mod compile;
 pub mod compiler;
 pub mod idle;
 pub mod joblog;
 pub mod remote;
+pub mod stats;
 pub mod status;

@@ -71,6 +71,8 @@ pub struct Output {
     pub object: Vec<u8>,
     pub worker_addr: String,
     pub compile_ms: u64,
+    /// Compressed object bytes that came over the wire.
+    pub received_bytes: u64,
 }
 
 /// Timeouts for grid calls.
@@ -271,6 +273,7 @@ async fn run_on_worker(
             object,
             worker_addr: addr.clone(),
             compile_ms: result.compile_ms,
+            received_bytes: result.compressed_size,
         })
     };
     tokio::time::timeout(timeouts.job, exchange)

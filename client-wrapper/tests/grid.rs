@@ -204,9 +204,13 @@ fn calc_copy() -> tempfile::TempDir {
     dir
 }
 
+/// The grid tests count remote jobs, so repeated builds must not be
+/// answered from the object cache: it is off here, and on in
+/// [`cache_env`].
 fn gridcc_env(cmd: &mut Command, url: &str, cache: &Path) {
     cmd.env("GRIDCC_COORDINATOR", url)
         .env("GRIDCC_CACHE_DIR", cache)
+        .env("GRIDCC_CACHE", "0")
         .env_remove("GRIDCC_DISABLE")
         .env_remove("GRIDCC_LOG");
 }
@@ -835,4 +839,410 @@ fn every_policy_builds_calc_remotely_with_identical_objects() {
         assert_eq!(grid.status()["jobs_remote"].as_u64(), Some(13), "{policy}");
         clean(project.path());
     }
+}
+
+// ---- The object cache -------------------------------------------------
+
+/// The wrapper's environment with the object cache on, with or without a
+/// grid.
+fn cache_env(cmd: &mut Command, url: Option<&str>, cache: &Path) {
+    cmd.env("GRIDCC_CACHE_DIR", cache)
+        .env_remove("GRIDCC_CACHE")
+        .env_remove("GRIDCC_CACHE_SIZE")
+        .env_remove("GRIDCC_DISABLE")
+        .env_remove("GRIDCC_LOG");
+    match url {
+        Some(url) => cmd.env("GRIDCC_COORDINATOR", url),
+        None => cmd.env_remove("GRIDCC_COORDINATOR"),
+    };
+}
+
+/// `make CC="gridcc gcc"` with the cache on; returns make's output.
+fn cached_make(dir: &Path, url: Option<&str>, cache: &Path) -> Output {
+    let mut cmd = Command::new("make");
+    cmd.current_dir(dir)
+        .arg("-j4")
+        .arg(format!("CC={} gcc", gridcc().display()));
+    cache_env(&mut cmd, url, cache);
+    let out = cmd.output().unwrap();
+    assert!(
+        out.status.success(),
+        "cached make failed:\n{}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out
+}
+
+fn cached_gridcc(dir: &Path, cache: &Path, args: &[&str]) -> Output {
+    let mut cmd = Command::new(gridcc());
+    cmd.current_dir(dir).args(args);
+    cache_env(&mut cmd, None, cache);
+    cmd.output().unwrap()
+}
+
+fn cache_stats(cache: &Path, zero: bool) -> serde_json::Value {
+    let mut cmd = Command::new(gridcc());
+    cmd.args(["stats", "--json"]);
+    if zero {
+        cmd.arg("--zero");
+    }
+    cache_env(&mut cmd, None, cache);
+    let out = cmd.output().unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
+/// Entry files (not temp files) under the cache's objects directory.
+fn cache_entries(cache: &Path) -> Vec<PathBuf> {
+    let mut found = Vec::new();
+    let Ok(shards) = std::fs::read_dir(cache.join("objects")) else {
+        return found;
+    };
+    for shard in shards.flatten().filter(|s| s.path().is_dir()) {
+        for f in std::fs::read_dir(shard.path()).unwrap().flatten() {
+            found.push(f.path());
+        }
+    }
+    found
+}
+
+fn warning_lines(out: &Output) -> Vec<String> {
+    String::from_utf8_lossy(&out.stderr)
+        .lines()
+        .filter(|l| l.contains("warning:"))
+        .map(str::to_owned)
+        .collect()
+}
+
+/// With no coordinator: a cold build fills the cache, a rebuild after
+/// `make clean` is all hits with identical objects and dependency files
+/// and the same warning.
+#[test]
+fn cache_without_a_grid_rebuilds_from_hits_with_identical_files() {
+    let project = calc_copy();
+    let cache = tempfile::tempdir().unwrap();
+    let local = local_build(project.path(), cache.path());
+
+    let cold = cached_make(project.path(), None, cache.path());
+    assert_same_products(&local, &build_products(project.path()));
+    let s = cache_stats(cache.path(), false);
+    assert_eq!(s["misses"], 13, "{s:#}");
+    assert_eq!(s["compiles_local"], 13, "{s:#}");
+    assert_eq!(s["hits_local"], 0, "{s:#}");
+    assert_eq!(cache_entries(cache.path()).len(), 13);
+
+    clean(project.path());
+    let warm = cached_make(project.path(), None, cache.path());
+    assert_same_products(&local, &build_products(project.path()));
+    let s = cache_stats(cache.path(), false);
+    assert_eq!(s["hits_local"], 13, "{s:#}");
+    assert_eq!(s["misses"], 13, "{s:#}");
+    assert_eq!(s["compiles_local"], 13, "no compile on the rebuild: {s:#}");
+    assert_eq!(s["not_distributable"]["Linking"], 2, "{s:#}");
+    // warn.c's deliberate warning is replayed on the hit.
+    assert_eq!(warning_lines(&cold), warning_lines(&warm));
+    assert_eq!(warning_lines(&warm).len(), 1, "{warm:?}");
+
+    // --zero resets the counters, not the cache.
+    let z = cache_stats(cache.path(), true);
+    assert_eq!(z["hits_local"], 0);
+    assert!(z["cache_bytes"].as_u64().unwrap() > 0);
+    assert!(project.path().join("calc").exists());
+}
+
+/// Through a real grid: the cold build compiles remotely and stores; the
+/// rebuild sends nothing to the workers.
+#[test]
+fn cache_through_a_grid_stores_remote_results_and_answers_rebuilds() {
+    let grid = Grid::start(1, 2);
+    let project = calc_copy();
+    let cache = tempfile::tempdir().unwrap();
+    let local = local_build(project.path(), cache.path());
+
+    let url = grid.url();
+    cached_make(project.path(), Some(&url), cache.path());
+    assert_same_products(&local, &build_products(project.path()));
+    assert_eq!(Grid::jobs_done(&grid.status()), vec![13]);
+    let s = cache_stats(cache.path(), false);
+    assert_eq!(s["compiles_remote"], 13, "{s:#}");
+    assert!(s["bytes_sent"].as_u64().unwrap() > 0, "{s:#}");
+    assert!(s["bytes_received"].as_u64().unwrap() > 0, "{s:#}");
+
+    clean(project.path());
+    cached_make(project.path(), Some(&url), cache.path());
+    assert_same_products(&local, &build_products(project.path()));
+    assert_eq!(
+        Grid::jobs_done(&grid.status()),
+        vec![13],
+        "no new remote job"
+    );
+    let s = cache_stats(cache.path(), false);
+    assert_eq!(s["hits_local"], 13, "{s:#}");
+    assert_eq!(s["compiles_remote"], 13, "{s:#}");
+}
+
+/// Touching a header makes make rerun exactly its includers, which hit;
+/// changing its content while keeping its size and mtime is a miss for
+/// exactly those objects, and they match a local build of the edited tree.
+#[test]
+fn header_edits_are_detected_by_content_not_by_stat() {
+    let project = calc_copy();
+    let dir = project.path();
+    let cache = tempfile::tempdir().unwrap();
+    cached_make(dir, None, cache.path());
+    // Includers of hashtab.h, from the dependency files.
+    let includers: Vec<String> = build_products(dir)
+        .into_iter()
+        .filter(|(name, text)| {
+            name.ends_with(".d") && String::from_utf8_lossy(text).contains("hashtab.h")
+        })
+        .map(|(name, _)| name.replace(".d", ".o"))
+        .collect();
+    assert!(
+        includers.len() >= 2 && includers.len() < 13,
+        "{includers:?}"
+    );
+    let before = build_products(dir);
+
+    // 1. touch: make reruns exactly the includers; all hits.
+    cache_stats(cache.path(), true);
+    let header = dir.join("hashtab.h");
+    let later = std::time::SystemTime::now() + Duration::from_secs(5);
+    std::fs::File::options()
+        .write(true)
+        .open(&header)
+        .unwrap()
+        .set_modified(later)
+        .unwrap();
+    let out = cached_make(dir, None, cache.path());
+    let rerun: Vec<String> = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter(|l| l.contains(" -c "))
+        .map(|l| l.rsplit(' ').next().unwrap().to_owned())
+        .collect();
+    let mut sorted = rerun.clone();
+    sorted.sort();
+    assert_eq!(
+        sorted,
+        includers,
+        "make output:\n{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    let s = cache_stats(cache.path(), false);
+    assert_eq!(s["hits_local"], includers.len() as u64, "{s:#}");
+    assert_eq!(s["misses"], 0, "{s:#}");
+    assert_eq!(build_products(dir), before);
+
+    // 2. Same size, same mtime, different content.
+    let text = std::fs::read_to_string(&header).unwrap();
+    let edited = text.replace("    int tombstone;", "   char tombstone;");
+    assert_ne!(edited, text);
+    assert_eq!(edited.len(), text.len());
+    let mtime = std::fs::metadata(&header).unwrap().modified().unwrap();
+    std::fs::write(&header, &edited).unwrap();
+    std::fs::File::options()
+        .write(true)
+        .open(&header)
+        .unwrap()
+        .set_modified(mtime)
+        .unwrap();
+    assert_eq!(std::fs::metadata(&header).unwrap().len(), text.len() as u64);
+    clean(dir);
+    cache_stats(cache.path(), true);
+    cached_make(dir, None, cache.path());
+    let s = cache_stats(cache.path(), false);
+    assert_eq!(s["misses"], includers.len() as u64, "{s:#}");
+    assert_eq!(s["hits_local"], 13 - includers.len() as u64, "{s:#}");
+    let grid_built = build_products(dir);
+    clean(dir);
+    let local = local_build(dir, cache.path());
+    assert_same_products(&local, &grid_built);
+    // The struct's layout changed: hashtab.o's code differs (includers
+    // that never use the struct may come out the same; they were still
+    // recompiled, as the miss count shows).
+    assert!(
+        before["hashtab.o"] != grid_built["hashtab.o"],
+        "hashtab.o must have changed"
+    );
+}
+
+/// A corrupted entry is reported in one line, removed and recompiled,
+/// never returned; the next compile hits the fresh entry.
+#[test]
+fn a_corrupted_entry_is_recompiled_with_a_one_line_warning() {
+    let dir = tempfile::tempdir().unwrap();
+    let cache = dir.path().join("cache");
+    write(
+        dir.path(),
+        "x.c",
+        "int x(void) { return 42; }\nint y(int a) { return a * 3; }\n",
+    );
+    let compile = |out: &str| {
+        cached_gridcc(
+            dir.path(),
+            &cache,
+            &["gcc", "-O2", "-g", "-c", "x.c", "-o", out],
+        )
+    };
+    let reference = {
+        let out = Command::new("gcc")
+            .current_dir(dir.path())
+            .args(["-O2", "-g", "-c", "x.c", "-o", "ref.o"])
+            .output()
+            .unwrap();
+        assert!(out.status.success());
+        std::fs::read(dir.path().join("ref.o")).unwrap()
+    };
+    let first = compile("x.o");
+    assert!(
+        first.status.success() && first.stderr.is_empty(),
+        "{first:?}"
+    );
+    let entries = cache_entries(&cache);
+    assert_eq!(entries.len(), 1);
+    let entry = &entries[0];
+    let key = entry.file_name().unwrap().to_str().unwrap().to_owned();
+
+    for damage in ["flip", "truncate"] {
+        let mut bytes = std::fs::read(entry).unwrap();
+        match damage {
+            "flip" => {
+                let at = bytes.len() / 3;
+                bytes[at] ^= 0x40;
+            }
+            _ => bytes.truncate(bytes.len() - 7),
+        }
+        std::fs::write(entry, &bytes).unwrap();
+        std::fs::remove_file(dir.path().join("x.o")).unwrap();
+        let out = compile("x.o");
+        assert!(out.status.success(), "{out:?}");
+        assert_eq!(
+            String::from_utf8_lossy(&out.stderr),
+            format!("gridcc: cache entry {key} is corrupt; recompiling\n"),
+            "{damage}"
+        );
+        assert_eq!(std::fs::read(dir.path().join("x.o")).unwrap(), reference);
+        // The entry was rewritten; the next compile hits it silently.
+        let again = compile("x.o");
+        assert!(
+            again.status.success() && again.stderr.is_empty(),
+            "{again:?}"
+        );
+        assert_eq!(std::fs::read(dir.path().join("x.o")).unwrap(), reference);
+    }
+    let s = cache_stats(&cache, false);
+    assert_eq!(s["corrupt_entries"], 2, "{s:#}");
+    assert_eq!(s["hits_local"], 2, "{s:#}");
+}
+
+/// 16 wrapper processes compiling the same key at once leave one valid
+/// entry (no temp files) and 16 correct objects.
+#[test]
+fn sixteen_concurrent_compiles_of_one_key_leave_one_valid_entry() {
+    let project = calc_copy();
+    let dir = project.path();
+    let cache = dir.join("cache");
+    let out = Command::new("gcc")
+        .current_dir(dir)
+        .args(["-O2", "-g", "-c", "hashtab.c", "-o", "ref.o"])
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let reference = std::fs::read(dir.join("ref.o")).unwrap();
+    let children: Vec<Child> = (0..16)
+        .map(|i| {
+            let mut cmd = Command::new(gridcc());
+            cmd.current_dir(dir)
+                .args(["gcc", "-O2", "-g", "-c", "hashtab.c", "-o"])
+                .arg(format!("out{i}.o"))
+                .stdout(Stdio::piped())
+                .stderr(Stdio::piped());
+            cache_env(&mut cmd, None, &cache);
+            cmd.spawn().unwrap()
+        })
+        .collect();
+    for child in children {
+        let out = child.wait_with_output().unwrap();
+        assert!(out.status.success() && out.stderr.is_empty(), "{out:?}");
+    }
+    for i in 0..16 {
+        assert_eq!(
+            std::fs::read(dir.join(format!("out{i}.o"))).unwrap(),
+            reference,
+            "out{i}.o"
+        );
+    }
+    let entries = cache_entries(&cache);
+    assert_eq!(entries.len(), 1, "{entries:?}");
+    let s = cache_stats(&cache, false);
+    assert_eq!(
+        s["hits_local"].as_u64().unwrap() + s["misses"].as_u64().unwrap(),
+        16,
+        "{s:#}"
+    );
+    // The one entry is valid: the next compile hits it.
+    let out = cached_gridcc(
+        dir,
+        &cache,
+        &["gcc", "-O2", "-g", "-c", "hashtab.c", "-o", "last.o"],
+    );
+    assert!(out.status.success() && out.stderr.is_empty());
+    assert_eq!(std::fs::read(dir.join("last.o")).unwrap(), reference);
+    let after = cache_stats(&cache, false);
+    assert_eq!(
+        after["hits_local"].as_u64().unwrap(),
+        s["hits_local"].as_u64().unwrap() + 1
+    );
+}
+
+/// GRIDCC_DISABLE=1 and GRIDCC_CACHE=0 store nothing; __DATE__ in
+/// directives-only text is never cached; a different cwd under -g misses.
+#[test]
+fn what_is_not_cached() {
+    let dir = tempfile::tempdir().unwrap();
+    let cache = dir.path().join("cache");
+    write(dir.path(), "x.c", "int x(void) { return 42; }\n");
+    for (var, value) in [("GRIDCC_DISABLE", "1"), ("GRIDCC_CACHE", "0")] {
+        let mut cmd = Command::new(gridcc());
+        cmd.current_dir(dir.path())
+            .args(["gcc", "-c", "x.c", "-o", "x.o"]);
+        cache_env(&mut cmd, None, &cache);
+        let out = cmd.env(var, value).output().unwrap();
+        assert!(out.status.success(), "{out:?}");
+        assert!(cache_entries(&cache).is_empty(), "{var}={value}");
+    }
+
+    write(
+        dir.path(),
+        "d.c",
+        "const char *built = __DATE__ \" \" __TIME__;\n",
+    );
+    for _ in 0..2 {
+        let out = cached_gridcc(dir.path(), &cache, &["gcc", "-c", "d.c", "-o", "d.o"]);
+        assert!(out.status.success(), "{out:?}");
+    }
+    assert!(cache_entries(&cache).is_empty());
+    let s = cache_stats(&cache, false);
+    assert_eq!(s["hits_local"], 0, "{s:#}");
+    assert_eq!(
+        s["not_cached"]["__DATE__, __TIME__ or __TIMESTAMP__ in the source"], 2,
+        "{s:#}"
+    );
+
+    // -g records the working directory: another directory is another key.
+    let other = dir.path().join("sub");
+    std::fs::create_dir(&other).unwrap();
+    std::fs::copy(dir.path().join("x.c"), other.join("x.c")).unwrap();
+    for d in [dir.path(), other.as_path(), dir.path()] {
+        let out = cached_gridcc(d, &cache, &["gcc", "-g", "-c", "x.c", "-o", "x.o"]);
+        assert!(out.status.success(), "{out:?}");
+    }
+    let s = cache_stats(&cache, false);
+    assert_eq!(s["hits_local"], 1, "{s:#}");
+    assert_eq!(s["misses"], 2, "{s:#}");
 }
