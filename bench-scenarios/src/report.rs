@@ -346,7 +346,7 @@ fn markdown(s: &Scenario, m: Option<&Machine>, sum: &Summary, runs: &[RunRecord]
     );
     let _ = writeln!(
         o,
-        "| configuration | policy | worker CPU | wall s (every run) | ok | median s | mean ± sd s | speedup | ideal | efficiency | CPU cost ratio | simulated s | fell back |"
+        "| configuration | policy | worker CPU | wall s (every run) | ok | median s | mean ± sd s | speedup | ideal | efficiency | CPU cost ratio | compile span s: measured / simulated | fell back |"
     );
     let _ = writeln!(
         o,
