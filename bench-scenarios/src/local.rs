@@ -31,11 +31,6 @@ impl LocalBackend {
             cgroups: Cgroups::detect(),
         }
     }
-
-    /// The cgroups this backend (and the runner's client limit) use.
-    pub fn cgroups(&mut self) -> &mut Cgroups {
-        &mut self.cgroups
-    }
 }
 
 impl Default for LocalBackend {

@@ -87,17 +87,10 @@ impl Summary {
 
 /// Recomputes every derived file of `dir`; returns the summary.
 pub fn report(dir: &Path) -> anyhow::Result<Summary> {
-    let scenario_text = std::fs::read_to_string(dir.join("scenario.toml")).with_context(|| {
-        format!(
-            "{}: not a results directory (no scenario.toml)",
-            dir.display()
-        )
-    })?;
-    let scenario: Scenario = toml::from_str(&scenario_text).context("scenario.toml")?;
+    let (scenario, runs) = load_results(dir)?;
     let machine: Option<Machine> = std::fs::read(dir.join("machine.json"))
         .ok()
         .and_then(|b| serde_json::from_slice(&b).ok());
-    let runs = read_runs(&dir.join("runs.jsonl"))?;
     let summary = summarize(&scenario, &runs, dir);
     std::fs::write(
         dir.join("summary.md"),
@@ -114,7 +107,7 @@ pub fn report(dir: &Path) -> anyhow::Result<Summary> {
                 continue;
             }
             let svg = utilization_svg(run, &dir.join(&run.dir).join("trace.jsonl"))?;
-            let name = format!("utilization-{}.svg", file_stem(&cell_name(cell)));
+            let name = format!("utilization-{}.svg", crate::run::sanitize(&cell_name(cell)));
             std::fs::write(dir.join(name), svg)?;
         }
     }
@@ -123,6 +116,19 @@ pub fn report(dir: &Path) -> anyhow::Result<Summary> {
         serde_json::to_vec_pretty(&summary.verdicts)?,
     )?;
     Ok(summary)
+}
+
+/// The scenario copy and the runs of a results directory.
+fn load_results(dir: &Path) -> anyhow::Result<(Scenario, Vec<RunRecord>)> {
+    let text = std::fs::read_to_string(dir.join("scenario.toml")).with_context(|| {
+        format!(
+            "{}: not a results directory (no scenario.toml)",
+            dir.display()
+        )
+    })?;
+    let scenario: Scenario = toml::from_str(&text).context("scenario.toml")?;
+    let runs = read_runs(&dir.join("runs.jsonl"))?;
+    Ok((scenario, runs))
 }
 
 /// Reads `runs.jsonl`; a malformed line is an error naming it.
@@ -144,18 +150,6 @@ fn cell_name(c: &CellSummary) -> String {
         policy: c.policy.clone(),
     }
     .to_string()
-}
-
-fn file_stem(s: &str) -> String {
-    s.chars()
-        .map(|c| {
-            if c.is_ascii_alphanumeric() || c == '.' || c == '-' {
-                c
-            } else {
-                '_'
-            }
-        })
-        .collect()
 }
 
 /// Per-cell medians, ratios and the threshold verdicts.
@@ -522,6 +516,17 @@ fn csv(runs: &[RunRecord]) -> String {
     o
 }
 
+/// An SVG document's opening tag and white background.
+fn svg_open(w: f64, h: f64) -> String {
+    let mut o = String::new();
+    let _ = writeln!(
+        o,
+        r#"<svg xmlns="http://www.w3.org/2000/svg" width="{w}" height="{h}" font-family="sans-serif" font-size="12">"#
+    );
+    let _ = writeln!(o, r#"<rect width="100%" height="100%" fill="white"/>"#);
+    o
+}
+
 fn esc(s: &str) -> String {
     s.replace('&', "&amp;")
         .replace('<', "&lt;")
@@ -550,12 +555,7 @@ fn speedup_svg(s: &Scenario, sum: &Summary) -> String {
         * 1.15;
     let plot_h = h - bottom - top;
     let y = |v: f64| top + plot_h * (1.0 - v / max);
-    let mut o = String::new();
-    let _ = writeln!(
-        o,
-        r#"<svg xmlns="http://www.w3.org/2000/svg" width="{w}" height="{h}" font-family="sans-serif" font-size="12">"#
-    );
-    let _ = writeln!(o, r#"<rect width="100%" height="100%" fill="white"/>"#);
+    let mut o = svg_open(w, h);
     let _ = writeln!(
         o,
         r#"<text x="{left}" y="20" font-size="14">{}: speedup vs {} (bar = median, dots = runs, red tick = ideal)</text>"#,
@@ -655,12 +655,7 @@ fn utilization_svg(run: &RunRecord, trace_path: &Path) -> anyhow::Result<String>
     let colors = [
         "#4a7fb5", "#d9822b", "#3a9d5d", "#c23b3b", "#8a5fb5", "#777", "#b5a04a",
     ];
-    let mut o = String::new();
-    let _ = writeln!(
-        o,
-        r#"<svg xmlns="http://www.w3.org/2000/svg" width="{w}" height="{h}" font-family="sans-serif" font-size="12">"#
-    );
-    let _ = writeln!(o, r#"<rect width="100%" height="100%" fill="white"/>"#);
+    let mut o = svg_open(w, h);
     let _ = writeln!(
         o,
         r#"<text x="{left}" y="20" font-size="14">{} / {} (rep {}): worker utilization over {:.1} s</text>"#,
@@ -748,10 +743,7 @@ fn utilization_svg(run: &RunRecord, trace_path: &Path) -> anyhow::Result<String>
 /// and the ratio, as a markdown table.
 pub fn compare(old: &Path, new: &Path) -> anyhow::Result<String> {
     let load = |d: &Path| -> anyhow::Result<Summary> {
-        let text = std::fs::read_to_string(d.join("scenario.toml"))
-            .with_context(|| format!("{}: not a results directory", d.display()))?;
-        let s: Scenario = toml::from_str(&text)?;
-        let runs = read_runs(&d.join("runs.jsonl"))?;
+        let (s, runs) = load_results(d)?;
         Ok(summarize(&s, &runs, d))
     };
     let (a, b) = (load(old)?, load(new)?);

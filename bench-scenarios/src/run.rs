@@ -202,7 +202,8 @@ pub fn run(args: &Args) -> anyhow::Result<PathBuf> {
     std::fs::write(out.join("scenario.toml"), &loaded.text)?;
     std::fs::write(out.join("workload.toml"), &loaded.workload_text)?;
 
-    let mut local = crate::local::LocalBackend::new();
+    // The client's own limit is always a local cgroup, whatever the backend.
+    let mut client_cgroups = Cgroups::detect();
     let mut backend: Box<dyn Backend> = match args.backend {
         BackendKind::Local => Box::new(crate::local::LocalBackend::new()),
         BackendKind::Docker => {
@@ -217,8 +218,7 @@ pub fn run(args: &Args) -> anyhow::Result<PathBuf> {
     let mut notes = backend.notes();
     let client_limited = loaded.scenario.client_cpus.is_some();
     if client_limited {
-        // The client's own limit is always a local cgroup.
-        if let Some(n) = local.cgroups().note() {
+        if let Some(n) = client_cgroups.note() {
             notes.push(format!("client: {n}"));
         }
     } else {
@@ -262,7 +262,7 @@ pub fn run(args: &Args) -> anyhow::Result<PathBuf> {
     let mut session = Session {
         loaded: &loaded,
         backend: backend.as_mut(),
-        cgroups: local.cgroups(),
+        cgroups: &mut client_cgroups,
         bin_dir: &bin_dir,
         source: &source,
         out: &out,
@@ -437,6 +437,7 @@ impl Session<'_> {
                 record.dir
             ));
         }
+        let mut status_seen = None;
         if let Some(g) = grid.as_mut() {
             let cpu = g.cpu_seconds().unwrap_or_else(|_| ServerCpu {
                 coordinator_s: f64::NAN,
@@ -445,9 +446,7 @@ impl Session<'_> {
             record.cpu.coordinator_s = cpu.coordinator_s;
             record.cpu.workers_s = cpu.workers_s;
             match stats::status(&self.bin_dir.join("gridcc"), g.coordinator_url()) {
-                Ok(st) => {
-                    record.jobs = jobs_record(&st, &g.worker_addresses(), &workers, &dir)?;
-                }
+                Ok(st) => status_seen = Some((st, g.worker_addresses())),
                 Err(e) => {
                     failure.get_or_insert(format!("coordinator status unavailable: {e:#}"));
                 }
@@ -456,11 +455,15 @@ impl Session<'_> {
         if let Some(g) = grid.take() {
             g.stop()?;
         }
+        // Read once the coordinator is stopped: every trace line is written.
+        let trace = stats::read_trace(&spec.trace_path())?;
+        if let Some((st, addresses)) = &status_seen {
+            record.jobs = jobs_record(st, addresses, &workers, &trace);
+        }
         // `0.0 +`: an empty f64 sum is -0.0.
         record.cpu.total_s = record.cpu.client_s
             + record.cpu.coordinator_s
             + (0.0 + record.cpu.workers_s.iter().sum::<f64>());
-        let trace = stats::read_trace(&spec.trace_path())?;
         record.compile_s = Spread::of(&trace.iter().map(|t| t.compile_s).collect::<Vec<_>>());
         record.queue_s = Spread::of(&trace.iter().map(|t| t.queue_s).collect::<Vec<_>>());
         let job_log = stats::read_job_log(&dir.join("jobs.jsonl"))?;
@@ -526,9 +529,8 @@ fn jobs_record(
     st: &stats::Status,
     addresses: &[String],
     specs: &[WorkerSpec],
-    dir: &Path,
-) -> anyhow::Result<JobsRecord> {
-    let trace = stats::read_trace(&dir.join("trace.jsonl"))?;
+    trace: &[stats::TraceLine],
+) -> JobsRecord {
     // Match each configured worker to its coordinator id: by address when
     // the backend knows it, else by order of capacity.
     let mut ids: Vec<Option<u64>> = vec![None; specs.len()];
@@ -565,13 +567,13 @@ fn jobs_record(
             }
         })
         .collect();
-    Ok(JobsRecord {
+    JobsRecord {
         remote: st.jobs_remote,
         told_local: st.local_answers,
         failed: st.jobs_failed,
         fell_back: st.local_answers > 0,
         per_worker,
-    })
+    }
 }
 
 /// The machine, stated beside every absolute number.
@@ -787,7 +789,8 @@ fn compare_objects(
     rec
 }
 
-fn sanitize(s: &str) -> String {
+/// A cell or configuration name as a file-name part.
+pub(crate) fn sanitize(s: &str) -> String {
     s.chars()
         .map(|c| {
             if c.is_ascii_alphanumeric() || c == '.' || c == '-' {

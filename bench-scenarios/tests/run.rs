@@ -62,16 +62,20 @@ workers = [{{ cpus = 1.0 }}]
     path
 }
 
-fn run(scenario: &Path, out: &Path) -> Output {
-    Command::new(bench_exe())
-        .arg("run")
+/// `gridcc-bench run SCENARIO --out OUT --bin-dir …`, not started yet.
+fn run_command(scenario: &Path, out: &Path) -> Command {
+    let mut c = Command::new(bench_exe());
+    c.arg("run")
         .arg(scenario)
         .arg("--out")
         .arg(out)
         .arg("--bin-dir")
-        .arg(bin_dir())
-        .output()
-        .unwrap()
+        .arg(bin_dir());
+    c
+}
+
+fn run(scenario: &Path, out: &Path) -> Output {
+    run_command(scenario, out).output().unwrap()
 }
 
 fn runs(out: &Path) -> Vec<serde_json::Value> {
@@ -201,13 +205,7 @@ fn an_interrupted_run_leaves_no_process_behind() {
         "",
     );
     let out = dir.path().join("out");
-    let mut child = Command::new(bench_exe())
-        .arg("run")
-        .arg(&sc)
-        .arg("--out")
-        .arg(&out)
-        .arg("--bin-dir")
-        .arg(bin_dir())
+    let mut child = run_command(&sc, &out)
         .stderr(std::process::Stdio::null())
         .spawn()
         .unwrap();
@@ -254,13 +252,7 @@ fn no_local_make_checks_objects_against_an_unmeasured_build() {
         .replace("baseline = \"local-make\"", "baseline = \"1x1.0\"");
     std::fs::write(&sc, text).unwrap();
     let out = dir.path().join("out");
-    let o = Command::new(bench_exe())
-        .arg("run")
-        .arg(&sc)
-        .arg("--out")
-        .arg(&out)
-        .arg("--bin-dir")
-        .arg(bin_dir())
+    let o = run_command(&sc, &out)
         .arg("--no-local-make")
         .output()
         .unwrap();
