@@ -100,14 +100,31 @@ pub struct RunRecord {
     pub dir: String,
 }
 
-/// CPU seconds (user + system).
+/// CPU seconds (user + system). A figure that could not be measured is
+/// NaN here and `null` in runs.jsonl.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct CpuRecord {
     /// make, the wrapper, preprocessing, linking: the client's side.
+    #[serde(deserialize_with = "null_as_nan")]
     pub client_s: f64,
+    #[serde(deserialize_with = "null_as_nan")]
     pub coordinator_s: f64,
+    #[serde(deserialize_with = "nulls_as_nan")]
     pub workers_s: Vec<f64>,
+    #[serde(deserialize_with = "null_as_nan")]
     pub total_s: f64,
+}
+
+/// serde_json writes a NaN as `null`; read it back as NaN.
+fn null_as_nan<'de, D: serde::Deserializer<'de>>(d: D) -> Result<f64, D::Error> {
+    Ok(Option::<f64>::deserialize(d)?.unwrap_or(f64::NAN))
+}
+
+fn nulls_as_nan<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Vec<f64>, D::Error> {
+    Ok(Vec::<Option<f64>>::deserialize(d)?
+        .into_iter()
+        .map(|v| v.unwrap_or(f64::NAN))
+        .collect())
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -182,8 +199,10 @@ pub fn run(args: &Args) -> anyhow::Result<PathBuf> {
     }
     let root = repo_root(&args.scenario)?;
     let source = root.join(&loaded.workload.dir);
+    // Absolute: the build runs in the workload's directory and is handed
+    // paths under `out` (its CPU stat file, the job log).
     let out = match &args.out {
-        Some(o) => o.clone(),
+        Some(o) => std::path::absolute(o).with_context(|| format!("{}", o.display()))?,
         None => root.join("target/bench-results").join(format!(
             "{}-{}-{}",
             loaded.scenario.name,
@@ -853,6 +872,23 @@ fn install_interrupt_handler(kind: BackendKind) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn unmeasured_cpu_is_written_as_null_and_read_back_as_nan() {
+        let cpu = CpuRecord {
+            client_s: f64::NAN,
+            coordinator_s: 0.5,
+            workers_s: vec![1.0, f64::NAN],
+            total_s: f64::NAN,
+        };
+        let text = serde_json::to_string(&cpu).unwrap();
+        assert!(text.contains(r#""client_s":null"#), "{text}");
+        let back: CpuRecord = serde_json::from_str(&text).unwrap();
+        assert!(back.client_s.is_nan() && back.total_s.is_nan());
+        assert_eq!(back.coordinator_s, 0.5);
+        assert_eq!(back.workers_s[0], 1.0);
+        assert!(back.workers_s[1].is_nan());
+    }
 
     #[test]
     fn objects_compare_against_the_reference() {
