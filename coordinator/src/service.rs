@@ -36,6 +36,10 @@ pub(crate) struct Shared {
     started_ms: u64,
     /// Assign requests currently waiting for a slot.
     waiting: std::sync::atomic::AtomicUsize,
+    /// The waiting requests in arrival order, per toolchain: only the
+    /// oldest of a toolchain may take a freed slot, so a request is never
+    /// overtaken by later ones until it times out.
+    queue: Mutex<WaitQueue>,
     shutdown: CancellationToken,
     tasks: TaskTracker,
     trace: Option<crate::trace::TraceFile>,
@@ -56,9 +60,14 @@ impl Shared {
             config,
             started_ms: unix_ms(),
             waiting: 0.into(),
+            queue: Mutex::default(),
             shutdown,
             tasks,
         })
+    }
+
+    fn queue(&self) -> MutexGuard<'_, WaitQueue> {
+        self.queue.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     fn registry(&self) -> MutexGuard<'_, Registry> {
@@ -207,13 +216,21 @@ impl v1::coordinator_server::Coordinator for CoordinatorService {
             tokio::time::Instant::now() + Duration::from_millis(shared.config.queue_timeout_ms);
         let mut req = req;
         let mut counted_waiting = false;
+        let mut ticket: Option<u64> = None;
         let outcome = loop {
             // Register interest before checking, so a slot freed between the
             // check and the wait is not missed.
             let notified = shared.capacity_changed.notified();
             tokio::pin!(notified);
             notified.as_mut().enable();
-            let placement = shared.registry().assign(&req, unix_ms());
+            // A newcomer goes behind the requests already waiting for its
+            // toolchain; a waiting one tries only when it is the oldest.
+            let my_turn = shared.queue().may_try(&req.toolchain, ticket);
+            let placement = if my_turn || req.failed_lease != 0 {
+                shared.registry().assign(&req, unix_ms())
+            } else {
+                Placement::Busy
+            };
             // Only the first attempt releases the failed lease.
             req.failed_lease = 0;
             match placement {
@@ -231,6 +248,9 @@ impl v1::coordinator_server::Coordinator for CoordinatorService {
                     ));
                 }
                 Placement::Busy | Placement::Held => {}
+            }
+            if ticket.is_none() {
+                ticket = Some(shared.queue().join(&req.toolchain));
             }
             if !counted_waiting {
                 let waiting = shared
@@ -258,6 +278,12 @@ impl v1::coordinator_server::Coordinator for CoordinatorService {
             shared
                 .waiting
                 .fetch_sub(1, std::sync::atomic::Ordering::SeqCst);
+        }
+        if let Some(t) = ticket {
+            // The next in line may find a slot this one left (or took while
+            // more were free): let it look.
+            shared.queue().leave(&req.toolchain, t);
+            shared.capacity_changed.notify_waiters();
         }
         match outcome {
             Ok(placement) => Ok(Response::new(AssignReply {
@@ -398,5 +424,76 @@ mod tests {
         for idle in [0.0, 0.9, -1.0, f64::NAN] {
             assert!(!client_should_compile(&req(idle)), "{idle}");
         }
+    }
+}
+
+/// Tickets of the waiting Assign requests, oldest first, per toolchain.
+#[derive(Default)]
+pub(crate) struct WaitQueue {
+    next: u64,
+    waiting: std::collections::HashMap<String, std::collections::BTreeSet<u64>>,
+}
+
+impl WaitQueue {
+    /// Queues a request; returns its ticket.
+    fn join(&mut self, toolchain: &str) -> u64 {
+        let t = self.next;
+        self.next += 1;
+        self.waiting
+            .entry(toolchain.to_owned())
+            .or_default()
+            .insert(t);
+        t
+    }
+
+    fn leave(&mut self, toolchain: &str, ticket: u64) {
+        if let Some(set) = self.waiting.get_mut(toolchain) {
+            set.remove(&ticket);
+            if set.is_empty() {
+                self.waiting.remove(toolchain);
+            }
+        }
+    }
+
+    /// Whether a request may ask the registry for a slot now: a newcomer
+    /// (no ticket) when nobody waits for its toolchain, a queued one when
+    /// it is the oldest waiting.
+    fn may_try(&self, toolchain: &str, ticket: Option<u64>) -> bool {
+        let oldest = self
+            .waiting
+            .get(toolchain)
+            .and_then(|set| set.first().copied());
+        match (ticket, oldest) {
+            (None, None) => true,
+            (None, Some(_)) => false,
+            (Some(t), oldest) => oldest.is_none_or(|o| o == t),
+        }
+    }
+}
+
+#[cfg(test)]
+mod queue_tests {
+    use super::WaitQueue;
+
+    #[test]
+    fn requests_are_served_in_arrival_order_per_toolchain() {
+        let mut q = WaitQueue::default();
+        assert!(q.may_try("gcc", None));
+        let a = q.join("gcc");
+        let b = q.join("gcc");
+        let other = q.join("clang");
+        assert!(!q.may_try("gcc", None), "a newcomer queues behind a and b");
+        assert!(q.may_try("gcc", Some(a)));
+        assert!(!q.may_try("gcc", Some(b)));
+        assert!(
+            q.may_try("clang", Some(other)),
+            "toolchains do not block each other"
+        );
+        q.leave("gcc", a);
+        assert!(q.may_try("gcc", Some(b)));
+        q.leave("gcc", b);
+        assert!(q.may_try("gcc", None));
+        q.leave("clang", other);
+        assert!(q.waiting.is_empty());
     }
 }
