@@ -42,9 +42,15 @@ struct Proc {
 impl Proc {
     /// Starts `bin args…`, waits for its `listening on IP:PORT` line.
     fn start(bin: &Path, args: &[&str], log: &Path) -> Proc {
+        Self::start_env(bin, args, &[], log)
+    }
+
+    /// [`Proc::start`] with extra environment variables.
+    fn start_env(bin: &Path, args: &[&str], env: &[(&str, &str)], log: &Path) -> Proc {
         let log_file = std::fs::File::create(log).unwrap();
         let mut child = Command::new(bin)
             .args(args)
+            .envs(env.iter().copied())
             .env("GRIDCC_LOG", "debug")
             .stdout(Stdio::piped())
             .stderr(log_file)
@@ -122,22 +128,25 @@ impl Grid {
     }
 
     fn add_worker(&mut self, slots: u32) {
+        self.add_worker_with(slots, &[], &[]);
+    }
+
+    /// A worker with extra flags and environment variables.
+    fn add_worker_with(&mut self, slots: u32, extra: &[&str], env: &[(&str, &str)]) {
         let n = self.workers.len();
         let log = self.dir.path().join(format!("worker{n}.log"));
         let url = self.url();
         let slots = slots.to_string();
-        let worker = Proc::start(
-            &sibling_bin("gridcc-worker"),
-            &[
-                "--coordinator",
-                &url,
-                "--listen",
-                "127.0.0.1:0",
-                "--slots",
-                &slots,
-            ],
-            &log,
-        );
+        let mut args = vec![
+            "--coordinator",
+            &url,
+            "--listen",
+            "127.0.0.1:0",
+            "--slots",
+            &slots,
+        ];
+        args.extend_from_slice(extra);
+        let worker = Proc::start_env(&sibling_bin("gridcc-worker"), &args, env, &log);
         self.workers.push(worker);
     }
 
@@ -372,6 +381,222 @@ fn build_completes_when_a_worker_is_killed_midway() {
     });
     // The dead worker's session ended: only one worker is left.
     grid.wait_for_workers(1);
+}
+
+// The fault suite (issue 7): each fault ends with the build complete and
+// its objects identical to a local build's.
+
+fn signal(p: &Proc, sig: &str) {
+    let st = Command::new("kill")
+        .args([&format!("-{sig}"), &p.child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(st.success(), "kill -{sig} failed");
+}
+
+#[test]
+fn fault_a_hung_worker_midway_costs_time_not_the_build() {
+    // SIGSTOP: the worker's sockets stay open but nothing answers. The
+    // wrapper's HTTP/2 keep-alive gives up on it, the coordinator's session
+    // times out, and the jobs it held are retried elsewhere or run locally.
+    let mut grid = Grid::start(2, 1);
+    build_survives(&mut grid, 2, |grid| signal(&grid.workers[0], "STOP"));
+    grid.wait_for_workers(1);
+    signal(&grid.workers[0], "CONT");
+}
+
+#[test]
+fn fault_a_coordinator_restarted_midway_gets_its_workers_back() {
+    let mut grid = Grid::start(2, 1);
+    let listen = grid.coordinator.addr.clone();
+    let log = grid.dir.path().join("coordinator2.log");
+    build_survives(&mut grid, 2, |grid| {
+        grid.coordinator.kill();
+        // Clients compile locally meanwhile; workers reconnect on their own.
+        grid.coordinator = Proc::start(
+            &sibling_bin("gridcc-coordinator"),
+            &["--listen", &listen, "--when-busy", "queue"],
+            &log,
+        );
+    });
+    grid.wait_for_workers(2);
+}
+
+/// Bytes that are not gRPC, or gRPC cut short.
+fn garbage_inputs() -> Vec<Vec<u8>> {
+    let preface = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n".to_vec();
+    let mut huge_frame = preface.clone();
+    // A frame header claiming 16 MiB of DATA, then nothing.
+    huge_frame.extend_from_slice(&[0xff, 0xff, 0xff, 0x00, 0x00, 0x00, 0x00, 0x00, 0x01]);
+    let mut settings_cut = preface.clone();
+    settings_cut.extend_from_slice(&[0x00, 0x00, 0x06, 0x04, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00]);
+    let noise: Vec<u8> = (0..65_536u32)
+        .map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8)
+        .collect();
+    vec![
+        b"GET / HTTP/1.1\r\nHost: x\r\n\r\n".to_vec(),
+        preface[..10].to_vec(),
+        huge_frame,
+        settings_cut,
+        noise,
+        Vec::new(),
+    ]
+}
+
+fn send_garbage(addr: &str) {
+    use std::io::{Read, Write};
+    for bytes in garbage_inputs() {
+        let mut s = std::net::TcpStream::connect(addr).unwrap();
+        s.set_read_timeout(Some(Duration::from_millis(300)))
+            .unwrap();
+        // The peer may close on us mid-write; that is a fine answer.
+        let _ = s.write_all(&bytes);
+        let mut buf = [0u8; 256];
+        let _ = s.read(&mut buf);
+    }
+}
+
+#[test]
+fn fault_garbage_and_truncated_bytes_on_every_port_are_shrugged_off() {
+    let mut grid = Grid::start(2, 1);
+    let mut ports = vec![grid.coordinator.addr.clone()];
+    ports.extend(grid.workers.iter().map(|w| w.addr.clone()));
+    for addr in &ports {
+        send_garbage(addr);
+    }
+    // A connection left open half-way through a frame during the build.
+    let mut stuck = Vec::new();
+    for addr in &ports {
+        use std::io::Write;
+        let mut s = std::net::TcpStream::connect(addr).unwrap();
+        s.write_all(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n\x00\x00")
+            .unwrap();
+        stuck.push(s);
+    }
+    build_survives(&mut grid, 1, |grid| {
+        for w in &grid.workers {
+            send_garbage(&w.addr);
+        }
+    });
+    // Every server is still up and every job ran remotely.
+    let status = grid.status();
+    assert_eq!(status["workers"].as_array().unwrap().len(), 2, "{status}");
+    assert_eq!(status["jobs_remote"].as_u64(), Some(13), "{status}");
+}
+
+#[test]
+fn fault_a_compiler_the_worker_lacks_is_compiled_locally() {
+    // The only worker has gcc but no g++: the coordinator knows it from
+    // the worker's hello and tells the wrapper to compile a C++ file
+    // locally; a C file still goes remote.
+    let mut grid = Grid::start(0, 1);
+    let bin = tempfile::tempdir().unwrap();
+    for tool in ["gcc", "as"] {
+        let real = which(tool);
+        std::os::unix::fs::symlink(&real, bin.path().join(tool)).unwrap();
+    }
+    let path = bin.path().display().to_string();
+    grid.add_worker_with(1, &[], &[("PATH", &path)]);
+    grid.wait_for_workers(1);
+    let dir = tempfile::tempdir().unwrap();
+    write(
+        dir.path(),
+        "v.cc",
+        "#include <vector>\nint n() { return std::vector<int>(3).size(); }\n",
+    );
+    write(dir.path(), "c.c", "int c(void) { return 4; }\n");
+    let cache = dir.path().join("cache");
+    let out = run_gridcc(
+        dir.path(),
+        &grid.url(),
+        &cache,
+        &["g++", "-O2", "-c", "v.cc", "-o", "grid.o"],
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let st = Command::new("g++")
+        .current_dir(dir.path())
+        .args(["-O2", "-c", "v.cc", "-o", "local.o"])
+        .status()
+        .unwrap();
+    assert!(st.success());
+    assert_eq!(
+        std::fs::read(dir.path().join("grid.o")).unwrap(),
+        std::fs::read(dir.path().join("local.o")).unwrap()
+    );
+    assert_eq!(grid.status()["jobs_remote"].as_u64(), Some(0));
+    let out = run_gridcc(
+        dir.path(),
+        &grid.url(),
+        &cache,
+        &["gcc", "-O2", "-c", "c.c"],
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(grid.status()["jobs_remote"].as_u64(), Some(1));
+}
+
+fn which(tool: &str) -> PathBuf {
+    let out = Command::new("sh")
+        .args(["-c", &format!("command -v {tool}")])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{tool} not found");
+    PathBuf::from(String::from_utf8(out.stdout).unwrap().trim())
+}
+
+/// A tmpfs too small for any job, unmounted when dropped.
+struct TinyFs(tempfile::TempDir);
+
+impl TinyFs {
+    fn mount() -> TinyFs {
+        let dir = tempfile::tempdir().unwrap();
+        let out = Command::new("mount")
+            .args(["-t", "tmpfs", "-o", "size=8k", "tmpfs"])
+            .arg(dir.path())
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "the disk-full fault needs root to mount a tmpfs: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        TinyFs(dir)
+    }
+}
+
+impl Drop for TinyFs {
+    fn drop(&mut self) {
+        let _ = Command::new("umount").arg(self.0.path()).status();
+    }
+}
+
+#[test]
+fn fault_a_worker_with_a_full_disk_fails_its_jobs_over() {
+    let full = TinyFs::mount();
+    let work = full.0.path().display().to_string();
+    let mut grid = Grid::start(0, 1);
+    grid.add_worker_with(1, &["--work-dir", &work], &[]);
+    grid.add_worker(1);
+    grid.wait_for_workers(2);
+    build_survives(&mut grid, 0, |_| {});
+    // Both workers are still there, the healthy one did the jobs, and the
+    // full one left no temp dir behind.
+    let status = grid.status();
+    assert_eq!(status["workers"].as_array().unwrap().len(), 2, "{status}");
+    let full_worker = &status["workers"][0];
+    assert!(
+        full_worker["jobs_failed"].as_u64().unwrap() > 0 && full_worker["jobs_done"] == 0,
+        "the full worker was tried and failed: {status}"
+    );
+    let left: Vec<_> = std::fs::read_dir(full.0.path()).unwrap().collect();
+    assert!(left.is_empty(), "temp dirs left on the full disk: {left:?}");
 }
 
 fn write(dir: &Path, name: &str, text: &str) -> PathBuf {
