@@ -551,7 +551,7 @@ fn which(tool: &str) -> PathBuf {
     PathBuf::from(String::from_utf8(out.stdout).unwrap().trim())
 }
 
-/// A tmpfs too small for any job, unmounted when dropped.
+/// A full tmpfs, unmounted when dropped.
 struct TinyFs(tempfile::TempDir);
 
 impl TinyFs {
@@ -567,6 +567,8 @@ impl TinyFs {
             "the disk-full fault needs root to mount a tmpfs: {}",
             String::from_utf8_lossy(&out.stderr)
         );
+        // Fill it: not one byte of a job's input fits.
+        let _ = std::fs::write(dir.path().join("fill"), vec![0u8; 64 << 10]);
         TinyFs(dir)
     }
 }
@@ -590,12 +592,22 @@ fn fault_a_worker_with_a_full_disk_fails_its_jobs_over() {
     // full one left no temp dir behind.
     let status = grid.status();
     assert_eq!(status["workers"].as_array().unwrap().len(), 2, "{status}");
-    let full_worker = &status["workers"][0];
+    // Workers get their ids as their hellos arrive: find it by address.
+    let full_worker = status["workers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|w| w["address"] == grid.workers[0].addr.as_str())
+        .unwrap_or_else(|| panic!("full worker not in {status}"));
     assert!(
         full_worker["jobs_failed"].as_u64().unwrap() > 0 && full_worker["jobs_done"] == 0,
         "the full worker was tried and failed: {status}"
     );
-    let left: Vec<_> = std::fs::read_dir(full.0.path()).unwrap().collect();
+    let left: Vec<_> = std::fs::read_dir(full.0.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .filter(|n| n != "fill")
+        .collect();
     assert!(left.is_empty(), "temp dirs left on the full disk: {left:?}");
 }
 

@@ -2,7 +2,8 @@
 //! written there, the advertised compiler run on it with the client's
 //! (already checked) arguments, the object read back. The temp dir is removed
 //! when the job ends, whatever the outcome, and the compiler is killed if the
-//! client goes away.
+//! client goes away or the job outlives its wall-clock limit. The limits and
+//! the user it runs as are in [`crate::sandbox`].
 
 use std::path::PathBuf;
 use std::process::Stdio;
@@ -10,6 +11,7 @@ use std::time::{Duration, Instant};
 
 use crate::headers;
 use crate::layout::{self, Layout};
+use crate::sandbox::{self, Limits};
 
 /// A job ready to run.
 #[derive(Debug)]
@@ -48,6 +50,10 @@ pub enum JobError {
     },
     #[error("compiler killed by signal {0}")]
     Signal(i32),
+    #[error("job exceeded its wall-clock limit of {0:?}")]
+    WallTime(Duration),
+    #[error("compiler stopped by a resource limit: {0}")]
+    Resource(String),
     #[error("compiler exited 0 but wrote no object")]
     NoObject,
     #[error("compiler output exceeds {0} bytes")]
@@ -70,8 +76,9 @@ pub const PASSED_ENV: &[&str] = &[
 pub async fn run(
     job: Job,
     work_dir: &std::path::Path,
-    max_output: u64,
+    limits: &Limits,
 ) -> Result<Outcome, JobError> {
+    let max_output = limits.max_output;
     let dir = tempfile::Builder::new()
         .prefix("gridcc-job-")
         .tempdir_in(work_dir)?;
@@ -138,12 +145,38 @@ pub async fn run(
     // gcc puts its temporary .s files in TMPDIR; keep them inside the job.
     cmd.env("TMPDIR", dir.path());
 
+    if let Some(user) = limits.run_as {
+        sandbox::hand_over(dir.path(), user)?;
+    }
+    sandbox::confine(&mut cmd, limits);
+
     let started = Instant::now();
-    let output = cmd.output().await.map_err(|source| JobError::Spawn {
+    let child = cmd.spawn().map_err(|source| JobError::Spawn {
         compiler: job.compiler.clone(),
         source,
     })?;
+    let pid = child.id();
+    let output = match limits.wall {
+        Some(wall) => match tokio::time::timeout(wall, child.wait_with_output()).await {
+            Ok(output) => output?,
+            Err(_) => {
+                if let Some(pid) = pid {
+                    sandbox::kill_group(pid);
+                }
+                return Err(JobError::WallTime(wall));
+            }
+        },
+        None => child.wait_with_output().await?,
+    };
     let elapsed = started.elapsed();
+    if output.status.code().is_some_and(|c| c != 0) {
+        if let Some(why) = resource_failure(&output.stderr) {
+            // Not the client's error: the same compile may well succeed on
+            // another worker or locally, so it must not reach the user as a
+            // compile error.
+            return Err(JobError::Resource(why));
+        }
+    }
     let exit_code = match output.status.code() {
         Some(code) => code,
         None => {
@@ -180,6 +213,21 @@ pub async fn run(
         object,
         elapsed,
     })
+}
+
+/// gcc's words when a limit (or a crash) stopped cc1 or as, rather than the
+/// source being wrong.
+fn resource_failure(stderr: &[u8]) -> Option<String> {
+    let text = String::from_utf8_lossy(stderr);
+    const MARKS: &[&str] = &[
+        "out of memory allocating",
+        "virtual memory exhausted",
+        "signal terminated program",
+        "CPU time limit exceeded",
+    ];
+    text.lines()
+        .find(|l| MARKS.iter().any(|m| l.contains(m)))
+        .map(|l| l.trim().to_owned())
 }
 
 /// Splits source-mode `input` into a main text and header files laid out in
@@ -268,7 +316,7 @@ mod tests {
         let out = run(
             job("int f(void) { int unused; return 1; }\n"),
             work.path(),
-            1 << 20,
+            &Limits::output_only(1 << 20),
         )
         .await
         .unwrap();
@@ -288,7 +336,9 @@ mod tests {
             source_path: "src/a.c".into(),
             cwd: "/home/someone/project".into(),
         };
-        let out = run(j, work.path(), 1 << 20).await.unwrap();
+        let out = run(j, work.path(), &Limits::output_only(1 << 20))
+            .await
+            .unwrap();
         assert_eq!(out.exit_code, 0, "{}", String::from_utf8_lossy(&out.stderr));
         let object = out.object.unwrap();
         let contains = |needle: &[u8]| object.windows(needle.len()).any(|w| w == needle);
@@ -312,16 +362,22 @@ mod tests {
             source_path: "a.c".into(),
             cwd: "/p".into(),
         };
-        let err = run(j, work.path(), 1 << 20).await.unwrap_err();
+        let err = run(j, work.path(), &Limits::output_only(1 << 20))
+            .await
+            .unwrap_err();
         assert!(matches!(err, JobError::FileAccess(_)), "{err}");
     }
 
     #[tokio::test]
     async fn reports_compile_errors_without_object() {
         let work = tempfile::tempdir().unwrap();
-        let out = run(job("int f(void) { return }\n"), work.path(), 1 << 20)
-            .await
-            .unwrap();
+        let out = run(
+            job("int f(void) { return }\n"),
+            work.path(),
+            &Limits::output_only(1 << 20),
+        )
+        .await
+        .unwrap();
         assert_eq!(out.exit_code, 1);
         assert!(out.object.is_none());
         assert!(!out.stderr.is_empty());
@@ -331,9 +387,69 @@ mod tests {
     #[tokio::test]
     async fn refuses_oversized_output() {
         let work = tempfile::tempdir().unwrap();
-        let err = run(job("int f(void) { return 1; }\n"), work.path(), 10)
+        let err = run(
+            job("int f(void) { return 1; }\n"),
+            work.path(),
+            &Limits::output_only(10),
+        )
+        .await
+        .unwrap_err();
+        assert!(matches!(err, JobError::OutputTooLarge(10)));
+    }
+
+    #[tokio::test]
+    async fn a_job_past_its_wall_clock_limit_is_killed_and_cleaned_up() {
+        let work = tempfile::tempdir().unwrap();
+        let limits = Limits {
+            wall: Some(Duration::from_millis(1)),
+            ..Limits::output_only(1 << 20)
+        };
+        let err = run(job("int f(void) { return 1; }\n"), work.path(), &limits)
             .await
             .unwrap_err();
-        assert!(matches!(err, JobError::OutputTooLarge(10)));
+        assert!(matches!(err, JobError::WallTime(_)), "{err}");
+        assert_removed(work.path()).await;
+    }
+
+    #[tokio::test]
+    async fn a_memory_limited_compile_fails_as_a_resource_error_not_a_compile_error() {
+        let work = tempfile::tempdir().unwrap();
+        let limits = Limits {
+            memory_bytes: Some(48 << 20),
+            ..Limits::output_only(1 << 20)
+        };
+        // Enough code that cc1 needs more than 48 MiB of address space.
+        let big: String = (0..3000)
+            .map(|i| format!("int f{i}(int x) {{ return x * {i} + (x >> 3); }}\n"))
+            .collect();
+        let err = run(job(&big), work.path(), &limits).await.unwrap_err();
+        assert!(
+            matches!(err, JobError::Resource(_) | JobError::Signal(_)),
+            "{err}"
+        );
+        assert_removed(work.path()).await;
+    }
+
+    #[tokio::test]
+    async fn a_root_worker_compiles_as_the_unprivileged_user() {
+        if !sandbox::is_root() {
+            eprintln!("not root: nothing to drop");
+            return;
+        }
+        let nobody = sandbox::lookup_user("nobody").unwrap();
+        let work = tempfile::tempdir().unwrap();
+        let limits = Limits {
+            run_as: Some(nobody),
+            cpu_s: Some(60),
+            memory_bytes: Some(2 << 30),
+            wall: Some(Duration::from_secs(60)),
+            ..Limits::output_only(1 << 20)
+        };
+        let out = run(job("int f(void) { return 1; }\n"), work.path(), &limits)
+            .await
+            .unwrap();
+        assert_eq!(out.exit_code, 0, "{}", String::from_utf8_lossy(&out.stderr));
+        assert!(out.object.unwrap().starts_with(b"\x7fELF"));
+        assert_removed(work.path()).await;
     }
 }

@@ -11,6 +11,8 @@
 //! - [`layout`]: where a job's input goes and the prefix maps that make the
 //!   object name the client's paths.
 //! - [`job`]: running one compile in a temp dir.
+//! - [`sandbox`]: the user a compile runs as and its CPU, memory, wall-clock
+//!   and output limits.
 //! - `service`: the tonic `Worker` service.
 //! - [`run`]: serve on a bound listener; drain on shutdown.
 
@@ -20,6 +22,7 @@ pub mod directives;
 pub mod headers;
 pub mod job;
 pub mod layout;
+pub mod sandbox;
 mod service;
 pub mod session;
 
@@ -52,6 +55,8 @@ pub struct Config {
     pub work_dir: PathBuf,
     /// Largest input or output accepted, in bytes.
     pub max_payload: u64,
+    /// Limits of each compile (its output limit is `max_payload`).
+    pub limits: sandbox::Limits,
     /// `PATH`-style list of directories searched for compilers.
     pub compiler_path: String,
     /// Where compiler identities are cached.
@@ -71,6 +76,7 @@ impl Config {
             queue_limit: slots * 2,
             work_dir: std::env::temp_dir(),
             max_payload: gridcc_proto::payload::MAX_PAYLOAD_BYTES,
+            limits: sandbox::Limits::output_only(gridcc_proto::payload::MAX_PAYLOAD_BYTES),
             compiler_path: std::env::var("PATH")
                 .unwrap_or_else(|_| "/usr/local/bin:/usr/bin:/bin".into()),
             cache_dir: gridcc_toolchain::cache_dir().join("toolchains"),
@@ -173,6 +179,10 @@ pub async fn run(
         running: AtomicU32::new(0),
         work_dir: config.work_dir.clone(),
         max_payload: config.max_payload,
+        limits: sandbox::Limits {
+            max_output: config.max_payload,
+            ..config.limits.clone()
+        },
         draining: draining.clone(),
     });
     let incoming = gridcc_proto::serve::incoming(listener);

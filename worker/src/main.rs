@@ -37,6 +37,23 @@ struct Args {
     /// Directory for job temp dirs.
     #[arg(long)]
     work_dir: Option<PathBuf>,
+    /// CPU seconds a compile may use (each of its processes); 0 = no limit.
+    #[arg(long, default_value_t = 300)]
+    job_cpu_s: u64,
+    /// Address space a compile's process may map, in MiB; 0 = no limit.
+    #[arg(long, default_value_t = 4096)]
+    job_memory_mb: u64,
+    /// Wall-clock seconds a compile may take before it is killed; 0 = no
+    /// limit.
+    #[arg(long, default_value_t = 600)]
+    job_wall_s: u64,
+    /// When started as root, run compiles as this user (default: nobody).
+    #[arg(long, value_name = "USER")]
+    compile_user: Option<String>,
+    /// When started as root, run compiles as root too. Without this flag a
+    /// root worker never does.
+    #[arg(long, conflicts_with = "compile_user")]
+    compile_as_root: bool,
 }
 
 fn main() -> ExitCode {
@@ -86,6 +103,29 @@ async fn serve(args: Args) -> anyhow::Result<()> {
     if let Some(dir) = args.work_dir {
         config.work_dir = dir;
     }
+    config.limits.cpu_s = (args.job_cpu_s > 0).then_some(args.job_cpu_s);
+    config.limits.memory_bytes = match args.job_memory_mb {
+        0 => None,
+        mb => Some(
+            mb.checked_mul(1 << 20)
+                .context("--job-memory-mb is too large")?,
+        ),
+    };
+    config.limits.wall =
+        (args.job_wall_s > 0).then(|| std::time::Duration::from_secs(args.job_wall_s));
+    let root = gridcc_worker::sandbox::is_root();
+    config.limits.run_as = match (root, &args.compile_user, args.compile_as_root) {
+        (true, _, true) => {
+            tracing::warn!("--compile-as-root: client compiles run as root");
+            None
+        }
+        (true, user, false) => Some(
+            gridcc_worker::sandbox::lookup_user(user.as_deref().unwrap_or("nobody"))
+                .context("choosing the user compiles run as")?,
+        ),
+        (false, Some(_), _) => anyhow::bail!("--compile-user needs a worker started as root"),
+        (false, None, _) => None,
+    };
     config.advertise = args.advertise;
     let listener = gridcc_proto::serve::bind_and_announce(&args.listen)
         .await

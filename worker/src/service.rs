@@ -44,6 +44,7 @@ pub(crate) struct Shared {
     pub(crate) running: AtomicU32,
     pub(crate) work_dir: PathBuf,
     pub(crate) max_payload: u64,
+    pub(crate) limits: crate::sandbox::Limits,
     /// Fires when the worker drains: new jobs are refused.
     pub(crate) draining: CancellationToken,
 }
@@ -298,7 +299,7 @@ impl WorkerService {
             input,
             env: header.env.into_iter().map(|v| (v.name, v.value)).collect(),
         };
-        let outcome = job::run(job, &shared.work_dir, shared.max_payload)
+        let outcome = job::run(job, &shared.work_dir, &shared.limits)
             .await
             .map_err(|e| match e {
                 job::JobError::FileAccess(e) => Status::permission_denied(e.to_string()),
