@@ -15,7 +15,7 @@ grid_server() {
     grid_pids+=("$pid")
     local line=""
     for _ in $(seq 1 400); do
-        read -r line <"$work/$name.out" || true
+        read -r line 2>/dev/null <"$work/$name.out" || true
         if [ -n "$line" ]; then
             addr=${line#listening on }
             return 0
