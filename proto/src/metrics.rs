@@ -149,6 +149,22 @@ impl Exposition {
         }
     }
 
+    /// A family with one label, `label`, its samples told apart by the
+    /// label's value.
+    pub fn by_label<S: AsRef<str>>(
+        &mut self,
+        name: &str,
+        help: &str,
+        kind: Kind,
+        label: &str,
+        samples: impl IntoIterator<Item = (S, f64)>,
+    ) {
+        self.header(name, help, kind.name());
+        for (v, value) in samples {
+            self.sample(name, &[(label, v.as_ref())], value);
+        }
+    }
+
     /// A histogram (`name` without the `_bucket`/`_sum`/`_count` suffix).
     pub fn histogram(&mut self, name: &str, help: &str, h: &Histogram) {
         self.header(name, help, "histogram");
