@@ -15,8 +15,9 @@ gridcc: distributed C/C++ compilation
 
 Usage:
   gridcc COMPILER ARGS...        compile through the grid (e.g. gridcc gcc -c a.c -o a.o)
-  gridcc status [--json] [--coordinator URL]
-                                 workers, slots, load and jobs of the grid
+  gridcc status [--json] [--watch [SECONDS]] [--coordinator URL]
+                                 workers, slots, load and jobs of the grid; --watch redraws
+                                 it every SECONDS (default 1); see gridcc status --help
   gridcc explain [--json] COMPILER ARGS...
                                  say whether a command would compile remotely, and why not
   gridcc stats [--json] [--zero] compiles (local, remote), cache hits and misses, fallbacks
@@ -41,6 +42,7 @@ Environment:
   GRIDCC_CACHE_DIR     cache directory (default ~/.cache/gridcc)
   GRIDCC_CACHE_SIZE    object cache size bound, e.g. 10G (overrides --max-size)
   GRIDCC_LOG           log filter, e.g. info or debug (logs go to stderr)
+  GRIDCC_LOG_FORMAT    json: one JSON object per log line (default: text)
   GRIDCC_JOB_LOG       file to append one JSON line per compile to (wall, preprocess,
                        worker compile and overhead ms; or the reason it ran locally)
 ";
@@ -162,17 +164,80 @@ fn max_size(args: &[OsString]) -> i32 {
     0
 }
 
+const STATUS_HELP: &str = "\
+Usage: gridcc status [--json] [--watch [SECONDS]] [--coordinator URL]
+
+The grid as the coordinator sees it: per worker its id, address, slots busy and
+total, jobs queued on it, speed (1.0 = one reference core), jobs done and failed,
+health (up, draining; while watching also failing: failed jobs and finished none
+since the last frame) and compilers; then the grid's totals.
+
+Options:
+  --coordinator URL  coordinator to ask (default: GRIDCC_COORDINATOR)
+  --json             JSON instead of the table (with --watch: one JSON line per frame)
+  --watch [SECONDS]  redraw every SECONDS (default 1) until Ctrl-C or SIGTERM, with the
+                     jobs per second compiled remotely since the previous frame. On a
+                     terminal the screen is redrawn in place; otherwise frames follow
+                     each other, separated by a blank line. When the coordinator stops
+                     answering, the frame says \"coordinator unreachable\" and gridcc
+                     keeps trying.
+  -h, --help         this help
+
+Exit status: 0; 1 with a one-line error when the coordinator does not answer (with
+--watch: the first time); 2 for bad arguments.
+";
+
 fn status(args: &[OsString]) -> i32 {
     let mut json = false;
+    let mut watch: Option<f64> = None;
     let mut url = std::env::var("GRIDCC_COORDINATOR")
         .ok()
         .filter(|u| !u.is_empty());
-    let mut it = args.iter().map(|a| a.to_string_lossy().into_owned());
+    let args: Vec<String> = args
+        .iter()
+        .map(|a| a.to_string_lossy().into_owned())
+        .collect();
+    let mut it = args.iter().peekable();
+    let seconds = |text: &str| -> Option<f64> {
+        text.parse::<f64>()
+            .ok()
+            .filter(|s| s.is_finite() && *s >= 0.1 && *s <= 86_400.0)
+    };
     while let Some(arg) = it.next() {
         match arg.as_str() {
+            "-h" | "--help" => {
+                print!("{STATUS_HELP}");
+                return 0;
+            }
             "--json" => json = true,
+            "--watch" | "-w" => {
+                // An optional value: a number right after it.
+                let value = it.peek().filter(|v| !v.starts_with('-')).cloned();
+                watch = Some(match value {
+                    Some(v) => {
+                        it.next();
+                        match seconds(v) {
+                            Some(s) => s,
+                            None => {
+                                eprintln!("gridcc status: --watch takes seconds between 0.1 and 86400, got {v:?}");
+                                return 2;
+                            }
+                        }
+                    }
+                    None => 1.0,
+                });
+            }
+            a if a.starts_with("--watch=") => match seconds(&a["--watch=".len()..]) {
+                Some(s) => watch = Some(s),
+                None => {
+                    eprintln!(
+                        "gridcc status: --watch takes seconds between 0.1 and 86400, got {a:?}"
+                    );
+                    return 2;
+                }
+            },
             "--coordinator" => match it.next() {
-                Some(u) => url = Some(u),
+                Some(u) => url = Some(u.clone()),
                 None => {
                     eprintln!("gridcc status: --coordinator needs a URL");
                     return 2;
@@ -182,7 +247,7 @@ fn status(args: &[OsString]) -> i32 {
                 url = Some(a["--coordinator=".len()..].to_owned())
             }
             other => {
-                eprintln!("gridcc status: unknown argument {other:?}");
+                eprintln!("gridcc status: unknown argument {other:?}; see gridcc status --help");
                 return 2;
             }
         }
@@ -203,6 +268,10 @@ fn status(args: &[OsString]) -> i32 {
             return 1;
         }
     };
+    if let Some(seconds) = watch {
+        let interval = std::time::Duration::from_secs_f64(seconds);
+        return runtime.block_on(crate::status::watch(&url, interval, json));
+    }
     match runtime.block_on(crate::status::fetch(&url)) {
         Ok(status) if json => match serde_json::to_string_pretty(&status) {
             Ok(text) => {

@@ -1,11 +1,16 @@
-//! `gridcc status [--json] [--coordinator URL]`: the grid as the coordinator
-//! sees it.
+//! `gridcc status [--json] [--watch [SECONDS]] [--coordinator URL]`: the
+//! grid as the coordinator sees it, once or redrawn until interrupted.
 
+use std::io::{IsTerminal, Write};
+use std::time::{Duration, Instant};
+
+use gridcc_proto::v1::coordinator_client::CoordinatorClient;
 use serde::Serialize;
+use tonic::transport::Channel;
 
-use crate::remote;
+use crate::remote::{self, RemoteError};
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Clone, Serialize)]
 pub struct WorkerRow {
     pub id: u64,
     pub address: String,
@@ -21,7 +26,7 @@ pub struct WorkerRow {
     pub compilers: Vec<String>,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Clone, Serialize)]
 pub struct GridStatus {
     pub coordinator: String,
     pub version: String,
@@ -38,14 +43,34 @@ pub struct GridStatus {
     pub local_answers: u64,
 }
 
+/// How long a `Status` call may take: a hung coordinator must not hang
+/// `gridcc status` (or a watch frame) with it.
+const STATUS_TIMEOUT: Duration = Duration::from_secs(5);
+
 /// Fetches the status from the coordinator at `url`.
-pub async fn fetch(url: &str) -> Result<GridStatus, remote::RemoteError> {
-    let mut client = remote::connect_coordinator(url, &remote::Timeouts::default()).await?;
-    let reply = client
-        .status(gridcc_proto::v1::StatusRequest {})
-        .await
-        .map_err(remote::RemoteError::Coordinator)?
-        .into_inner();
+pub async fn fetch(url: &str) -> Result<GridStatus, RemoteError> {
+    let mut client = connect(url).await?;
+    query(&mut client, url).await
+}
+
+async fn connect(url: &str) -> Result<CoordinatorClient<Channel>, RemoteError> {
+    remote::connect_coordinator(url, &remote::Timeouts::default()).await
+}
+
+async fn query(
+    client: &mut CoordinatorClient<Channel>,
+    url: &str,
+) -> Result<GridStatus, RemoteError> {
+    let reply = tokio::time::timeout(
+        STATUS_TIMEOUT,
+        client.status(gridcc_proto::v1::StatusRequest {}),
+    )
+    .await
+    .map_err(|_| {
+        RemoteError::CoordinatorUnavailable(format!("no answer within {STATUS_TIMEOUT:?}"))
+    })?
+    .map_err(RemoteError::Coordinator)?
+    .into_inner();
     let workers: Vec<WorkerRow> = reply
         .workers
         .into_iter()
@@ -81,6 +106,24 @@ pub async fn fetch(url: &str) -> Result<GridStatus, remote::RemoteError> {
 
 /// The human-readable table.
 pub fn render(s: &GridStatus) -> String {
+    table(s, None)
+}
+
+/// A worker's health as the table shows it: `draining` when it takes no
+/// new jobs; while watching, `failing` when it failed jobs since the last
+/// frame and finished none; otherwise `up`.
+fn health(w: &WorkerRow, before: Option<&WorkerRow>) -> &'static str {
+    if w.draining {
+        return "draining";
+    }
+    match before {
+        Some(b) if w.jobs_failed > b.jobs_failed && w.jobs_done == b.jobs_done => "failing",
+        _ => "up",
+    }
+}
+
+/// The table; `prev` is the previous frame's status when watching.
+fn table(s: &GridStatus, prev: Option<&GridStatus>) -> String {
     let mut out = format!(
         "coordinator {}  (gridcc {}, policy {}, up {:.0}s)\n",
         s.coordinator, s.version, s.policy, s.uptime_s
@@ -88,29 +131,28 @@ pub fn render(s: &GridStatus) -> String {
     let header = [
         "ID",
         "ADDRESS",
-        "SLOTS",
-        "RUNNING",
+        "BUSY/SLOTS",
         "QUEUED",
-        "CAPACITY",
+        "SPEED",
         "DONE",
         "FAILED",
-        "STATE",
+        "HEALTH",
         "COMPILERS",
     ];
-    let rows: Vec<[String; 10]> = s
+    let rows: Vec<[String; 9]> = s
         .workers
         .iter()
         .map(|w| {
+            let before = prev.and_then(|p| p.workers.iter().find(|b| b.id == w.id));
             [
                 w.id.to_string(),
                 w.address.clone(),
-                w.slots.to_string(),
-                w.running.to_string(),
+                format!("{}/{}", w.running, w.slots),
                 w.queued.to_string(),
                 format!("{:.2}", w.capacity),
                 w.jobs_done.to_string(),
                 w.jobs_failed.to_string(),
-                if w.draining { "draining" } else { "up" }.to_owned(),
+                health(w, before).to_owned(),
                 w.compilers.join(","),
             ]
         })
@@ -138,14 +180,186 @@ pub fn render(s: &GridStatus) -> String {
         line(row);
     }
     out.push_str(&format!(
-        "{} workers, {} slots, {} running; jobs assigned {}, compiled remotely {}, failed {}, told to compile locally {}\n",
+        "{} workers, {}/{} slots busy; jobs assigned {}, compiled remotely {}, failed {}, told to compile locally {}\n",
         s.workers.len(),
-        s.slots,
         s.running,
+        s.slots,
         s.jobs_assigned,
         s.jobs_remote,
         s.jobs_failed,
         s.local_answers
     ));
     out
+}
+
+/// `jobs/s` line of a watch frame: jobs compiled remotely per second since
+/// the previous frame.
+fn rate(now: &GridStatus, prev: Option<&(Instant, GridStatus)>, at: Instant) -> String {
+    let Some((then, before)) = prev else {
+        return "jobs/s: - (first frame)\n".to_owned();
+    };
+    let dt = at.duration_since(*then).as_secs_f64();
+    match now.jobs_remote.checked_sub(before.jobs_remote) {
+        // A restarted coordinator counts from zero again.
+        Some(done) if dt > 0.0 && now.uptime_s >= before.uptime_s => format!(
+            "jobs/s: {:.1} compiled remotely over the last {dt:.1}s\n",
+            done as f64 / dt
+        ),
+        _ => "jobs/s: - (coordinator restarted)\n".to_owned(),
+    }
+}
+
+/// What a watch frame says when the coordinator does not answer.
+fn unreachable(e: &RemoteError) -> String {
+    match e {
+        RemoteError::CoordinatorUnavailable(why) => format!("coordinator unreachable: {why}"),
+        other => format!("coordinator unreachable: {other}"),
+    }
+}
+
+/// `gridcc status --watch`: fetches and prints a frame every `interval`
+/// until SIGINT or SIGTERM (then returns 0). Returns 1 with a one-line
+/// error when the coordinator does not answer the first time; later
+/// failures are shown in the frame and retried.
+pub async fn watch(url: &str, interval: Duration, json: bool) -> i32 {
+    use tokio::signal::unix::{signal, SignalKind};
+    let (Ok(mut int), Ok(mut term)) = (
+        signal(SignalKind::interrupt()),
+        signal(SignalKind::terminate()),
+    ) else {
+        eprintln!("gridcc status: cannot handle signals");
+        return 1;
+    };
+    let tty = std::io::stdout().is_terminal();
+    let mut client = None;
+    let mut prev: Option<(Instant, GridStatus)> = None;
+    let mut first = true;
+    loop {
+        let at = Instant::now();
+        let fetched = match client.as_mut() {
+            Some(c) => query(c, url).await,
+            None => match connect(url).await {
+                Ok(mut c) => {
+                    let r = query(&mut c, url).await;
+                    client = Some(c);
+                    r
+                }
+                Err(e) => Err(e),
+            },
+        };
+        if fetched.is_err() {
+            // Reconnect next time: the channel may point at a dead server.
+            client = None;
+        }
+        if first {
+            if let Err(e) = &fetched {
+                eprintln!("gridcc status: {e}");
+                return 1;
+            }
+            first = false;
+        }
+        let frame = match (&fetched, json) {
+            (Ok(s), true) => serde_json::to_string(s).unwrap_or_default() + "\n",
+            (Err(e), true) => serde_json::json!({ "error": unreachable(e) }).to_string() + "\n",
+            (Ok(s), false) => {
+                let mut f = table(s, prev.as_ref().map(|(_, p)| p));
+                f.push_str(&rate(s, prev.as_ref(), at));
+                f
+            }
+            (Err(e), false) => format!("{}\n{}\n", url, unreachable(e)),
+        };
+        let frame = match (json, tty) {
+            (true, _) => frame,
+            (false, true) => format!(
+                "\x1b[H\x1b[2Jgridcc status --watch, every {:.1}s (Ctrl-C to stop)\n{frame}",
+                interval.as_secs_f64()
+            ),
+            (false, false) => format!("{frame}\n"),
+        };
+        let mut stdout = std::io::stdout().lock();
+        if stdout
+            .write_all(frame.as_bytes())
+            .and_then(|()| stdout.flush())
+            .is_err()
+        {
+            // The reader went away (`| head`): nothing left to do.
+            return 0;
+        }
+        drop(stdout);
+        if let Ok(s) = fetched {
+            prev = Some((at, s));
+        }
+        tokio::select! {
+            () = tokio::time::sleep_until((at + interval).into()) => {}
+            _ = int.recv() => return 0,
+            _ = term.recv() => return 0,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn status(done: u64, failed: u64, uptime_s: f64) -> GridStatus {
+        GridStatus {
+            coordinator: "http://c".into(),
+            version: "0".into(),
+            policy: "least-loaded".into(),
+            uptime_s,
+            workers: vec![WorkerRow {
+                id: 1,
+                address: "127.0.0.1:4000".into(),
+                hostname: "h".into(),
+                slots: 2,
+                running: 1,
+                queued: 0,
+                capacity: 1.0,
+                jobs_done: done,
+                jobs_failed: failed,
+                draining: false,
+                connected_s: 1.0,
+                compilers: vec!["gcc".into()],
+            }],
+            slots: 2,
+            running: 1,
+            jobs_assigned: done + failed,
+            jobs_remote: done,
+            jobs_failed: failed,
+            local_answers: 0,
+        }
+    }
+
+    #[test]
+    fn table_shows_busy_slots_health_and_totals() {
+        let text = render(&status(7, 0, 3.0));
+        let lines: Vec<&str> = text.lines().collect();
+        assert!(lines[1].starts_with("ID  ADDRESS"), "{text}");
+        assert!(lines[1].contains("BUSY/SLOTS"), "{text}");
+        assert!(
+            lines[2].contains("127.0.0.1:4000") && lines[2].contains("1/2"),
+            "{text}"
+        );
+        assert!(lines[2].contains(" up "), "{text}");
+        assert!(lines[3].starts_with("1 workers, 1/2 slots busy;"), "{text}");
+        // Failures and nothing done since the last frame: failing.
+        let failing = table(&status(7, 2, 4.0), Some(&status(7, 0, 3.0)));
+        assert!(
+            failing.lines().nth(2).unwrap().contains("failing"),
+            "{failing}"
+        );
+    }
+
+    #[test]
+    fn rate_is_jobs_since_the_last_frame_per_second() {
+        let t0 = Instant::now();
+        let t1 = t0 + Duration::from_secs(2);
+        let before = (t0, status(4, 0, 10.0));
+        assert_eq!(
+            rate(&status(10, 0, 12.0), Some(&before), t1),
+            "jobs/s: 3.0 compiled remotely over the last 2.0s\n"
+        );
+        assert!(rate(&status(1, 0, 1.0), Some(&before), t1).contains("restarted"));
+        assert!(rate(&status(1, 0, 1.0), None, t1).contains("first frame"));
+    }
 }

@@ -8,7 +8,7 @@
 use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Child, ChildStdout, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 fn gridcc() -> PathBuf {
@@ -37,6 +37,8 @@ fn repo_root() -> PathBuf {
 struct Proc {
     child: Child,
     addr: String,
+    /// Kept open (and buffered) for the lines after the first.
+    stdout: BufReader<ChildStdout>,
 }
 
 impl Proc {
@@ -57,15 +59,29 @@ impl Proc {
             .spawn()
             .unwrap_or_else(|e| panic!("cannot start {}: {e}", bin.display()));
         let mut line = String::new();
-        BufReader::new(child.stdout.take().unwrap())
-            .read_line(&mut line)
-            .unwrap();
+        let mut stdout = BufReader::new(child.stdout.take().unwrap());
+        stdout.read_line(&mut line).unwrap();
         let addr = line
             .trim()
             .strip_prefix("listening on ")
             .unwrap_or_else(|| panic!("unexpected first line {line:?}; log: {}", log.display()))
             .to_owned();
-        Proc { child, addr }
+        Proc {
+            child,
+            addr,
+            stdout,
+        }
+    }
+
+    /// The address the next stdout line announces after `prefix`
+    /// (`metrics listening on IP:PORT`).
+    fn announced(&mut self, prefix: &str) -> String {
+        let mut line = String::new();
+        self.stdout.read_line(&mut line).unwrap();
+        line.trim()
+            .strip_prefix(prefix)
+            .unwrap_or_else(|| panic!("expected {prefix:?}…, got {line:?}"))
+            .to_owned()
     }
 
     fn kill(&mut self) {
@@ -1482,4 +1498,361 @@ fn what_is_not_cached() {
     let s = cache_stats(&cache, false);
     assert_eq!(s["hits_local"], 1, "{s:#}");
     assert_eq!(s["misses"], 2, "{s:#}");
+}
+
+// Observability (issue 7): Prometheus metrics on both servers and
+// `gridcc status --watch`.
+
+/// One HTTP/1.1 request over a plain socket; the whole response.
+fn http(addr: &str, request: &[u8]) -> String {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect(addr).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    s.write_all(request).unwrap();
+    let mut out = Vec::new();
+    s.read_to_end(&mut out).unwrap();
+    String::from_utf8(out).unwrap()
+}
+
+/// `GET /metrics`: checks the response and every line of the exposition
+/// (HELP and TYPE before a family's samples, names and labels well formed,
+/// values numbers); returns the samples by `name{labels}`.
+fn scrape(addr: &str) -> BTreeMap<String, f64> {
+    let response = http(
+        addr,
+        b"GET /metrics HTTP/1.1\r\nHost: test\r\nAccept: text/plain\r\n\r\n",
+    );
+    let (head, body) = response.split_once("\r\n\r\n").expect("no header end");
+    assert!(head.starts_with("HTTP/1.1 200 OK\r\n"), "{head}");
+    assert!(
+        head.contains("Content-Type: text/plain; version=0.0.4"),
+        "{head}"
+    );
+    let length: usize = head
+        .lines()
+        .find_map(|l| l.strip_prefix("Content-Length: "))
+        .expect("Content-Length")
+        .parse()
+        .unwrap();
+    assert_eq!(length, body.len());
+    let name_ok = |n: &str| {
+        !n.is_empty()
+            && n.starts_with("gridcc_")
+            && n.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
+    };
+    let mut typed: BTreeMap<String, String> = BTreeMap::new();
+    let mut helped = std::collections::BTreeSet::new();
+    let mut samples = BTreeMap::new();
+    for line in body.lines() {
+        if let Some(rest) = line.strip_prefix("# HELP ") {
+            let (name, help) = rest.split_once(' ').expect(line);
+            assert!(name_ok(name) && !help.is_empty(), "{line}");
+            helped.insert(name.to_owned());
+        } else if let Some(rest) = line.strip_prefix("# TYPE ") {
+            let (name, kind) = rest.split_once(' ').expect(line);
+            assert!(name_ok(name), "{line}");
+            assert!(["counter", "gauge", "histogram"].contains(&kind), "{line}");
+            assert!(helped.contains(name), "TYPE before HELP: {line}");
+            assert!(typed.insert(name.to_owned(), kind.to_owned()).is_none());
+        } else {
+            let (series, value) = line.rsplit_once(' ').expect(line);
+            let value: f64 = match value {
+                "+Inf" => f64::INFINITY,
+                v => v
+                    .parse()
+                    .unwrap_or_else(|_| panic!("bad value in {line:?}")),
+            };
+            let name = series.split('{').next().unwrap();
+            assert!(name_ok(name), "{line}");
+            if let Some(labels) = series.strip_prefix(name) {
+                if !labels.is_empty() {
+                    assert!(labels.starts_with('{') && labels.ends_with('}'), "{line}");
+                    for pair in labels[1..labels.len() - 1].split(',') {
+                        let (k, v) = pair.split_once('=').expect(line);
+                        assert!(name_ok(&format!("gridcc_{k}")), "{line}");
+                        assert!(v.starts_with('"') && v.ends_with('"'), "{line}");
+                    }
+                }
+            }
+            let family = ["_bucket", "_sum", "_count"]
+                .iter()
+                .find_map(|s| {
+                    name.strip_suffix(s)
+                        .filter(|f| typed.get(*f).is_some_and(|k| k == "histogram"))
+                })
+                .unwrap_or(name);
+            let kind = typed
+                .get(family)
+                .unwrap_or_else(|| panic!("sample before its TYPE: {line}"));
+            if kind == "counter" {
+                assert!(name.ends_with("_total") && value >= 0.0, "{line}");
+            }
+            assert!(
+                samples.insert(series.to_owned(), value).is_none(),
+                "duplicate {line}"
+            );
+        }
+    }
+    samples
+}
+
+fn sample(samples: &BTreeMap<String, f64>, series: &str) -> f64 {
+    *samples
+        .get(series)
+        .unwrap_or_else(|| panic!("{series} missing in {samples:#?}"))
+}
+
+#[test]
+fn metrics_count_the_jobs_on_both_servers_and_survive_garbage() {
+    let mut grid = Grid::start_with(0, 1, &["--metrics-listen", "127.0.0.1:0"]);
+    let coordinator_metrics = grid.coordinator.announced("metrics listening on ");
+    grid.add_worker_with(2, &["--metrics-listen", "127.0.0.1:0"], &[]);
+    let worker_metrics = grid.workers[0].announced("metrics listening on ");
+    grid.wait_for_workers(1);
+    let worker_addr = grid.workers[0].addr.clone();
+
+    let before = scrape(&coordinator_metrics);
+    assert_eq!(sample(&before, "gridcc_coordinator_workers"), 1.0);
+    assert_eq!(sample(&before, "gridcc_coordinator_slots"), 2.0);
+    assert_eq!(
+        sample(
+            &before,
+            &format!("gridcc_coordinator_worker_slots{{worker=\"{worker_addr}\"}}")
+        ),
+        2.0
+    );
+
+    // Three good files and one compile error, all through the grid.
+    let dir = tempfile::tempdir().unwrap();
+    let cache = dir.path().join("cache");
+    for i in 0..3 {
+        let name = format!("m{i}.c");
+        write(
+            dir.path(),
+            &name,
+            &format!("int m{i}(void) {{ return {i}; }}\n"),
+        );
+        let out = run_gridcc(dir.path(), &grid.url(), &cache, &["gcc", "-c", &name]);
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    write(dir.path(), "bad.c", "int bad(void) { return nope; }\n");
+    let out = run_gridcc(dir.path(), &grid.url(), &cache, &["gcc", "-c", "bad.c"]);
+    assert_eq!(out.status.code(), Some(1));
+
+    // Garbage on both metrics ports, a wrong path, a wrong method, and a
+    // connection that just hangs up.
+    for addr in [&coordinator_metrics, &worker_metrics] {
+        send_garbage(addr);
+        let reply = http(addr, b"GET /nope HTTP/1.1\r\n\r\n");
+        assert!(reply.starts_with("HTTP/1.1 404 "), "{reply}");
+        let reply = http(addr, b"POST /metrics HTTP/1.1\r\nContent-Length: 0\r\n\r\n");
+        assert!(reply.starts_with("HTTP/1.1 405 "), "{reply}");
+        drop(std::net::TcpStream::connect(addr).unwrap());
+    }
+
+    // The coordinator hears of the last job finishing over the worker's
+    // session, a moment after the client has its result.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let coordinator = loop {
+        let m = scrape(&coordinator_metrics);
+        if sample(
+            &m,
+            "gridcc_coordinator_jobs_total{outcome=\"compile_error\"}",
+        ) >= 1.0
+            && sample(&m, "gridcc_coordinator_jobs_total{outcome=\"ok\"}") >= 3.0
+        {
+            break m;
+        }
+        assert!(Instant::now() < deadline, "jobs not counted: {m:#?}");
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    for (series, value) in [
+        ("gridcc_coordinator_jobs_total{outcome=\"ok\"}", 3.0),
+        (
+            "gridcc_coordinator_jobs_total{outcome=\"compile_error\"}",
+            1.0,
+        ),
+        ("gridcc_coordinator_jobs_total{outcome=\"lost\"}", 0.0),
+        ("gridcc_coordinator_assign_total{result=\"placed\"}", 4.0),
+        ("gridcc_coordinator_assign_total{result=\"no_worker\"}", 0.0),
+        ("gridcc_coordinator_assign_wait_seconds_count", 4.0),
+        ("gridcc_coordinator_slots_busy", 0.0),
+        ("gridcc_coordinator_workers", 1.0),
+    ] {
+        assert_eq!(sample(&coordinator, series), value, "{series}");
+    }
+    assert!(
+        sample(
+            &coordinator,
+            "gridcc_coordinator_assigned_source_bytes_total"
+        ) > 0.0
+    );
+
+    let worker = scrape(&worker_metrics);
+    for (series, value) in [
+        ("gridcc_worker_jobs_total{outcome=\"ok\"}", 3.0),
+        ("gridcc_worker_jobs_total{outcome=\"compile_error\"}", 1.0),
+        ("gridcc_worker_jobs_total{outcome=\"refused\"}", 0.0),
+        ("gridcc_worker_compile_seconds_count", 4.0),
+        ("gridcc_worker_compile_seconds_bucket{le=\"+Inf\"}", 4.0),
+        ("gridcc_worker_slots", 2.0),
+        ("gridcc_worker_slots_busy", 0.0),
+        ("gridcc_worker_coordinator_connected", 1.0),
+    ] {
+        assert_eq!(sample(&worker, series), value, "{series}");
+    }
+    assert!(sample(&worker, "gridcc_worker_received_bytes_total") > 0.0);
+    assert!(sample(&worker, "gridcc_worker_sent_bytes_total") > 0.0);
+    assert!(sample(&worker, "gridcc_worker_compile_seconds_sum") > 0.0);
+    // Job dirs are removed in the background after the answer.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while sample(&scrape(&worker_metrics), "gridcc_worker_temp_dirs") != 0.0 {
+        assert!(Instant::now() < deadline, "temp dirs still counted");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    // Both gRPC servers are still serving.
+    assert_eq!(grid.status()["jobs_remote"].as_u64(), Some(4));
+}
+
+/// Reads `child`'s stdout on a thread, line by line, into a shared buffer.
+fn collect_stdout(child: &mut Child) -> std::sync::Arc<std::sync::Mutex<String>> {
+    let out = std::sync::Arc::new(std::sync::Mutex::new(String::new()));
+    let sink = std::sync::Arc::clone(&out);
+    let stdout = child.stdout.take().unwrap();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines() {
+            let Ok(line) = line else { break };
+            let mut text = sink.lock().unwrap();
+            text.push_str(&line);
+            text.push('\n');
+        }
+    });
+    out
+}
+
+fn wait_for_text(out: &std::sync::Mutex<String>, what: &str, ok: impl Fn(&str) -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !ok(&out.lock().unwrap()) {
+        assert!(
+            Instant::now() < deadline,
+            "timed out waiting for {what}; output so far:\n{}",
+            out.lock().unwrap()
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+#[test]
+fn status_watch_redraws_until_interrupted_and_survives_a_lost_coordinator() {
+    let mut grid = Grid::start(1, 2);
+    let help = Command::new(gridcc())
+        .args(["status", "--help"])
+        .output()
+        .unwrap();
+    assert!(help.status.success());
+    assert!(String::from_utf8_lossy(&help.stdout).contains("--watch [SECONDS]"));
+
+    let mut watch = Command::new(gridcc())
+        .args(["status", "--watch", "0.2", "--coordinator", &grid.url()])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let out = collect_stdout(&mut watch);
+    let frames = |text: &str| text.matches("BUSY/SLOTS").count();
+    wait_for_text(&out, "two frames", |t| frames(t) >= 2);
+    {
+        let text = out.lock().unwrap();
+        // Not a terminal: no escape codes, frames separated by a blank line.
+        assert!(!text.contains('\x1b'), "{text}");
+        assert!(text.contains("\n\ncoordinator "), "{text}");
+        assert!(text.contains(&grid.workers[0].addr), "{text}");
+        assert!(text.contains("0/2"), "{text}");
+        assert!(text.contains("jobs/s: 0.0 compiled remotely"), "{text}");
+    }
+    grid.coordinator.kill();
+    wait_for_text(&out, "the unreachable frame", |t| {
+        t.contains("coordinator unreachable")
+    });
+    signal_pid(watch.id(), "INT");
+    let status = wait_timeout(&mut watch, Duration::from_secs(10));
+    assert!(
+        matches!(status.code(), Some(0 | 130)),
+        "watch exited with {status:?}"
+    );
+
+    // SIGTERM ends it too.
+    let grid = Grid::start(1, 1);
+    let mut watch = Command::new(gridcc())
+        .args(["status", "--watch=0.2", "--coordinator", &grid.url()])
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let out = collect_stdout(&mut watch);
+    wait_for_text(&out, "a frame", |t| frames(t) >= 1);
+    signal_pid(watch.id(), "TERM");
+    let status = wait_timeout(&mut watch, Duration::from_secs(10));
+    assert_eq!(status.code(), Some(0), "{status:?}");
+}
+
+#[test]
+fn status_watch_without_a_coordinator_is_a_one_line_error() {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let out = Command::new(gridcc())
+        .args([
+            "status",
+            "--watch",
+            "--coordinator",
+            &format!("http://127.0.0.1:{port}"),
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert!(out.stdout.is_empty());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(stderr.lines().count(), 1, "{stderr}");
+    assert!(
+        stderr.starts_with("gridcc status: coordinator unreachable"),
+        "{stderr}"
+    );
+    for bad in [&["--watch", "0"][..], &["--watch=x"], &["--bogus"]] {
+        let out = Command::new(gridcc())
+            .arg("status")
+            .args(bad)
+            .args(["--coordinator", "http://127.0.0.1:1"])
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(2), "{bad:?}");
+    }
+}
+
+fn signal_pid(pid: u32, sig: &str) {
+    let st = Command::new("kill")
+        .args([&format!("-{sig}"), &pid.to_string()])
+        .status()
+        .unwrap();
+    assert!(st.success(), "kill -{sig} failed");
+}
+
+/// Waits for `child` to exit; kills it and fails after `limit`.
+fn wait_timeout(child: &mut Child, limit: Duration) -> std::process::ExitStatus {
+    let deadline = Instant::now() + limit;
+    loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            return status;
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            panic!("still running after {limit:?}");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
 }

@@ -5,8 +5,11 @@
 //! - [`service`]: the tonic service (worker sessions, `Assign`, `Status`) and
 //!   the background sweep that expires leases and silent workers.
 //! - [`trace`]: the `--trace-out` JSON-lines file of finished jobs.
-//! - [`run`]: serve on a bound listener until the shutdown token fires.
+//! - `metrics`: the Prometheus series behind `--metrics-listen`.
+//! - [`run`]: serve on a bound listener until the shutdown token fires;
+//!   [`run_with_metrics`] also answers `GET /metrics` on a second one.
 
+mod metrics;
 pub mod registry;
 mod service;
 pub mod trace;
@@ -79,6 +82,17 @@ pub async fn run(
     listener: TcpListener,
     shutdown: CancellationToken,
 ) -> Result<(), CoordinatorError> {
+    run_with_metrics(config, listener, None, shutdown).await
+}
+
+/// [`run`], and Prometheus metrics on `metrics` (plain HTTP, `GET
+/// /metrics`) when given, until the same shutdown.
+pub async fn run_with_metrics(
+    config: Config,
+    listener: TcpListener,
+    metrics: Option<TcpListener>,
+    shutdown: CancellationToken,
+) -> Result<(), CoordinatorError> {
     let policy = gridcc_scheduler::by_name(&config.policy)?;
     let registry = registry::Registry::new(policy, config.lease_ttl_ms);
     let trace = match &config.trace_out {
@@ -95,6 +109,14 @@ pub async fn run(
     let tasks = TaskTracker::new();
     let shared = service::Shared::new(registry, config, shutdown.clone(), tasks.clone(), trace);
     tasks.spawn(Arc::clone(&shared).sweep_forever());
+    if let Some(metrics) = metrics {
+        let shared = Arc::clone(&shared);
+        tasks.spawn(gridcc_proto::metrics::serve(
+            metrics,
+            move || shared.metrics_text(),
+            shutdown.clone(),
+        ));
+    }
 
     let incoming = gridcc_proto::serve::incoming(listener);
     let result = tonic::transport::Server::builder()

@@ -38,6 +38,11 @@ struct Args {
     #[arg(long, value_name = "MODE", default_value = "local-if-client-idle",
           value_parser = ["queue", "local-if-client-idle"])]
     when_busy: String,
+    /// Serve Prometheus metrics over plain HTTP at http://ADDR/metrics
+    /// (port 0 picks a free port, announced on stdout as `metrics listening
+    /// on IP:PORT` after the `listening on` line). Off unless given.
+    #[arg(long, value_name = "ADDR")]
+    metrics_listen: Option<String>,
     /// Append one JSON line per finished job to this file (for
     /// `gridcc-bench simulate --trace`).
     #[arg(long)]
@@ -62,6 +67,14 @@ async fn serve(args: Args) -> anyhow::Result<()> {
     let listener = gridcc_proto::serve::bind_and_announce(&args.listen)
         .await
         .with_context(|| format!("cannot listen on {}", args.listen))?;
+    let metrics = match &args.metrics_listen {
+        Some(addr) => Some(
+            gridcc_proto::metrics::bind_and_announce(addr)
+                .await
+                .with_context(|| format!("cannot listen for metrics on {addr}"))?,
+        ),
+        None => None,
+    };
     let shutdown = CancellationToken::new();
     tokio::spawn(gridcc_proto::serve::cancel_on_signal(shutdown.clone()));
     let config = gridcc_coordinator::Config {
@@ -74,6 +87,6 @@ async fn serve(args: Args) -> anyhow::Result<()> {
         local_when_client_idle: args.when_busy == "local-if-client-idle",
         trace_out: args.trace_out,
     };
-    gridcc_coordinator::run(config, listener, shutdown).await?;
+    gridcc_coordinator::run_with_metrics(config, listener, metrics, shutdown).await?;
     Ok(())
 }

@@ -136,13 +136,51 @@ pub enum Placement {
     NoWorker(String),
 }
 
-/// Counters shown by `gridcc status`.
-#[derive(Debug, Default, Clone)]
-struct Totals {
-    assigned: u64,
-    done: u64,
-    failed: u64,
-    local_answers: u64,
+/// Counters shown by `gridcc status` and the metrics. Every lease ends in
+/// exactly one of the outcome counters (`ok` … `lost`).
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct Totals {
+    /// Leases handed out.
+    pub assigned: u64,
+    /// Preprocessed bytes of the jobs placed, as the clients announced them.
+    pub assigned_source_bytes: u64,
+    /// The worker's compiler ran and exited 0.
+    pub ok: u64,
+    /// The worker's compiler ran and exited non-zero.
+    pub compile_error: u64,
+    /// The worker could not run the job (refused it, a limit stopped it).
+    pub worker_failed: u64,
+    /// A client gave the lease back: the worker was unreachable or broke off.
+    pub released: u64,
+    /// The client never brought the lease to its worker in time.
+    pub expired: u64,
+    /// The worker left (or went silent) with the job.
+    pub lost: u64,
+    /// Assign requests answered "compile locally".
+    pub local_answers: u64,
+}
+
+impl Totals {
+    /// Jobs whose compiler ran on a worker, whatever its exit code.
+    pub fn done(&self) -> u64 {
+        self.ok + self.compile_error
+    }
+
+    /// Leases that ended without the worker's compiler running.
+    pub fn failed(&self) -> u64 {
+        self.worker_failed + self.released + self.expired + self.lost
+    }
+}
+
+/// One worker's load, for the metrics.
+#[derive(Debug, Clone, PartialEq)]
+pub struct WorkerLoad {
+    pub id: u64,
+    pub address: String,
+    pub slots: u32,
+    pub running: u32,
+    pub speed: f64,
+    pub draining: bool,
 }
 
 /// Costs learned per translation unit are kept for at most this many keys;
@@ -233,7 +271,7 @@ impl Registry {
         }
         let before = self.leases.len();
         self.leases.retain(|_, l| l.worker_id != id);
-        self.totals.failed += (before - self.leases.len()) as u64;
+        self.totals.lost += (before - self.leases.len()) as u64;
         true
     }
 
@@ -306,10 +344,10 @@ impl Registry {
             speed = w.speed();
             factor = w.speed_factor * share;
         }
-        if finished.ran {
-            self.totals.done += 1;
-        } else {
-            self.totals.failed += 1;
+        match (finished.ran, finished.exit_code) {
+            (true, 0) => self.totals.ok += 1,
+            (true, _) => self.totals.compile_error += 1,
+            (false, _) => self.totals.worker_failed += 1,
         }
         let Some(lease) = lease else {
             return (false, None);
@@ -345,7 +383,7 @@ impl Registry {
         let Some(l) = self.leases.remove(&lease_id) else {
             return false;
         };
-        self.totals.failed += 1;
+        self.totals.released += 1;
         if let Some(w) = self.workers.get_mut(&l.worker_id) {
             w.jobs_failed += 1;
         }
@@ -361,7 +399,7 @@ impl Registry {
             .retain(|_, l| l.started || l.start_deadline_ms > now_ms);
         let expired = before - self.leases.len();
         // A client that never brought its lease to the worker failed.
-        self.totals.failed += expired as u64;
+        self.totals.expired += expired as u64;
         let mut freed = expired > 0;
         let silent: Vec<u64> = self
             .workers
@@ -476,12 +514,37 @@ impl Registry {
             },
         );
         self.totals.assigned += 1;
+        self.totals.assigned_source_bytes += req.source_bytes;
         Placement::Placed(placement)
     }
 
     /// Counts an Assign answered "compile locally" after waiting.
     pub fn count_local_answer(&mut self) {
         self.totals.local_answers += 1;
+    }
+
+    pub fn totals(&self) -> &Totals {
+        &self.totals
+    }
+
+    /// Per connected worker: id, address, slots, jobs running (its leases),
+    /// speed as the policies see it, and whether it is draining.
+    pub fn worker_loads(&self) -> Vec<WorkerLoad> {
+        let mut running: HashMap<u64, u32> = HashMap::new();
+        for l in self.leases.values() {
+            *running.entry(l.worker_id).or_default() += 1;
+        }
+        self.workers
+            .iter()
+            .map(|(id, w)| WorkerLoad {
+                id: *id,
+                address: w.hello.advertise_addr.clone(),
+                slots: w.hello.slots,
+                running: running.get(id).copied().unwrap_or(0),
+                speed: w.speed(),
+                draining: w.draining,
+            })
+            .collect()
     }
 
     /// The `Status` RPC's answer.
@@ -518,8 +581,8 @@ impl Registry {
             workers,
             policy: self.policy.name().to_owned(),
             jobs_assigned: self.totals.assigned,
-            jobs_done: self.totals.done,
-            jobs_failed: self.totals.failed,
+            jobs_done: self.totals.done(),
+            jobs_failed: self.totals.failed(),
             local_answers: self.totals.local_answers,
             uptime_ms: now_ms.saturating_sub(started_ms),
             version: gridcc_proto::VERSION.to_owned(),
@@ -761,6 +824,61 @@ mod tests {
                 .sum::<u32>(),
             1
         );
+    }
+
+    #[test]
+    fn every_lease_ends_in_one_outcome_counter() {
+        let mut r = registry();
+        let a = r.add_worker(hello("a:1", 8, "t"), KEY, 0);
+        let b = r.add_worker(hello("b:1", 8, "t"), KEY, 0);
+        let lease_on = |r: &mut Registry, w: u64| {
+            let other = if w == a { b } else { a };
+            let req = v1::AssignRequest {
+                exclude_workers: vec![other],
+                ..request("t")
+            };
+            placed(r.assign(&req, 0)).lease.unwrap().id
+        };
+        let finish = |r: &mut Registry, lease_id, ran, exit_code| {
+            let f = v1::JobFinished {
+                lease_id,
+                ran,
+                exit_code,
+                ..Default::default()
+            };
+            r.on_finished(a, &f, 0);
+        };
+        let ok = lease_on(&mut r, a);
+        finish(&mut r, ok, true, 0);
+        let error = lease_on(&mut r, a);
+        finish(&mut r, error, true, 1);
+        let refused = lease_on(&mut r, a);
+        finish(&mut r, refused, false, -1);
+        let released = lease_on(&mut r, a);
+        assert!(r.release_failed(released));
+        let _expires = lease_on(&mut r, a);
+        // Started, so it does not expire: it is lost with its worker.
+        let lost = lease_on(&mut r, b);
+        r.on_started(b, lost);
+        assert_eq!(
+            r.worker_loads()
+                .iter()
+                .map(|w| (w.id, w.running))
+                .collect::<Vec<_>>(),
+            vec![(a, 1), (b, 1)]
+        );
+        r.touch(a, 5000);
+        r.sweep(5000, 4000);
+        let t = r.totals().clone();
+        assert_eq!(
+            (t.ok, t.compile_error, t.worker_failed, t.released),
+            (1, 1, 1, 1)
+        );
+        assert_eq!((t.expired, t.lost), (1, 1));
+        assert_eq!((t.assigned, t.assigned_source_bytes), (6, 6000));
+        assert_eq!(t.done() + t.failed(), t.assigned);
+        let status = r.status(0, 0);
+        assert_eq!((status.jobs_done, status.jobs_failed), (2, 4));
     }
 
     #[test]

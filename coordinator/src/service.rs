@@ -16,6 +16,7 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tonic::{Request, Response, Status, Streaming};
 
+use crate::metrics::{AssignResult, Metrics};
 use crate::registry::{Placement, Registry};
 use crate::Config;
 
@@ -43,6 +44,7 @@ pub(crate) struct Shared {
     shutdown: CancellationToken,
     tasks: TaskTracker,
     trace: Option<crate::trace::TraceFile>,
+    metrics: Metrics,
 }
 
 impl Shared {
@@ -63,7 +65,22 @@ impl Shared {
             queue: Mutex::default(),
             shutdown,
             tasks,
+            metrics: Metrics::new(),
         })
+    }
+
+    /// The `/metrics` page: the `Assign` counters and a snapshot of the
+    /// registry, taken under its lock once.
+    pub(crate) fn metrics_text(&self) -> String {
+        let snapshot = {
+            let registry = self.registry();
+            crate::metrics::Snapshot {
+                totals: registry.totals().clone(),
+                workers: registry.worker_loads(),
+                waiting: self.waiting.load(std::sync::atomic::Ordering::SeqCst),
+            }
+        };
+        crate::metrics::render(&self.metrics, &snapshot)
     }
 
     fn queue(&self) -> MutexGuard<'_, WaitQueue> {
@@ -212,8 +229,8 @@ impl v1::coordinator_server::Coordinator for CoordinatorService {
             return Err(Status::invalid_argument("assign: toolchain is required"));
         }
         let shared = &self.shared;
-        let deadline =
-            tokio::time::Instant::now() + Duration::from_millis(shared.config.queue_timeout_ms);
+        let arrived = tokio::time::Instant::now();
+        let deadline = arrived + Duration::from_millis(shared.config.queue_timeout_ms);
         let mut req = req;
         let mut counted_waiting = false;
         let mut ticket: Option<u64> = None;
@@ -236,7 +253,7 @@ impl v1::coordinator_server::Coordinator for CoordinatorService {
             match placement {
                 Placement::Placed(p) => break Ok(p),
                 // The registry counted this local answer itself.
-                Placement::NoWorker(reason) => break Err((reason, false)),
+                Placement::NoWorker(reason) => break Err((reason, false, AssignResult::NoWorker)),
                 Placement::Busy
                     if !counted_waiting
                         && shared.config.local_when_client_idle
@@ -245,6 +262,7 @@ impl v1::coordinator_server::Coordinator for CoordinatorService {
                     break Err((
                         "every slot is busy and the client has idle CPU".to_owned(),
                         true,
+                        AssignResult::BusyLocal,
                     ));
                 }
                 Placement::Busy | Placement::Held => {}
@@ -261,16 +279,25 @@ impl v1::coordinator_server::Coordinator for CoordinatorService {
                     break Err((
                         format!("grid saturated: {waiting} requests already waiting for a slot"),
                         true,
+                        AssignResult::Saturated,
                     ));
                 }
             }
             tokio::select! {
                 () = &mut notified => {}
                 () = tokio::time::sleep_until(deadline) => {
-                    break Err(("no free slot within the queue timeout".to_owned(), true));
+                    break Err((
+                        "no free slot within the queue timeout".to_owned(),
+                        true,
+                        AssignResult::QueueTimeout,
+                    ));
                 }
                 () = shared.shutdown.cancelled() => {
-                    break Err(("coordinator shutting down".to_owned(), true));
+                    break Err((
+                        "coordinator shutting down".to_owned(),
+                        true,
+                        AssignResult::ShuttingDown,
+                    ));
                 }
             }
         };
@@ -285,11 +312,18 @@ impl v1::coordinator_server::Coordinator for CoordinatorService {
             shared.queue().leave(&req.toolchain, t);
             shared.capacity_changed.notify_waiters();
         }
+        let result = match &outcome {
+            Ok(_) => AssignResult::Placed,
+            Err((_, _, result)) => *result,
+        };
+        shared
+            .metrics
+            .answered(result, counted_waiting, arrived.elapsed());
         match outcome {
             Ok(placement) => Ok(Response::new(AssignReply {
                 outcome: Some(v1::assign_reply::Outcome::Placement(placement)),
             })),
-            Err((reason, uncounted)) => {
+            Err((reason, uncounted, _)) => {
                 if uncounted {
                     shared.registry().count_local_answer();
                 }

@@ -7,8 +7,11 @@
 //! - [`lease`]: signing and checking the leases the coordinator hands out, so a
 //!   worker can trust a lease without asking the coordinator.
 //! - [`serve`]: the accept stream and signal handling both servers share.
+//! - [`metrics`]: Prometheus text exposition, histograms and the plain-HTTP
+//!   `/metrics` responder both servers share.
 
 pub mod lease;
+pub mod metrics;
 pub mod payload;
 pub mod serve;
 

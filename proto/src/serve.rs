@@ -44,13 +44,26 @@ pub async fn bind_and_announce(addr: &str) -> std::io::Result<TcpListener> {
 }
 
 /// Server logging: the `GRIDCC_LOG` filter (default `info`) to stderr,
-/// coloured only on a terminal.
+/// coloured only on a terminal; see [`init_logs`].
 pub fn init_tracing() {
     let filter = tracing_subscriber::EnvFilter::try_from_env("GRIDCC_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    tracing_subscriber::fmt()
+    init_logs(filter);
+}
+
+/// Logs with `filter` to stderr: one JSON object per line when
+/// `GRIDCC_LOG_FORMAT=json` (for log shippers: timestamp, level, target,
+/// message and fields as keys), else text, coloured only on a terminal.
+/// Does nothing when a subscriber is already set.
+pub fn init_logs(filter: tracing_subscriber::EnvFilter) {
+    let json = std::env::var("GRIDCC_LOG_FORMAT").is_ok_and(|f| f.eq_ignore_ascii_case("json"));
+    let logs = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .init();
+        .with_writer(std::io::stderr);
+    let _ = if json {
+        logs.json().try_init()
+    } else {
+        logs.with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+            .try_init()
+    };
 }

@@ -7,6 +7,7 @@
 
 use std::path::PathBuf;
 use std::process::Stdio;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use crate::headers;
@@ -62,6 +63,42 @@ pub enum JobError {
     FileAccess(#[from] crate::directives::FileAccess),
 }
 
+/// Job temp dirs that exist now in this process (the metrics' gauge).
+static LIVE_DIRS: AtomicU64 = AtomicU64::new(0);
+
+/// Job temp dirs that exist now: made and not yet removed.
+pub fn live_dirs() -> u64 {
+    LIVE_DIRS.load(Ordering::Relaxed)
+}
+
+/// A job's temp dir, counted in [`live_dirs`] until it is removed.
+struct JobDir(Option<tempfile::TempDir>);
+
+impl JobDir {
+    fn new(work_dir: &std::path::Path) -> std::io::Result<Self> {
+        let dir = tempfile::Builder::new()
+            .prefix("gridcc-job-")
+            .tempdir_in(work_dir)?;
+        LIVE_DIRS.fetch_add(1, Ordering::Relaxed);
+        Ok(Self(Some(dir)))
+    }
+
+    fn path(&self) -> &std::path::Path {
+        // Some until dropped.
+        self.0
+            .as_ref()
+            .map_or(std::path::Path::new(""), |d| d.path())
+    }
+}
+
+impl Drop for JobDir {
+    fn drop(&mut self) {
+        // Removed first, so the gauge never shows fewer dirs than exist.
+        drop(self.0.take());
+        LIVE_DIRS.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
 /// Locale and diagnostics variables a client may pass to the compiler.
 pub const PASSED_ENV: &[&str] = &[
     "LANG",
@@ -79,9 +116,7 @@ pub async fn run(
     limits: &Limits,
 ) -> Result<Outcome, JobError> {
     let max_output = limits.max_output;
-    let dir = tempfile::Builder::new()
-        .prefix("gridcc-job-")
-        .tempdir_in(work_dir)?;
+    let dir = JobDir::new(work_dir)?;
     let plan = layout::plan(dir.path(), &job.layout, &job.args)?;
     for d in &plan.dirs {
         tokio::fs::create_dir_all(d).await?;

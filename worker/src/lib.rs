@@ -14,7 +14,9 @@
 //! - [`sandbox`]: the user a compile runs as and its CPU, memory, wall-clock
 //!   and output limits.
 //! - `service`: the tonic `Worker` service.
-//! - [`run`]: serve on a bound listener; drain on shutdown.
+//! - `metrics`: the Prometheus series behind `--metrics-listen`.
+//! - [`run`]: serve on a bound listener; drain on shutdown;
+//!   [`run_with_metrics`] also answers `GET /metrics` on a second one.
 
 pub mod allowlist;
 pub mod capacity;
@@ -22,6 +24,7 @@ pub mod directives;
 pub mod headers;
 pub mod job;
 pub mod layout;
+mod metrics;
 pub mod sandbox;
 mod service;
 pub mod session;
@@ -105,6 +108,17 @@ pub async fn run(
     listener: TcpListener,
     shutdown: CancellationToken,
 ) -> Result<(), WorkerError> {
+    run_with_metrics(config, listener, None, shutdown).await
+}
+
+/// [`run`], and Prometheus metrics on `metrics` (plain HTTP, `GET
+/// /metrics`) when given, served until the worker has drained.
+pub async fn run_with_metrics(
+    config: Config,
+    listener: TcpListener,
+    metrics: Option<TcpListener>,
+    shutdown: CancellationToken,
+) -> Result<(), WorkerError> {
     let skip = std::env::current_exe().ok();
     let cache = gridcc_toolchain::IdentityCache::new(config.cache_dir.clone());
     let compiler_path = config.compiler_path.clone();
@@ -184,7 +198,19 @@ pub async fn run(
             ..config.limits.clone()
         },
         draining: draining.clone(),
+        slots_total: config.slots.max(1),
+        metrics: Default::default(),
     });
+    if let Some(metrics) = metrics {
+        let shared = Arc::clone(&shared);
+        // Stopped with the session, after the drain: a scrape during the
+        // drain still sees the last jobs finish.
+        tasks.spawn(gridcc_proto::metrics::serve(
+            metrics,
+            move || shared.metrics_text(),
+            session_stop.clone(),
+        ));
+    }
     let incoming = gridcc_proto::serve::incoming(listener);
     let drain = {
         let draining = draining.clone();

@@ -47,6 +47,11 @@ struct Args {
     /// limit.
     #[arg(long, default_value_t = 600)]
     job_wall_s: u64,
+    /// Serve Prometheus metrics over plain HTTP at http://ADDR/metrics
+    /// (port 0 picks a free port, announced on stdout as `metrics listening
+    /// on IP:PORT` after the `listening on` line). Off unless given.
+    #[arg(long, value_name = "ADDR")]
+    metrics_listen: Option<String>,
     /// When started as root, run compiles as this user (default: nobody).
     #[arg(long, value_name = "USER")]
     compile_user: Option<String>,
@@ -130,8 +135,16 @@ async fn serve(args: Args) -> anyhow::Result<()> {
     let listener = gridcc_proto::serve::bind_and_announce(&args.listen)
         .await
         .with_context(|| format!("cannot listen on {}", args.listen))?;
+    let metrics = match &args.metrics_listen {
+        Some(addr) => Some(
+            gridcc_proto::metrics::bind_and_announce(addr)
+                .await
+                .with_context(|| format!("cannot listen for metrics on {addr}"))?,
+        ),
+        None => None,
+    };
     let shutdown = CancellationToken::new();
     tokio::spawn(gridcc_proto::serve::cancel_on_signal(shutdown.clone()));
-    gridcc_worker::run(config, listener, shutdown).await?;
+    gridcc_worker::run_with_metrics(config, listener, metrics, shutdown).await?;
     Ok(())
 }

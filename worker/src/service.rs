@@ -20,6 +20,7 @@ use tonic::{Request, Response, Status, Streaming};
 
 use crate::job::{self, Job};
 use crate::layout::Layout;
+use crate::metrics::{JobOutcome, Metrics};
 use crate::session::SharedRegistration;
 
 /// Languages of preprocessed input (preprocessed mode).
@@ -47,6 +48,9 @@ pub(crate) struct Shared {
     pub(crate) limits: crate::sandbox::Limits,
     /// Fires when the worker drains: new jobs are refused.
     pub(crate) draining: CancellationToken,
+    /// Jobs this worker runs at once.
+    pub(crate) slots_total: u32,
+    pub(crate) metrics: Metrics,
 }
 
 impl Shared {
@@ -54,6 +58,23 @@ impl Shared {
         // Dropped only when the session is down or far behind; then the
         // coordinator has written this worker's leases off anyway.
         let _ = self.events.try_send(WorkerMessage { msg: Some(msg) });
+    }
+
+    /// The `/metrics` page.
+    pub(crate) fn metrics_text(&self) -> String {
+        let snapshot = crate::metrics::Snapshot {
+            slots: self.slots_total,
+            running: self.running.load(Ordering::SeqCst),
+            waiting: self.waiting.load(Ordering::SeqCst),
+            temp_dirs: job::live_dirs(),
+            draining: self.draining.is_cancelled(),
+            registered: self
+                .registration
+                .read()
+                .unwrap_or_else(|e| e.into_inner())
+                .is_some(),
+        };
+        crate::metrics::render(&self.metrics, &snapshot)
     }
 
     fn report_load(&self) {
@@ -76,6 +97,31 @@ impl WorkerService {
 
 type CompileStream =
     Pin<Box<dyn tokio_stream::Stream<Item = Result<CompileResponse, Status>> + Send>>;
+
+/// A job that did not produce a result: the client's answer, and how the
+/// metrics count it. A bare `Status` (through `?`) is a refusal: every
+/// check before the compiler runs answers with one.
+struct Failure {
+    status: Status,
+    outcome: JobOutcome,
+}
+
+impl Failure {
+    fn new(status: Status, outcome: JobOutcome) -> Self {
+        Self { status, outcome }
+    }
+
+    /// The client's stream broke or ended early: not a refusal.
+    fn stream(status: Status) -> Self {
+        Self::new(status, JobOutcome::Error)
+    }
+}
+
+impl From<Status> for Failure {
+    fn from(status: Status) -> Self {
+        Self::new(status, JobOutcome::Refused)
+    }
+}
 
 /// Decrements a counter when dropped, so early returns keep it right.
 struct CountGuard<'a>(&'a AtomicU32);
@@ -126,20 +172,29 @@ impl v1::worker_server::Worker for WorkerService {
         &self,
         request: Request<Streaming<CompileRequest>>,
     ) -> Result<Response<CompileStream>, Status> {
+        self.accept(request).await.map_err(|f| {
+            self.shared.metrics.job(f.outcome);
+            f.status
+        })
+    }
+}
+
+impl WorkerService {
+    /// The `Compile` call: checks, runs and answers one job.
+    async fn accept(
+        &self,
+        request: Request<Streaming<CompileRequest>>,
+    ) -> Result<Response<CompileStream>, Failure> {
         let shared = &self.shared;
         if shared.draining.is_cancelled() {
-            return Err(Status::unavailable("worker is draining"));
+            return Err(Status::unavailable("worker is draining").into());
         }
         let mut inbound = request.into_inner();
         let header = match inbound.message().await? {
             Some(CompileRequest {
                 msg: Some(compile_request::Msg::Header(h)),
             }) => h,
-            _ => {
-                return Err(Status::invalid_argument(
-                    "the first message must be a header",
-                ))
-            }
+            _ => return Err(Status::invalid_argument("the first message must be a header").into()),
         };
 
         // Lease: signed by the coordinator for this worker, not expired.
@@ -182,7 +237,7 @@ impl v1::worker_server::Worker for WorkerService {
             PREPROCESSED_LANGUAGES
         };
         if !languages.contains(&header.language.as_str()) {
-            return Err(Status::invalid_argument(format!(
+            return Err(Failure::from(Status::invalid_argument(format!(
                 "language {:?} is not allowed in {} mode",
                 header.language,
                 if source_mode {
@@ -190,7 +245,7 @@ impl v1::worker_server::Worker for WorkerService {
                 } else {
                     "preprocessed"
                 }
-            )));
+            ))));
         }
         if !source_mode {
             check_input_name(&header.input_name)?;
@@ -212,6 +267,12 @@ impl v1::worker_server::Worker for WorkerService {
         }));
         shared.report_load();
         let (result, chunks, _) = result?;
+        shared.metrics.job(if result.exit_code == 0 {
+            JobOutcome::Ok
+        } else {
+            JobOutcome::CompileError
+        });
+        shared.metrics.sent(chunks.iter().map(Vec::len).sum());
         let messages = std::iter::once(CompileResponse {
             msg: Some(compile_response::Msg::Result(result)),
         })
@@ -221,9 +282,7 @@ impl v1::worker_server::Worker for WorkerService {
         .map(Ok);
         Ok(Response::new(Box::pin(tokio_stream::iter(messages))))
     }
-}
 
-impl WorkerService {
     /// Receives the input, waits for a slot, compiles. Returns the result
     /// header, the compressed object's chunks and the input size.
     async fn run_job(
@@ -231,7 +290,7 @@ impl WorkerService {
         header: v1::CompileHeader,
         compiler: PathBuf,
         inbound: &mut Streaming<CompileRequest>,
-    ) -> Result<(v1::CompileResult, Vec<Vec<u8>>, u64), Status> {
+    ) -> Result<(v1::CompileResult, Vec<Vec<u8>>, u64), Failure> {
         let shared = &self.shared;
         let mut assembler = Assembler::new(
             header.input_size,
@@ -241,19 +300,26 @@ impl WorkerService {
         )
         .map_err(|e| Status::resource_exhausted(e.to_string()))?;
         while !assembler.is_complete() {
-            match inbound.message().await? {
+            match inbound.message().await.map_err(Failure::stream)? {
                 Some(CompileRequest {
                     msg: Some(compile_request::Msg::Chunk(chunk)),
-                }) => assembler
-                    .push(&chunk)
-                    .map_err(|e| Status::invalid_argument(e.to_string()))?,
-                Some(_) => return Err(Status::invalid_argument("expected an input chunk")),
-                None => return Err(Status::invalid_argument("input ended early")),
+                }) => {
+                    shared.metrics.received(chunk.len());
+                    assembler
+                        .push(&chunk)
+                        .map_err(|e| Status::invalid_argument(e.to_string()))?
+                }
+                Some(_) => return Err(Status::invalid_argument("expected an input chunk").into()),
+                None => {
+                    return Err(Failure::stream(Status::invalid_argument(
+                        "input ended early",
+                    )))
+                }
             }
         }
         let input = tokio::task::spawn_blocking(move || assembler.finish())
             .await
-            .map_err(|e| Status::internal(e.to_string()))?
+            .map_err(|e| Failure::new(Status::internal(e.to_string()), JobOutcome::Error))?
             .map_err(|e| Status::invalid_argument(e.to_string()))?;
         let input_bytes = input.len() as u64;
         crate::directives::check_text(&input)
@@ -278,7 +344,7 @@ impl WorkerService {
             if shared.waiting.load(Ordering::SeqCst)
                 > shared.queue_limit + shared.slots.available_permits() as u32
             {
-                return Err(Status::resource_exhausted("worker queue is full"));
+                return Err(Status::resource_exhausted("worker queue is full").into());
             }
             shared.report_load();
             shared
@@ -287,7 +353,8 @@ impl WorkerService {
                 .await
                 .map_err(|_| Status::unavailable("worker is shutting down"))?
         };
-        let queue_ms = queued_at.elapsed().as_millis() as u64;
+        let slot_wait = queued_at.elapsed();
+        let queue_ms = slot_wait.as_millis() as u64;
         let _running = CountGuard::new(&shared.running);
         shared.report_load();
 
@@ -301,11 +368,26 @@ impl WorkerService {
         };
         let outcome = job::run(job, &shared.work_dir, &shared.limits)
             .await
-            .map_err(|e| match e {
-                job::JobError::FileAccess(e) => Status::permission_denied(e.to_string()),
-                e => Status::internal(format!("compile failed on the worker: {e}")),
+            .map_err(|e| {
+                let kind = match &e {
+                    job::JobError::FileAccess(_) => JobOutcome::Refused,
+                    job::JobError::WallTime(_) => JobOutcome::WallTime,
+                    job::JobError::Resource(_)
+                    | job::JobError::Signal(_)
+                    | job::JobError::OutputTooLarge(_) => JobOutcome::Resource,
+                    job::JobError::Io(_)
+                    | job::JobError::Layout(_)
+                    | job::JobError::Spawn { .. }
+                    | job::JobError::NoObject => JobOutcome::Error,
+                };
+                let status = match e {
+                    job::JobError::FileAccess(e) => Status::permission_denied(e.to_string()),
+                    e => Status::internal(format!("compile failed on the worker: {e}")),
+                };
+                Failure::new(status, kind)
             })?;
         drop(permit);
+        shared.metrics.ran(outcome.elapsed, slot_wait);
 
         let object = outcome.object.unwrap_or_default();
         let object_size = object.len() as u64;
@@ -313,8 +395,9 @@ impl WorkerService {
             (payload::compress(&object), payload::digest(&object))
         })
         .await
-        .map_err(|e| Status::internal(e.to_string()))?;
-        let compressed = compressed.map_err(|e| Status::internal(e.to_string()))?;
+        .map_err(|e| Failure::new(Status::internal(e.to_string()), JobOutcome::Error))?;
+        let compressed = compressed
+            .map_err(|e| Failure::new(Status::internal(e.to_string()), JobOutcome::Error))?;
         let result = v1::CompileResult {
             exit_code: outcome.exit_code,
             stdout: outcome.stdout,
