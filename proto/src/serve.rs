@@ -1,6 +1,7 @@
 //! What both gridcc servers (coordinator and worker) need around their tonic
 //! service: logging set-up, the announced bind, an accept stream with
-//! TCP_NODELAY, and shutdown on SIGTERM or SIGINT.
+//! TCP_NODELAY, the server builder with TLS and the token check, and
+//! shutdown on SIGTERM or SIGINT.
 
 use tokio::net::{TcpListener, TcpStream};
 use tokio_stream::{Stream, StreamExt};
@@ -15,6 +16,41 @@ pub fn incoming(listener: TcpListener) -> impl Stream<Item = std::io::Result<Tcp
             let _ = s.set_nodelay(true);
         })
     })
+}
+
+/// The tonic server builder every gridcc server starts from: TLS when
+/// `tls` is given, and every call refused without `token` when one is.
+pub fn server(
+    tls: Option<&crate::tls::ServerTls>,
+    token: Option<crate::auth::Token>,
+) -> Result<
+    tonic::transport::Server<
+        tower_layer::Stack<crate::auth::RequireTokenLayer, tower_layer::Identity>,
+    >,
+    tonic::transport::Error,
+> {
+    let mut builder = tonic::transport::Server::builder();
+    if let Some(tls) = tls {
+        builder = builder.tls_config(tls.config())?;
+    }
+    Ok(builder.layer(crate::auth::RequireTokenLayer::new(token)))
+}
+
+/// An error with its sources, `outer: inner: innermost`: tonic's transport
+/// errors say only "transport error" at the top.
+pub fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut msg = e.to_string();
+    let mut source = e.source();
+    while let Some(s) = source {
+        let text = s.to_string();
+        // hyper and tonic often repeat their source's text.
+        if !msg.ends_with(&text) {
+            msg.push_str(": ");
+            msg.push_str(&text);
+        }
+        source = s.source();
+    }
+    msg
 }
 
 /// Cancels `shutdown` on the first SIGTERM or SIGINT.
