@@ -203,7 +203,14 @@ fn status(args: &[OsString]) -> i32 {
             return 1;
         }
     };
-    match runtime.block_on(crate::status::fetch(&url)) {
+    let access = match crate::remote::Access::from_env() {
+        Ok(access) => access,
+        Err(e) => {
+            eprintln!("gridcc status: {e}");
+            return 1;
+        }
+    };
+    match runtime.block_on(crate::status::fetch(&url, &access)) {
         Ok(status) if json => match serde_json::to_string_pretty(&status) {
             Ok(text) => {
                 println!("{text}");

@@ -39,13 +39,10 @@ pub struct GridStatus {
 }
 
 /// Fetches the status from the coordinator at `url`.
-pub async fn fetch(url: &str) -> Result<GridStatus, remote::RemoteError> {
-    let mut client = remote::connect_coordinator(url, &remote::Timeouts::default()).await?;
-    let reply = client
-        .status(gridcc_proto::v1::StatusRequest {})
-        .await
-        .map_err(remote::RemoteError::Coordinator)?
-        .into_inner();
+pub async fn fetch(url: &str, access: &remote::Access) -> Result<GridStatus, remote::RemoteError> {
+    let mut coordinator =
+        remote::connect_coordinator(url, access, &remote::Timeouts::default()).await?;
+    let reply = coordinator.status().await?;
     let workers: Vec<WorkerRow> = reply
         .workers
         .into_iter()

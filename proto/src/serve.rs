@@ -36,21 +36,23 @@ pub fn server(
     Ok(builder.layer(crate::auth::RequireTokenLayer::new(token)))
 }
 
-/// An error with its sources, `outer: inner: innermost`: tonic's transport
-/// errors say only "transport error" at the top.
-pub fn error_chain(e: &dyn std::error::Error) -> String {
-    let mut msg = e.to_string();
-    let mut source = e.source();
-    while let Some(s) = source {
-        let text = s.to_string();
-        // hyper and tonic often repeat their source's text.
-        if !msg.ends_with(&text) {
-            msg.push_str(": ");
-            msg.push_str(&text);
+/// Logs how a server at `bound` is protected; warns when it takes plain,
+/// tokenless calls on an address other machines can reach.
+pub fn log_protection(bound: std::net::SocketAddr, tls: bool, token: bool) {
+    match (tls, token) {
+        (true, true) => tracing::info!("TLS on; every call must carry the grid's token"),
+        (true, false) => tracing::info!("TLS on; no token required (GRIDCC_TOKEN unset)"),
+        (false, true) => tracing::info!(
+            "plain TCP (no --tls-cert): the token travels in clear; trusted networks only"
+        ),
+        (false, false) if bound.ip().is_loopback() => {
+            tracing::info!("plain TCP, no token: loopback only")
         }
-        source = s.source();
+        (false, false) => tracing::warn!(
+            "plain TCP and no token on {bound}: anyone who reaches this port can use it; \
+             set GRIDCC_TOKEN and --tls-cert/--tls-key outside a trusted network"
+        ),
     }
-    msg
 }
 
 /// Cancels `shutdown` on the first SIGTERM or SIGINT.

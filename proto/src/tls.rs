@@ -122,7 +122,7 @@ impl ServerTls {
             .map_err(|e| TlsError::BadIdentity {
                 cert: cert.to_owned(),
                 key: key.to_owned(),
-                detail: crate::serve::error_chain(&e),
+                detail: error_chain(&e),
             })?;
         Ok(Self { config })
     }
@@ -185,7 +185,7 @@ pub fn endpoint(url: &str, tls: Option<&ClientTls>) -> Result<Endpoint, TlsError
             )
             .map_err(|e| TlsError::Client {
                 url: url.to_owned(),
-                detail: crate::serve::error_chain(&e),
+                detail: error_chain(&e),
             }),
         (Some("https"), None) => Err(TlsError::NoCa {
             url: url.to_owned(),
@@ -209,11 +209,47 @@ pub fn worker_url(coordinator_url: &str, worker_addr: &str) -> String {
     format!("{scheme}://{worker_addr}")
 }
 
+/// An error with its sources, `outer: inner: innermost`: tonic's transport
+/// errors say only "transport error" at the top.
+pub fn error_chain(e: &dyn std::error::Error) -> String {
+    chain(e.to_string(), e.source())
+}
+
+fn chain(mut msg: String, mut source: Option<&dyn std::error::Error>) -> String {
+    while let Some(s) = source {
+        let text = s.to_string();
+        // hyper and tonic often repeat their source's text.
+        if !msg.ends_with(&text) {
+            msg.push_str(": ");
+            msg.push_str(&text);
+        }
+        source = s.source();
+    }
+    msg
+}
+
+/// One line for a failed connection to `url`: the error, its sources, and
+/// a hint when a TLS mismatch is the likely cause.
+pub fn explain_error(url: &str, e: &dyn std::error::Error) -> String {
+    let text = error_chain(e);
+    let hint = mismatch_hint(url, &text);
+    format!("{text}{hint}")
+}
+
+/// [`explain_error`] for a failed call: its message (not the status'
+/// verbose `Display`), its sources, and the hint.
+pub fn explain_status(url: &str, status: &tonic::Status) -> String {
+    use std::error::Error;
+    let text = chain(status.message().to_owned(), status.source());
+    let hint = mismatch_hint(url, &text);
+    format!("{text}{hint}")
+}
+
 /// A hint to add to a failed call's message when it looks like one side
 /// talks TLS and the other does not, or the certificate does not fit;
 /// empty when nothing suggests that. `error` is the whole error text
 /// (its source chain included).
-pub fn mismatch_hint(url: &str, error: &str) -> &'static str {
+fn mismatch_hint(url: &str, error: &str) -> &'static str {
     let e = error.to_ascii_lowercase();
     if is_https(url) {
         if e.contains("corrupt message") || e.contains("invalidcontenttype") {

@@ -152,7 +152,9 @@ impl v1::worker_server::Worker for WorkerService {
         let lease = header
             .lease
             .as_ref()
-            .ok_or_else(|| Status::unauthenticated("job has no lease"))?;
+            // Not `unauthenticated`: that code means a missing or wrong
+            // token, which clients do not retry.
+            .ok_or_else(|| Status::permission_denied("job has no lease"))?;
         gridcc_proto::lease::verify(
             &registration.lease_key,
             registration.worker_id,
