@@ -152,7 +152,7 @@ impl Coordinator {
                 server: format!("coordinator {}", self.url),
                 message: status.message().to_owned(),
             },
-            tonic::Code::Unavailable | tonic::Code::Unknown => {
+            _ if tls::is_transport_failure(&status) => {
                 RemoteError::CoordinatorUnavailable(tls::explain_status(&self.url, &status))
             }
             _ => RemoteError::Coordinator(status),

@@ -236,6 +236,19 @@ pub fn explain_error(url: &str, e: &dyn std::error::Error) -> String {
     format!("{text}{hint}")
 }
 
+/// Whether a failed call broke on the connection rather than being
+/// answered by the server: tonic gives a status it makes from a transport
+/// error that error as its source (a plain client on a TLS port gets
+/// `Internal` "h2 protocol error" this way, or `Unavailable`, or
+/// `Unknown`), while a status the server sent has none.
+pub fn is_transport_failure(status: &tonic::Status) -> bool {
+    use std::error::Error;
+    matches!(
+        status.code(),
+        tonic::Code::Unavailable | tonic::Code::Unknown
+    ) || status.source().is_some()
+}
+
 /// [`explain_error`] for a failed call: its message (not the status'
 /// verbose `Display`), its sources, and the hint.
 pub fn explain_status(url: &str, status: &tonic::Status) -> String {

@@ -154,12 +154,7 @@ async fn one_session(
         Ok(response) => response.into_inner(),
         // A plain worker on a TLS port (or the reverse) fails here, as a
         // bare transport error: say what it probably is.
-        Err(status)
-            if matches!(
-                status.code(),
-                tonic::Code::Unavailable | tonic::Code::Unknown
-            ) =>
-        {
+        Err(status) if gridcc_proto::tls::is_transport_failure(&status) => {
             return Err(SessionError::Connect(format!(
                 "{url}: {}",
                 gridcc_proto::tls::explain_status(url, &status)
