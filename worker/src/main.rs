@@ -9,7 +9,8 @@ use tokio_util::sync::CancellationToken;
 #[derive(Debug, Parser)]
 #[command(version, about)]
 struct Args {
-    /// Coordinator URL.
+    /// Coordinator URL: http://HOST:PORT, or https://HOST:PORT for TLS
+    /// (then also --tls-ca, --tls-cert and --tls-key).
     #[arg(long, env = "GRIDCC_COORDINATOR")]
     coordinator: String,
     /// Address to listen on (port 0 picks a free port).
