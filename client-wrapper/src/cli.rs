@@ -32,11 +32,18 @@ compiler, the compile arguments, the preprocessed text, the source path, and the
 working directory under -g) is answered from there: object, stdout, stderr. The
 local preprocessing still runs, so -MD dependency files are written as usual.
 
+A refused token (or an unusable token or CA setting) makes every compile run
+locally with a one-line warning; gridcc status exits 1 with the reason.
+
 Masquerade: a symlink named gcc, g++, cc, c++, clang or clang++ pointing at
 gridcc, placed early in PATH, wraps that compiler.
 
 Environment:
-  GRIDCC_COORDINATOR   coordinator URL, e.g. http://127.0.0.1:7700 (unset: compile locally)
+  GRIDCC_COORDINATOR   coordinator URL, e.g. http://127.0.0.1:7700 (unset: compile locally);
+                       https://HOST:PORT uses TLS to the coordinator and to its workers
+  GRIDCC_TOKEN         the grid's shared token, sent with every call (unset: none)
+  GRIDCC_TOKEN_FILE    a file holding the token (contents trimmed), instead of GRIDCC_TOKEN
+  GRIDCC_TLS_CA        PEM CA certificate(s) that https:// servers are checked with
   GRIDCC_DISABLE=1     always compile locally, with no cache and no stats
   GRIDCC_CACHE=0       turn the object cache off (the grid is still used)
   GRIDCC_CACHE_DIR     cache directory (default ~/.cache/gridcc)
@@ -268,11 +275,18 @@ fn status(args: &[OsString]) -> i32 {
             return 1;
         }
     };
+    let access = match crate::remote::Access::from_env() {
+        Ok(access) => access,
+        Err(e) => {
+            eprintln!("gridcc status: {e}");
+            return 1;
+        }
+    };
     if let Some(seconds) = watch {
         let interval = std::time::Duration::from_secs_f64(seconds);
-        return runtime.block_on(crate::status::watch(&url, interval, json));
+        return runtime.block_on(crate::status::watch(&url, &access, interval, json));
     }
-    match runtime.block_on(crate::status::fetch(&url)) {
+    match runtime.block_on(crate::status::fetch(&url, &access)) {
         Ok(status) if json => match serde_json::to_string_pretty(&status) {
             Ok(text) => {
                 println!("{text}");

@@ -32,6 +32,9 @@ pub struct Settings {
     pub cache: bool,
     pub cache_dir: PathBuf,
     pub timeouts: remote::Timeouts,
+    /// Token and TLS CA for grid calls, or why they are unusable (then
+    /// every compile runs locally, with a warning).
+    pub access: Result<remote::Access, String>,
 }
 
 /// After a failed connection, how long other invocations skip the
@@ -52,6 +55,7 @@ impl Settings {
             cache,
             cache_dir: gridcc_toolchain::cache_dir(),
             timeouts: remote::Timeouts::default(),
+            access: remote::Access::from_env().map_err(|e| e.to_string()),
         }
     }
 
@@ -124,6 +128,8 @@ impl Fallback {
     fn kind(&self) -> String {
         match self {
             Fallback::Remote(e) => match e {
+                RemoteError::Config(_) => "bad token or TLS settings",
+                RemoteError::TokenRefused { .. } => "token refused",
                 RemoteError::CoordinatorUnavailable(_) => "coordinator unreachable",
                 RemoteError::Coordinator(_) => "coordinator error",
                 RemoteError::CompileLocally(_) => "coordinator said compile locally",
@@ -452,6 +458,12 @@ fn compile(
 
 fn note_fallback(event: &mut Event, job: &RemoteCompile, clock: joblog::Clock, e: &Fallback) {
     tracing::info!(reason = %e, source = %job.source, "compiling locally");
+    // A grid failure is otherwise quiet (the build goes on locally), but a
+    // refused token or unusable TLS settings will not heal by themselves:
+    // the user must hear of them.
+    if let Fallback::Remote(RemoteError::TokenRefused { .. } | RemoteError::Config(_)) = e {
+        eprintln!("gridcc: {e}; compiling locally");
+    }
     joblog::local(clock, Some(&job.source), &e.to_string());
     event.fallback = Some(e.kind());
 }
@@ -773,8 +785,9 @@ fn compile_remote(
         .enable_all()
         .build()
         .map_err(Fallback::Runtime)?;
+    let access = settings.access.clone().map_err(RemoteError::Config)?;
     let output = runtime.block_on(async {
-        let mut coordinator = remote::connect_coordinator(url, &settings.timeouts).await?;
+        let mut coordinator = remote::connect_coordinator(url, &access, &settings.timeouts).await?;
         remote::compile(&mut coordinator, &remote_job, &settings.timeouts).await
     });
     event.bytes_sent += remote_job.compressed.len() as u64;

@@ -5,16 +5,45 @@
 
 use std::time::Duration;
 
+use gridcc_proto::auth::{AttachToken, AuthChannel, Token};
 use gridcc_proto::payload::{self, Assembler};
+use gridcc_proto::tls::{self, ClientTls};
 use gridcc_proto::v1::{
     self, assign_reply, compile_request, compile_response, coordinator_client::CoordinatorClient,
     worker_client::WorkerClient, CompileRequest,
 };
-use tonic::transport::{Channel, Endpoint};
+use tonic::transport::Endpoint;
+
+/// What every grid call needs besides the URL: the token it carries and
+/// the CA that `https://` servers are checked with.
+#[derive(Debug, Clone, Default)]
+pub struct Access {
+    pub token: Option<Token>,
+    pub tls: Option<ClientTls>,
+}
+
+impl Access {
+    /// From `GRIDCC_TOKEN` / `GRIDCC_TOKEN_FILE` and `GRIDCC_TLS_CA`.
+    pub fn from_env() -> Result<Self, RemoteError> {
+        let config = |e: &dyn std::fmt::Display| RemoteError::Config(e.to_string());
+        Ok(Self {
+            token: gridcc_proto::auth::load(None).map_err(|e| config(&e))?,
+            tls: ClientTls::from_flag_or_env(None).map_err(|e| config(&e))?,
+        })
+    }
+}
 
 /// Why the grid did not produce a result.
 #[derive(Debug, thiserror::Error)]
 pub enum RemoteError {
+    /// The token or TLS settings are unusable (an empty token, an
+    /// unreadable CA, https without a CA): nothing to retry.
+    #[error("grid settings: {0}")]
+    Config(String),
+    /// A server refused the token (or its absence): nothing to retry,
+    /// since every server of a grid checks the same token.
+    #[error("{server} refused the token: {message}")]
+    TokenRefused { server: String, message: String },
     #[error("coordinator unreachable: {0}")]
     CoordinatorUnavailable(String),
     #[error("coordinator failed: {0}")]
@@ -95,9 +124,9 @@ impl Default for Timeouts {
     }
 }
 
-fn endpoint(url: String, timeouts: &Timeouts) -> Result<Endpoint, String> {
-    Ok(Endpoint::from_shared(url)
-        .map_err(|e| e.to_string())?
+fn endpoint(url: &str, access: &Access, timeouts: &Timeouts) -> Result<Endpoint, RemoteError> {
+    Ok(tls::endpoint(url, access.tls.as_ref())
+        .map_err(|e| RemoteError::Config(e.to_string()))?
         .connect_timeout(timeouts.connect)
         .tcp_nodelay(true)
         // HTTP/2 pings detect a hung (e.g. SIGSTOPped) peer during a long
@@ -107,34 +136,62 @@ fn endpoint(url: String, timeouts: &Timeouts) -> Result<Endpoint, String> {
         .keep_alive_while_idle(true))
 }
 
+/// A connected coordinator, and what its workers are reached with.
+pub struct Coordinator {
+    url: String,
+    access: Access,
+    client: CoordinatorClient<AuthChannel>,
+}
+
+impl Coordinator {
+    /// A failed call: a refused token, an unreachable coordinator, or
+    /// another failure.
+    fn failed(&self, status: tonic::Status) -> RemoteError {
+        match status.code() {
+            tonic::Code::Unauthenticated => RemoteError::TokenRefused {
+                server: format!("coordinator {}", self.url),
+                message: status.message().to_owned(),
+            },
+            _ if tls::is_transport_failure(&status) => {
+                RemoteError::CoordinatorUnavailable(tls::explain_status(&self.url, &status))
+            }
+            _ => RemoteError::Coordinator(status),
+        }
+    }
+
+    /// The grid's status (`gridcc status`).
+    pub async fn status(&mut self) -> Result<v1::StatusReply, RemoteError> {
+        match self.client.status(v1::StatusRequest {}).await {
+            Ok(reply) => Ok(reply.into_inner()),
+            Err(status) => Err(self.failed(status)),
+        }
+    }
+}
+
 /// Connects to the coordinator.
 pub async fn connect_coordinator(
     url: &str,
+    access: &Access,
     timeouts: &Timeouts,
-) -> Result<CoordinatorClient<Channel>, RemoteError> {
-    let channel = endpoint(url.to_owned(), timeouts)
-        .map_err(RemoteError::CoordinatorUnavailable)?
+) -> Result<Coordinator, RemoteError> {
+    let channel = endpoint(url, access, timeouts)?
         .connect()
         .await
-        .map_err(|e| RemoteError::CoordinatorUnavailable(source_chain(&e)))?;
-    Ok(CoordinatorClient::new(channel))
-}
-
-fn source_chain(e: &dyn std::error::Error) -> String {
-    let mut msg = e.to_string();
-    let mut source = e.source();
-    while let Some(s) = source {
-        msg.push_str(": ");
-        msg.push_str(&s.to_string());
-        source = s.source();
-    }
-    msg
+        .map_err(|e| RemoteError::CoordinatorUnavailable(tls::explain_error(url, &e)))?;
+    Ok(Coordinator {
+        url: url.to_owned(),
+        access: access.clone(),
+        client: CoordinatorClient::with_interceptor(
+            channel,
+            AttachToken::new(access.token.as_ref()),
+        ),
+    })
 }
 
 /// Places and runs the job, retrying once on another worker when a worker
 /// fails. A compile error is a successful [`Output`], never retried.
 pub async fn compile(
-    coordinator: &mut CoordinatorClient<Channel>,
+    coordinator: &mut Coordinator,
     job: &Job,
     timeouts: &Timeouts,
 ) -> Result<Output, RemoteError> {
@@ -151,15 +208,10 @@ pub async fn compile(
             source_key: job.source_key.clone(),
             client_idle_cpus: crate::idle::idle_cpus(),
         };
-        let reply = tokio::time::timeout(timeouts.assign, coordinator.assign(request))
+        let reply = tokio::time::timeout(timeouts.assign, coordinator.client.assign(request))
             .await
             .map_err(|_| RemoteError::CoordinatorUnavailable("assign timed out".into()))?
-            .map_err(|status| match status.code() {
-                tonic::Code::Unavailable | tonic::Code::Unknown => {
-                    RemoteError::CoordinatorUnavailable(status.message().to_owned())
-                }
-                _ => RemoteError::Coordinator(status),
-            })?
+            .map_err(|status| coordinator.failed(status))?
             .into_inner();
         let placement = match reply.outcome {
             Some(assign_reply::Outcome::Placement(p)) => p,
@@ -173,7 +225,7 @@ pub async fn compile(
             }
         };
         let lease_id = placement.lease.as_ref().map_or(0, |l| l.id);
-        match run_on_worker(&placement, job, timeouts).await {
+        match run_on_worker(coordinator, &placement, job, timeouts).await {
             Ok(out) => return Ok(out),
             Err(e) if e.worker_fault() && exclude.is_empty() => {
                 tracing::warn!(error = %e, "retrying on another worker");
@@ -185,7 +237,8 @@ pub async fn compile(
                 if lease_id != 0 {
                     let release = v1::ReleaseRequest { lease_id };
                     let _ =
-                        tokio::time::timeout(timeouts.connect, coordinator.release(release)).await;
+                        tokio::time::timeout(timeouts.connect, coordinator.client.release(release))
+                            .await;
                 }
                 return Err(e);
             }
@@ -194,21 +247,23 @@ pub async fn compile(
 }
 
 async fn run_on_worker(
+    coordinator: &Coordinator,
     placement: &v1::Placement,
     job: &Job,
     timeouts: &Timeouts,
 ) -> Result<Output, RemoteError> {
     let addr = placement.worker_addr.clone();
-    let unavailable = |msg: String| RemoteError::WorkerUnavailable {
-        addr: addr.clone(),
-        msg,
-    };
-    let channel = endpoint(format!("http://{addr}"), timeouts)
-        .map_err(&unavailable)?
+    // A TLS coordinator's workers are TLS too.
+    let url = tls::worker_url(&coordinator.url, &addr);
+    let channel = endpoint(&url, &coordinator.access, timeouts)?
         .connect()
         .await
-        .map_err(|e| unavailable(source_chain(&e)))?;
-    let mut client = WorkerClient::new(channel)
+        .map_err(|e| RemoteError::WorkerUnavailable {
+            addr: addr.clone(),
+            msg: tls::explain_error(&url, &e),
+        })?;
+    let access = AttachToken::new(coordinator.access.token.as_ref());
+    let mut client = WorkerClient::with_interceptor(channel, access)
         .max_decoding_message_size(payload::CHUNK_SIZE * 4 + (64 << 20))
         .max_encoding_message_size(payload::CHUNK_SIZE * 4);
 
@@ -231,9 +286,15 @@ async fn run_on_worker(
         .collect();
 
     let exchange = async {
-        let failed = |status: tonic::Status| RemoteError::WorkerFailed {
-            addr: addr.clone(),
-            status,
+        let failed = |status: tonic::Status| match status.code() {
+            tonic::Code::Unauthenticated => RemoteError::TokenRefused {
+                server: format!("worker {addr}"),
+                message: status.message().to_owned(),
+            },
+            _ => RemoteError::WorkerFailed {
+                addr: addr.clone(),
+                status,
+            },
         };
         let mut inbound = client
             .compile(tokio_stream::iter(messages))

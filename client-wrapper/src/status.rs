@@ -4,9 +4,7 @@
 use std::io::{IsTerminal, Write};
 use std::time::{Duration, Instant};
 
-use gridcc_proto::v1::coordinator_client::CoordinatorClient;
 use serde::Serialize;
-use tonic::transport::Channel;
 
 use crate::remote::{self, RemoteError};
 
@@ -48,29 +46,24 @@ pub struct GridStatus {
 const STATUS_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// Fetches the status from the coordinator at `url`.
-pub async fn fetch(url: &str) -> Result<GridStatus, RemoteError> {
-    let mut client = connect(url).await?;
-    query(&mut client, url).await
+pub async fn fetch(url: &str, access: &remote::Access) -> Result<GridStatus, RemoteError> {
+    let mut coordinator = connect(url, access).await?;
+    query(&mut coordinator, url).await
 }
 
-async fn connect(url: &str) -> Result<CoordinatorClient<Channel>, RemoteError> {
-    remote::connect_coordinator(url, &remote::Timeouts::default()).await
+async fn connect(url: &str, access: &remote::Access) -> Result<remote::Coordinator, RemoteError> {
+    remote::connect_coordinator(url, access, &remote::Timeouts::default()).await
 }
 
 async fn query(
-    client: &mut CoordinatorClient<Channel>,
+    coordinator: &mut remote::Coordinator,
     url: &str,
 ) -> Result<GridStatus, RemoteError> {
-    let reply = tokio::time::timeout(
-        STATUS_TIMEOUT,
-        client.status(gridcc_proto::v1::StatusRequest {}),
-    )
-    .await
-    .map_err(|_| {
-        RemoteError::CoordinatorUnavailable(format!("no answer within {STATUS_TIMEOUT:?}"))
-    })?
-    .map_err(RemoteError::Coordinator)?
-    .into_inner();
+    let reply = tokio::time::timeout(STATUS_TIMEOUT, coordinator.status())
+        .await
+        .map_err(|_| {
+            RemoteError::CoordinatorUnavailable(format!("no answer within {STATUS_TIMEOUT:?}"))
+        })??;
     let workers: Vec<WorkerRow> = reply
         .workers
         .into_iter()
@@ -221,7 +214,7 @@ fn unreachable(e: &RemoteError) -> String {
 /// until SIGINT or SIGTERM (then returns 0). Returns 1 with a one-line
 /// error when the coordinator does not answer the first time; later
 /// failures are shown in the frame and retried.
-pub async fn watch(url: &str, interval: Duration, json: bool) -> i32 {
+pub async fn watch(url: &str, access: &remote::Access, interval: Duration, json: bool) -> i32 {
     use tokio::signal::unix::{signal, SignalKind};
     let (Ok(mut int), Ok(mut term)) = (
         signal(SignalKind::interrupt()),
@@ -238,7 +231,7 @@ pub async fn watch(url: &str, interval: Duration, json: bool) -> i32 {
         let at = Instant::now();
         let fetched = match client.as_mut() {
             Some(c) => query(c, url).await,
-            None => match connect(url).await {
+            None => match connect(url, access).await {
                 Ok(mut c) => {
                     let r = query(&mut c, url).await;
                     client = Some(c);

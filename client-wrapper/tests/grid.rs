@@ -11,6 +11,11 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, ChildStdout, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
+/// Token and TLS: refusals, fallbacks and remote compiles over TLS. In a
+/// folder of its own so cargo does not build it as a second test binary.
+#[path = "grid/auth.rs"]
+mod auth;
+
 fn gridcc() -> PathBuf {
     PathBuf::from(env!("CARGO_BIN_EXE_gridcc"))
 }
@@ -96,10 +101,58 @@ impl Drop for Proc {
     }
 }
 
+/// A grid's token and TLS settings (none by default: plain TCP, no token).
+#[derive(Default)]
+struct Security {
+    /// `GRIDCC_TOKEN` of every process of the grid and of its clients.
+    token: Option<String>,
+    tls: Option<auth::TestCa>,
+}
+
+impl Security {
+    fn scheme(&self) -> &'static str {
+        if self.tls.is_some() {
+            "https"
+        } else {
+            "http"
+        }
+    }
+
+    /// The environment a client (or a server) of this grid gets.
+    fn env(&self) -> Vec<(String, String)> {
+        let mut env = Vec::new();
+        if let Some(token) = &self.token {
+            env.push(("GRIDCC_TOKEN".to_owned(), token.clone()));
+        }
+        if let Some(tls) = &self.tls {
+            env.push(("GRIDCC_TLS_CA".to_owned(), tls.ca.display().to_string()));
+        }
+        env
+    }
+
+    /// Server flags: the certificate and key.
+    fn server_args(&self) -> Vec<String> {
+        match &self.tls {
+            Some(tls) => vec![
+                "--tls-cert".to_owned(),
+                tls.cert.display().to_string(),
+                "--tls-key".to_owned(),
+                tls.key.display().to_string(),
+            ],
+            None => Vec::new(),
+        }
+    }
+}
+
+fn env_refs(env: &[(String, String)]) -> Vec<(&str, &str)> {
+    env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect()
+}
+
 struct Grid {
     coordinator: Proc,
     workers: Vec<Proc>,
     dir: tempfile::TempDir,
+    security: Security,
 }
 
 impl Grid {
@@ -108,6 +161,15 @@ impl Grid {
     }
 
     fn start_with(workers: usize, slots: u32, coordinator_args: &[&str]) -> Grid {
+        Self::start_secured(workers, slots, coordinator_args, Security::default())
+    }
+
+    fn start_secured(
+        workers: usize,
+        slots: u32,
+        coordinator_args: &[&str],
+        security: Security,
+    ) -> Grid {
         let dir = tempfile::tempdir().unwrap();
         let mut args = vec![
             "--listen",
@@ -122,15 +184,19 @@ impl Grid {
             "queue",
         ];
         args.extend_from_slice(coordinator_args);
-        let coordinator = Proc::start(
+        let server_args = security.server_args();
+        args.extend(server_args.iter().map(String::as_str));
+        let coordinator = Proc::start_env(
             &sibling_bin("gridcc-coordinator"),
             &args,
+            &env_refs(&security.env()),
             &dir.path().join("coordinator.log"),
         );
         let mut grid = Grid {
             coordinator,
             workers: Vec::new(),
             dir,
+            security,
         };
         for _ in 0..workers {
             grid.add_worker(slots);
@@ -140,7 +206,7 @@ impl Grid {
     }
 
     fn url(&self) -> String {
-        format!("http://{}", self.coordinator.addr)
+        format!("{}://{}", self.security.scheme(), self.coordinator.addr)
     }
 
     fn add_worker(&mut self, slots: u32) {
@@ -162,13 +228,23 @@ impl Grid {
             &slots,
         ];
         args.extend_from_slice(extra);
-        let worker = Proc::start_env(&sibling_bin("gridcc-worker"), &args, env, &log);
+        let server_args = self.security.server_args();
+        args.extend(server_args.iter().map(String::as_str));
+        let mut all_env = self.security.env();
+        all_env.extend(env.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())));
+        let worker = Proc::start_env(
+            &sibling_bin("gridcc-worker"),
+            &args,
+            &env_refs(&all_env),
+            &log,
+        );
         self.workers.push(worker);
     }
 
     fn status(&self) -> serde_json::Value {
         let out = Command::new(gridcc())
             .args(["status", "--json", "--coordinator", &self.url()])
+            .envs(self.security.env())
             .output()
             .unwrap();
         assert!(

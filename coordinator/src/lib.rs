@@ -43,6 +43,11 @@ pub struct Config {
     pub local_when_client_idle: bool,
     /// Where to append one JSON line per finished job, if anywhere.
     pub trace_out: Option<std::path::PathBuf>,
+    /// The grid's token: every call without it is refused. `None` accepts
+    /// every call.
+    pub token: Option<gridcc_proto::auth::Token>,
+    /// Serve TLS with this certificate; `None` serves plain TCP.
+    pub tls: Option<gridcc_proto::tls::ServerTls>,
 }
 
 impl Default for Config {
@@ -56,6 +61,8 @@ impl Default for Config {
             max_waiting: 1024,
             local_when_client_idle: true,
             trace_out: None,
+            token: None,
+            tls: None,
         }
     }
 }
@@ -106,6 +113,10 @@ pub async fn run_with_metrics(
         }
         None => None,
     };
+    if let Ok(bound) = listener.local_addr() {
+        gridcc_proto::serve::log_protection(bound, config.tls.is_some(), config.token.is_some());
+    }
+    let mut server = gridcc_proto::serve::server(config.tls.as_ref(), config.token.clone())?;
     let tasks = TaskTracker::new();
     let shared = service::Shared::new(registry, config, shutdown.clone(), tasks.clone(), trace);
     tasks.spawn(Arc::clone(&shared).sweep_forever());
@@ -119,7 +130,7 @@ pub async fn run_with_metrics(
     }
 
     let incoming = gridcc_proto::serve::incoming(listener);
-    let result = tonic::transport::Server::builder()
+    let result = server
         .add_service(CoordinatorServer::new(service::CoordinatorService::new(
             shared,
         )))

@@ -1,3 +1,4 @@
+use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::Context;
@@ -47,6 +48,20 @@ struct Args {
     /// `gridcc-bench simulate --trace`).
     #[arg(long)]
     trace_out: Option<std::path::PathBuf>,
+    /// Read the grid's token from FILE (contents trimmed) instead of
+    /// GRIDCC_TOKEN or GRIDCC_TOKEN_FILE. With a token, every call without
+    /// it is refused (clients, workers and `gridcc status` alike); without
+    /// one, anyone who reaches the port may use the grid.
+    #[arg(long, value_name = "FILE")]
+    token_file: Option<PathBuf>,
+    /// Serve TLS with this PEM certificate (chain); needs --tls-key.
+    /// Clients then use an https:// URL. Without it the coordinator serves
+    /// plain TCP: for loopback or a trusted network only.
+    #[arg(long, value_name = "FILE", requires = "tls_key")]
+    tls_cert: Option<PathBuf>,
+    /// The PEM private key of --tls-cert.
+    #[arg(long, value_name = "FILE", requires = "tls_cert")]
+    tls_key: Option<PathBuf>,
 }
 
 fn main() -> ExitCode {
@@ -64,6 +79,11 @@ fn main() -> ExitCode {
 async fn serve(args: Args) -> anyhow::Result<()> {
     gridcc_proto::serve::init_tracing();
     gridcc_scheduler::by_name(&args.policy)?;
+    let token = gridcc_proto::auth::load(args.token_file.as_deref())?;
+    let tls = match (&args.tls_cert, &args.tls_key) {
+        (Some(cert), Some(key)) => Some(gridcc_proto::tls::ServerTls::load(cert, key)?),
+        _ => None,
+    };
     let listener = gridcc_proto::serve::bind_and_announce(&args.listen)
         .await
         .with_context(|| format!("cannot listen on {}", args.listen))?;
@@ -86,6 +106,8 @@ async fn serve(args: Args) -> anyhow::Result<()> {
         max_waiting: args.max_waiting,
         local_when_client_idle: args.when_busy == "local-if-client-idle",
         trace_out: args.trace_out,
+        token,
+        tls,
     };
     gridcc_coordinator::run_with_metrics(config, listener, metrics, shutdown).await?;
     Ok(())

@@ -1,6 +1,7 @@
 //! What both gridcc servers (coordinator and worker) need around their tonic
 //! service: logging set-up, the announced bind, an accept stream with
-//! TCP_NODELAY, and shutdown on SIGTERM or SIGINT.
+//! TCP_NODELAY, the server builder with TLS and the token check, and
+//! shutdown on SIGTERM or SIGINT.
 
 use tokio::net::{TcpListener, TcpStream};
 use tokio_stream::{Stream, StreamExt};
@@ -15,6 +16,43 @@ pub fn incoming(listener: TcpListener) -> impl Stream<Item = std::io::Result<Tcp
             let _ = s.set_nodelay(true);
         })
     })
+}
+
+/// The tonic server builder every gridcc server starts from: TLS when
+/// `tls` is given, and every call refused without `token` when one is.
+pub fn server(
+    tls: Option<&crate::tls::ServerTls>,
+    token: Option<crate::auth::Token>,
+) -> Result<
+    tonic::transport::Server<
+        tower_layer::Stack<crate::auth::RequireTokenLayer, tower_layer::Identity>,
+    >,
+    tonic::transport::Error,
+> {
+    let mut builder = tonic::transport::Server::builder();
+    if let Some(tls) = tls {
+        builder = builder.tls_config(tls.config())?;
+    }
+    Ok(builder.layer(crate::auth::RequireTokenLayer::new(token)))
+}
+
+/// Logs how a server at `bound` is protected; warns when it takes plain,
+/// tokenless calls on an address other machines can reach.
+pub fn log_protection(bound: std::net::SocketAddr, tls: bool, token: bool) {
+    match (tls, token) {
+        (true, true) => tracing::info!("TLS on; every call must carry the grid's token"),
+        (true, false) => tracing::info!("TLS on; no token required (GRIDCC_TOKEN unset)"),
+        (false, true) => tracing::info!(
+            "plain TCP (no --tls-cert): the token travels in clear; trusted networks only"
+        ),
+        (false, false) if bound.ip().is_loopback() => {
+            tracing::info!("plain TCP, no token: loopback only")
+        }
+        (false, false) => tracing::warn!(
+            "plain TCP and no token on {bound}: anyone who reaches this port can use it; \
+             set GRIDCC_TOKEN and --tls-cert/--tls-key outside a trusted network"
+        ),
+    }
 }
 
 /// Cancels `shutdown` on the first SIGTERM or SIGINT.

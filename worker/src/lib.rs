@@ -64,6 +64,12 @@ pub struct Config {
     pub compiler_path: String,
     /// Where compiler identities are cached.
     pub cache_dir: PathBuf,
+    /// The grid's token: sent to the coordinator, required of clients.
+    pub token: Option<gridcc_proto::auth::Token>,
+    /// Serve TLS with this certificate (clients come with `https://`).
+    pub tls: Option<gridcc_proto::tls::ServerTls>,
+    /// The CA to check an `https://` coordinator with.
+    pub coordinator_ca: Option<gridcc_proto::tls::ClientTls>,
 }
 
 impl Config {
@@ -83,6 +89,9 @@ impl Config {
             compiler_path: std::env::var("PATH")
                 .unwrap_or_else(|_| "/usr/local/bin:/usr/bin:/bin".into()),
             cache_dir: gridcc_toolchain::cache_dir().join("toolchains"),
+            token: None,
+            tls: None,
+            coordinator_ca: None,
         }
     }
 }
@@ -98,6 +107,14 @@ pub enum WorkerError {
     BadAdvertise(String),
     #[error("gRPC server failed: {0}")]
     Serve(#[from] tonic::transport::Error),
+    #[error(transparent)]
+    Tls(#[from] gridcc_proto::tls::TlsError),
+    #[error("the coordinator URL is https://, so clients will reach this worker over TLS too: give it --tls-cert and --tls-key")]
+    PlainWorkerInTlsGrid,
+    #[error("--tls-cert makes this worker serve TLS, and clients use the coordinator's scheme for workers: the coordinator URL must be https://")]
+    TlsWorkerInPlainGrid,
+    #[error(transparent)]
+    TokenRefused(#[from] session::TokenRefused),
 }
 
 /// Serves jobs on `listener` until `shutdown` is cancelled; then drains:
@@ -119,6 +136,19 @@ pub async fn run_with_metrics(
     metrics: Option<TcpListener>,
     shutdown: CancellationToken,
 ) -> Result<(), WorkerError> {
+    // Clients reach workers with the coordinator URL's scheme
+    // (`gridcc_proto::tls::worker_url`), so a grid is TLS on every hop or
+    // on none.
+    match (
+        gridcc_proto::tls::is_https(&config.coordinator),
+        config.tls.is_some(),
+    ) {
+        (true, false) => return Err(WorkerError::PlainWorkerInTlsGrid),
+        (false, true) => return Err(WorkerError::TlsWorkerInPlainGrid),
+        _ => {}
+    }
+    gridcc_proto::tls::endpoint(&config.coordinator, config.coordinator_ca.as_ref())?;
+    let server = gridcc_proto::serve::server(config.tls.as_ref(), config.token.clone())?;
     let skip = std::env::current_exe().ok();
     let cache = gridcc_toolchain::IdentityCache::new(config.cache_dir.clone());
     let compiler_path = config.compiler_path.clone();
@@ -164,14 +194,19 @@ pub async fn run_with_metrics(
         .map(|t| (t.identity.digest, t.path))
         .collect();
 
+    gridcc_proto::serve::log_protection(bound, config.tls.is_some(), config.token.is_some());
     let registration = Arc::new(RwLock::new(None));
     let (events_tx, events_rx) = mpsc::channel(1024);
     let draining = CancellationToken::new();
     let session_stop = CancellationToken::new();
+    // Fires on shutdown, or when the coordinator refuses the token.
+    let stop = shutdown.child_token();
     let tasks = TaskTracker::new();
-    tasks.spawn(session::run(
+    let session = session::run(
         session::SessionConfig {
             coordinator: config.coordinator.clone(),
+            token: config.token.clone(),
+            tls: config.coordinator_ca.clone(),
             hello,
             connect_timeout: Duration::from_secs(2),
             min_backoff: Duration::from_millis(100),
@@ -181,7 +216,17 @@ pub async fn run_with_metrics(
         events_rx,
         draining.clone(),
         session_stop.clone(),
-    ));
+    );
+    let session = tasks.spawn({
+        let stop = stop.clone();
+        async move {
+            let result = session.await;
+            if result.is_err() {
+                stop.cancel();
+            }
+            result
+        }
+    });
 
     let shared = Arc::new(service::Shared {
         toolchains,
@@ -215,18 +260,22 @@ pub async fn run_with_metrics(
     let drain = {
         let draining = draining.clone();
         async move {
-            shutdown.cancelled().await;
+            stop.cancelled().await;
             tracing::info!("draining: refusing new jobs, finishing running ones");
             draining.cancel();
         }
     };
     // Graceful shutdown lets in-flight Compile calls finish.
-    let result = tonic::transport::Server::builder()
+    let mut server = server;
+    let result = server
         .add_service(WorkerServer::new(service::WorkerService::new(shared)))
         .serve_with_incoming_shutdown(incoming, drain)
         .await;
     session_stop.cancel();
     tasks.close();
     tasks.wait().await;
+    if let Ok(Err(refused)) = session.await {
+        return Err(refused.into());
+    }
     result.map_err(WorkerError::from)
 }

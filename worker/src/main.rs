@@ -9,7 +9,8 @@ use tokio_util::sync::CancellationToken;
 #[derive(Debug, Parser)]
 #[command(version, about)]
 struct Args {
-    /// Coordinator URL.
+    /// Coordinator URL: http://HOST:PORT, or https://HOST:PORT for TLS
+    /// (then also --tls-ca, --tls-cert and --tls-key).
     #[arg(long, env = "GRIDCC_COORDINATOR")]
     coordinator: String,
     /// Address to listen on (port 0 picks a free port).
@@ -59,6 +60,26 @@ struct Args {
     /// root worker never does.
     #[arg(long, conflicts_with = "compile_user")]
     compile_as_root: bool,
+    /// Read the grid's token from FILE (contents trimmed) instead of
+    /// GRIDCC_TOKEN or GRIDCC_TOKEN_FILE. The worker sends it to the
+    /// coordinator and refuses clients without it. A coordinator that
+    /// refuses the token makes the worker exit with status 1 (retrying
+    /// cannot fix a token).
+    #[arg(long, value_name = "FILE")]
+    token_file: Option<PathBuf>,
+    /// Serve TLS with this PEM certificate (chain); needs --tls-key and an
+    /// https:// coordinator URL (clients reach workers with the
+    /// coordinator's scheme). The certificate must name the --advertise
+    /// address (an IP SAN for an IP address).
+    #[arg(long, value_name = "FILE", requires = "tls_key")]
+    tls_cert: Option<PathBuf>,
+    /// The PEM private key of --tls-cert.
+    #[arg(long, value_name = "FILE", requires = "tls_cert")]
+    tls_key: Option<PathBuf>,
+    /// PEM CA certificate(s) to check an https:// coordinator with
+    /// [env: GRIDCC_TLS_CA].
+    #[arg(long, value_name = "FILE")]
+    tls_ca: Option<PathBuf>,
 }
 
 fn main() -> ExitCode {
@@ -132,6 +153,12 @@ async fn serve(args: Args) -> anyhow::Result<()> {
         (false, None, _) => None,
     };
     config.advertise = args.advertise;
+    config.token = gridcc_proto::auth::load(args.token_file.as_deref())?;
+    config.tls = match (&args.tls_cert, &args.tls_key) {
+        (Some(cert), Some(key)) => Some(gridcc_proto::tls::ServerTls::load(cert, key)?),
+        _ => None,
+    };
+    config.coordinator_ca = gridcc_proto::tls::ClientTls::from_flag_or_env(args.tls_ca.as_deref())?;
     let listener = gridcc_proto::serve::bind_and_announce(&args.listen)
         .await
         .with_context(|| format!("cannot listen on {}", args.listen))?;

@@ -207,7 +207,9 @@ impl WorkerService {
         let lease = header
             .lease
             .as_ref()
-            .ok_or_else(|| Status::unauthenticated("job has no lease"))?;
+            // Not `unauthenticated`: that code means a missing or wrong
+            // token, which clients do not retry.
+            .ok_or_else(|| Status::permission_denied("job has no lease"))?;
         gridcc_proto::lease::verify(
             &registration.lease_key,
             registration.worker_id,

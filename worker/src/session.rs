@@ -3,6 +3,12 @@
 //! keep-alives; on any loss, forget the key (its leases are void) and
 //! reconnect with exponential backoff, so a restarted coordinator gets its
 //! workers back without an operator.
+//!
+//! One failure is not retried: a coordinator that refuses this worker's
+//! token. Retrying cannot fix a wrong or missing token, and a worker that
+//! keeps running looks healthy to a supervisor while it serves nobody; so
+//! [`run`] returns [`TokenRefused`] and the worker exits non-zero, for an
+//! operator (or a restart policy) to act on.
 
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
@@ -28,6 +34,10 @@ pub type SharedRegistration = Arc<RwLock<Option<Registration>>>;
 #[derive(Debug, Clone)]
 pub struct SessionConfig {
     pub coordinator: String,
+    /// Sent with every call to the coordinator.
+    pub token: Option<gridcc_proto::auth::Token>,
+    /// The CA to check an `https://` coordinator with.
+    pub tls: Option<gridcc_proto::tls::ClientTls>,
     pub hello: v1::WorkerHello,
     pub connect_timeout: Duration,
     /// Backoff bounds between reconnection attempts.
@@ -39,16 +49,25 @@ fn set_registration(shared: &SharedRegistration, value: Option<Registration>) {
     *shared.write().unwrap_or_else(|e| e.into_inner()) = value;
 }
 
+/// The coordinator refused this worker's token (or its lack of one).
+#[derive(Debug, thiserror::Error)]
+#[error("coordinator {url} refused the token: {message}")]
+pub struct TokenRefused {
+    pub url: String,
+    pub message: String,
+}
+
 /// Runs sessions until `shutdown`; `events` carries job events and load
 /// updates from the compile service. When `draining` fires, sends
-/// `GoingAway` on the current session.
+/// `GoingAway` on the current session. Returns early only when the
+/// coordinator refuses the token.
 pub async fn run(
     config: SessionConfig,
     registration: SharedRegistration,
     mut events: mpsc::Receiver<WorkerMessage>,
     draining: CancellationToken,
     shutdown: CancellationToken,
-) {
+) -> Result<(), TokenRefused> {
     let mut backoff = config.min_backoff;
     loop {
         let result = one_session(&config, &registration, &mut events, &draining, &shutdown).await;
@@ -62,17 +81,28 @@ pub async fn run(
             backoff = config.min_backoff;
         }
         if shutdown.is_cancelled() {
-            return;
+            return Ok(());
         }
         match result {
             Ok(()) => tracing::warn!("coordinator closed the session; reconnecting"),
+            Err(SessionError::Refused(status)) if status.code() == tonic::Code::Unauthenticated => {
+                let refused = TokenRefused {
+                    url: config.coordinator.clone(),
+                    message: status.message().to_owned(),
+                };
+                tracing::error!("{refused}; stopping");
+                return Err(refused);
+            }
             Err(e) => {
-                tracing::warn!(error = %e, retry_in_ms = backoff.as_millis() as u64, "coordinator session failed")
+                tracing::warn!(
+                    retry_in_ms = backoff.as_millis() as u64,
+                    "coordinator session failed: {e}"
+                )
             }
         }
         tokio::select! {
             () = tokio::time::sleep(backoff) => {}
-            () = shutdown.cancelled() => return,
+            () = shutdown.cancelled() => return Ok(()),
         }
         backoff = (backoff * 2).min(config.max_backoff);
     }
@@ -80,10 +110,10 @@ pub async fn run(
 
 #[derive(Debug, thiserror::Error)]
 enum SessionError {
-    #[error("bad coordinator URL: {0}")]
-    Url(#[source] tonic::transport::Error),
-    #[error("cannot connect: {0}")]
-    Connect(#[source] tonic::transport::Error),
+    #[error(transparent)]
+    Url(#[from] gridcc_proto::tls::TlsError),
+    #[error("cannot connect to {0}")]
+    Connect(String),
     #[error("coordinator refused the session: {0}")]
     Refused(#[from] tonic::Status),
     #[error("coordinator sent no welcome")]
@@ -99,12 +129,20 @@ async fn one_session(
     draining: &CancellationToken,
     shutdown: &CancellationToken,
 ) -> Result<(), SessionError> {
-    let endpoint = tonic::transport::Endpoint::from_shared(config.coordinator.clone())
-        .map_err(SessionError::Url)?
+    let url = &config.coordinator;
+    let endpoint = gridcc_proto::tls::endpoint(url, config.tls.as_ref())?
         .connect_timeout(config.connect_timeout)
         .tcp_nodelay(true);
-    let channel = endpoint.connect().await.map_err(SessionError::Connect)?;
-    let mut client = v1::coordinator_client::CoordinatorClient::new(channel);
+    let channel = endpoint.connect().await.map_err(|e| {
+        SessionError::Connect(format!(
+            "{url}: {}",
+            gridcc_proto::tls::explain_error(url, &e)
+        ))
+    })?;
+    let mut client = v1::coordinator_client::CoordinatorClient::with_interceptor(
+        channel,
+        gridcc_proto::auth::AttachToken::new(config.token.as_ref()),
+    );
 
     let (out_tx, out_rx) = mpsc::channel::<WorkerMessage>(64);
     let hello = WorkerMessage {
@@ -112,10 +150,18 @@ async fn one_session(
     };
     // Fresh channel with room: cannot fail.
     let _ = out_tx.try_send(hello);
-    let mut inbound = client
-        .worker_session(ReceiverStream::new(out_rx))
-        .await?
-        .into_inner();
+    let mut inbound = match client.worker_session(ReceiverStream::new(out_rx)).await {
+        Ok(response) => response.into_inner(),
+        // A plain worker on a TLS port (or the reverse) fails here, as a
+        // bare transport error: say what it probably is.
+        Err(status) if gridcc_proto::tls::is_transport_failure(&status) => {
+            return Err(SessionError::Connect(format!(
+                "{url}: {}",
+                gridcc_proto::tls::explain_status(url, &status)
+            )))
+        }
+        Err(status) => return Err(status.into()),
+    };
 
     let welcome = match inbound.message().await? {
         Some(v1::CoordinatorMessage {
