@@ -123,6 +123,8 @@ pub enum LocalReason {
     OutputToStdout,
     /// `-o /dev/…`: the object must not be replaced by a rename.
     OutputToDevice(String),
+    /// `-o ''`, which gcc refuses with its own message.
+    EmptyOutputName,
     /// More than one `-o`.
     MultipleOutputs,
     /// A dependency file written to stdout would mix with the preprocessed
@@ -214,6 +216,7 @@ impl fmt::Display for LocalReason {
             LocalReason::SourceFromStdin => f.write_str("source from stdin"),
             LocalReason::OutputToStdout => f.write_str("output to stdout"),
             LocalReason::OutputToDevice(o) => write!(f, "output to a device ({o})"),
+            LocalReason::EmptyOutputName => f.write_str("empty output file name (-o '')"),
             LocalReason::MultipleOutputs => f.write_str("multiple -o"),
             LocalReason::DependenciesToStdout => f.write_str("dependency output to stdout"),
             LocalReason::Assembly => f.write_str("assembly"),
@@ -271,10 +274,20 @@ pub enum ArgsError {
     ResponseFileNotUtf8 { path: String },
     #[error("too many response files (more than {limit} @file expansions; recursive?)")]
     TooManyResponseFiles { limit: usize },
+    #[error("response file {path} is not a regular file")]
+    ResponseFileNotRegular { path: String },
+    #[error("response files hold more than {limit} bytes")]
+    ResponseFilesTooLarge { limit: u64 },
 }
 
 /// gcc (libiberty's `expandargv`) gives up after this many expansions.
 const RESPONSE_FILE_LIMIT: usize = 2000;
+
+/// Most bytes read from all the response files of one command line. Far
+/// above any real build's (Linux allows 2 MiB of arguments and a command
+/// line of 32 000 characters is already rare), small enough that a stray
+/// `@big.log` cannot exhaust memory; past it the compile runs locally.
+const RESPONSE_BYTES_LIMIT: u64 = 64 * 1024 * 1024;
 
 /// Classifies one compiler command line.
 ///
@@ -304,12 +317,19 @@ pub fn classify(
 pub fn expand_response_files(args: &[String], cwd: &Path) -> Result<Vec<String>, ArgsError> {
     let mut out: Vec<String> = args.to_vec();
     let mut expansions = 0usize;
+    let mut budget = RESPONSE_BYTES_LIMIT;
     let mut i = 0usize;
     while i < out.len() {
         let Some(name) = out[i].strip_prefix('@') else {
             i += 1;
             continue;
         };
+        // gcc stats the name as written, and "" names nothing (joined to
+        // cwd it would name the working directory).
+        if name.is_empty() {
+            i += 1;
+            continue;
+        }
         let path = cwd.join(name);
         let meta = match std::fs::metadata(&path) {
             Ok(m) => m,
@@ -330,10 +350,7 @@ pub fn expand_response_files(args: &[String], cwd: &Path) -> Result<Vec<String>,
                 limit: RESPONSE_FILE_LIMIT,
             });
         }
-        let bytes = std::fs::read(&path).map_err(|source| ArgsError::ResponseFileUnreadable {
-            path: name.to_owned(),
-            source,
-        })?;
+        let bytes = read_response_file(&path, name, &mut budget)?;
         let text = String::from_utf8(bytes).map_err(|_| ArgsError::ResponseFileNotUtf8 {
             path: name.to_owned(),
         })?;
@@ -343,6 +360,34 @@ pub fn expand_response_files(args: &[String], cwd: &Path) -> Result<Vec<String>,
         out.splice(i..=i, inserted);
     }
     Ok(out)
+}
+
+/// Reads one response file, taking its size from `budget`. Only regular
+/// files: `@/dev/zero` would never end and a FIFO could block forever, so
+/// such command lines are left to the real compiler.
+fn read_response_file(path: &Path, name: &str, budget: &mut u64) -> Result<Vec<u8>, ArgsError> {
+    use std::io::Read;
+    let unreadable = |source| ArgsError::ResponseFileUnreadable {
+        path: name.to_owned(),
+        source,
+    };
+    let file = std::fs::File::open(path).map_err(unreadable)?;
+    // The opened file's own metadata, so it cannot be swapped after a check.
+    if !file.metadata().map_err(unreadable)?.is_file() {
+        return Err(ArgsError::ResponseFileNotRegular {
+            path: name.to_owned(),
+        });
+    }
+    let mut bytes = Vec::new();
+    file.take(budget.saturating_add(1))
+        .read_to_end(&mut bytes)
+        .map_err(unreadable)?;
+    *budget = budget
+        .checked_sub(bytes.len() as u64)
+        .ok_or(ArgsError::ResponseFilesTooLarge {
+            limit: RESPONSE_BYTES_LIMIT,
+        })?;
+    Ok(bytes)
 }
 
 /// libiberty's `buildargv`: whitespace separates arguments; single and double
@@ -1363,6 +1408,9 @@ impl<'a> Scan<'a> {
         if output == "-" {
             return Local(LocalReason::OutputToStdout);
         }
+        if output.is_empty() {
+            return Local(LocalReason::EmptyOutputName);
+        }
         if output.starts_with("/dev/") {
             return Local(LocalReason::OutputToDevice(output));
         }
@@ -2004,6 +2052,53 @@ mod tests {
         assert!(!e.contains('\n'), "{e}");
     }
 
+    /// Found while writing the fuzz targets: `@` joined the empty name to
+    /// the working directory and failed as "a directory" where gcc keeps
+    /// it as a literal argument, `@/dev/zero` read until memory ran out,
+    /// and a huge file was read whole.
+    #[test]
+    fn response_files_that_are_empty_names_devices_or_huge() {
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path();
+        let s = |v: &[&str]| v.iter().map(|x| (*x).to_owned()).collect::<Vec<_>>();
+        assert_eq!(
+            expand_response_files(&s(&["@", "-c"]), d).unwrap(),
+            ["@", "-c"]
+        );
+        let c = classify(&s(&["-c", "a.c", "@"]), d, &no_env).unwrap();
+        assert_eq!(summary(&c), "local: multiple source files");
+        for device in ["@/dev/zero", "@/dev/null"] {
+            assert!(matches!(
+                expand_response_files(&s(&[device]), d),
+                Err(ArgsError::ResponseFileNotRegular { .. })
+            ));
+        }
+        let big = std::fs::File::create(d.join("big")).unwrap();
+        big.set_len(RESPONSE_BYTES_LIMIT + 1).unwrap();
+        assert!(matches!(
+            expand_response_files(&s(&["@big"]), d),
+            Err(ArgsError::ResponseFilesTooLarge { .. })
+        ));
+        // The limit is on all the files together.
+        big.set_len(RESPONSE_BYTES_LIMIT / 2 + 1).unwrap();
+        assert!(matches!(
+            expand_response_files(&s(&["@big", "@big"]), d),
+            Err(ArgsError::ResponseFilesTooLarge { .. })
+        ));
+    }
+
+    /// Found by `a_remote_split_classifies_back_to_itself`: `-o ''` went
+    /// remote, and the wrapper would have had to write an object named "",
+    /// where gcc says "output filename may not be empty".
+    #[test]
+    fn empty_output_name_stays_local() {
+        let args: Vec<String> = ["a.c", "-c", "-MF", "a.o", "-o", ""]
+            .map(str::to_owned)
+            .to_vec();
+        let c = classify(&args, Path::new("/nonexistent-cwd"), &no_env).unwrap();
+        assert_eq!(summary(&c), "local: empty output file name (-o '')");
+    }
+
     #[test]
     fn precompiled_header_next_to_include_stays_local() {
         let dir = tempfile::tempdir().unwrap();
@@ -2308,5 +2403,418 @@ mod tests {
             original == split,
             "with -gno-column-info the objects should match"
         );
+    }
+}
+
+/// Properties over arbitrary command lines: real gcc options from a
+/// vocabulary mixed with random words, empty words and `@file` response
+/// files (nested, missing, devices). Classification never panics, is
+/// deterministic, and the two command lines of a remote split classify
+/// back to the same split.
+#[cfg(test)]
+mod properties {
+    use super::*;
+    use proptest::prelude::*;
+
+    /// Words gcc and clang command lines are made of, the awkward ones
+    /// included: options that take values, prefixes of other options,
+    /// inputs of every kind, and values that look like options.
+    const VOCABULARY: &[&str] = &[
+        "-c",
+        "-o",
+        "-E",
+        "-S",
+        "-M",
+        "-MM",
+        "-MD",
+        "-MMD",
+        "-MF",
+        "-MT",
+        "-MQ",
+        "-MP",
+        "-MG",
+        "-MJ",
+        "-x",
+        "c",
+        "c++",
+        "none",
+        "cpp-output",
+        "assembler",
+        "c-header",
+        "f95",
+        "-I",
+        "-Iinc",
+        "-I-",
+        "-D",
+        "-DX=1",
+        "-DY",
+        "-U",
+        "-UX",
+        "-include",
+        "pch.h",
+        "-include-pch",
+        "-imacros",
+        "-isystem",
+        "-iquote",
+        "-idirafter",
+        "-iplugindir=x",
+        "-ifoo",
+        "-g",
+        "-g0",
+        "-g3",
+        "-ggdb",
+        "-gdwarf-4",
+        "-gsplit-dwarf",
+        "-gz",
+        "-gno-column-info",
+        "-O0",
+        "-O2",
+        "-Os",
+        "-Wall",
+        "-Werror",
+        "-Wp,-MD,dep.d",
+        "-Wp,-MMD,-",
+        "-Wp,-E",
+        "-Wp,-C",
+        "-Wp,",
+        "-Wa,-adhln=x.lst",
+        "-Wa,--noexecstack",
+        "-Wa,",
+        "-Wl,-z,now",
+        "-Xpreprocessor",
+        "-Xlinker",
+        "-Xassembler",
+        "-Xclang",
+        "-fcolor-diagnostics",
+        "-Xarch_x86_64",
+        "-C",
+        "-CC",
+        "-P",
+        "-H",
+        "-fPIC",
+        "-fno-working-directory",
+        "-fworking-directory",
+        "-fsyntax-only",
+        "-fplugin=x.so",
+        "-fprofile-use",
+        "-fprofile-generate",
+        "-fprofile-arcs",
+        "--coverage",
+        "-fdump-tree-all",
+        "-fstack-usage",
+        "-fdirectives-only",
+        "-fpreprocessed",
+        "-fpch-preprocess",
+        "-fdebug-prefix-map=/a=/b",
+        "-fmacro-prefix-map=/a=.",
+        "-fsanitize=address",
+        "-fsanitize-ignorelist=x",
+        "-fmodules",
+        "-march=native",
+        "-march=x86-64",
+        "-mavx2",
+        "-std=c11",
+        "-std=gnu++17",
+        "-pedantic",
+        "-pthread",
+        "-pipe",
+        "-B",
+        "/opt/bin",
+        "-specs",
+        "-specs=x",
+        "-wrapper",
+        "-save-temps",
+        "-dumpbase",
+        "-aux-info",
+        "-dM",
+        "-dD",
+        "-d",
+        "-v",
+        "--version",
+        "-###",
+        "-print-file-name=x",
+        "--help=x",
+        "-undef",
+        "-emit-llvm",
+        "--param",
+        "max-inline-insns-single=5",
+        "--sysroot",
+        "--sysroot=/s",
+        "-target",
+        "--target=x86_64-linux-gnu",
+        "-arch",
+        "x86_64",
+        "-framework",
+        "--foo",
+        "-lm",
+        "-L.",
+        "-static",
+        "-shared",
+        "-nostdinc",
+        "-traditional-cpp",
+        "-fdebug-compilation-dir",
+        ".",
+        "a.c",
+        "b.c",
+        "src/a.c",
+        "../up/a.c",
+        "a.cpp",
+        "a.C",
+        "a.i",
+        "a.ii",
+        "a.m",
+        "a.mm",
+        "a.s",
+        "a.S",
+        "h.h",
+        "a.f90",
+        "lib.a",
+        "a.o",
+        ".c",
+        "a.",
+        "-",
+        "--",
+        "/dev/null",
+        "/dev/stdout",
+        "obj/a.o",
+        "a.d",
+        "",
+        "@",
+        "@rsp0",
+        "@rsp1",
+        "@rsp2",
+        "@missing",
+        "@.",
+        "@/dev/null",
+        "@/dev/zero",
+        "@/nonexistent/rsp",
+    ];
+
+    fn word() -> impl Strategy<Value = String> {
+        prop_oneof![
+            6 => proptest::sample::select(VOCABULARY).prop_map(str::to_owned),
+            1 => "-[a-zA-Z0-9=,._/+-]{0,10}",
+            1 => ".{0,8}",
+            1 => Just(String::new()),
+        ]
+    }
+
+    fn argv() -> impl Strategy<Value = Vec<String>> {
+        proptest::collection::vec(word(), 0..14)
+    }
+
+    /// Words of command lines that go remote, and values that look like
+    /// options (`-D -E`).
+    const REMOTE_WORDS: &[&str] = &[
+        "-O2",
+        "-g",
+        "-g0",
+        "-Wall",
+        "-DX=1",
+        "-D",
+        "-E",
+        "-Iinc",
+        "-I",
+        "inc",
+        "-MD",
+        "-MMD",
+        "-MF",
+        "dep.d",
+        "-MT",
+        "t",
+        "-MQ",
+        "$q",
+        "-MP",
+        "-fPIC",
+        "-std=c11",
+        "-x",
+        "c",
+        "c++",
+        "-include",
+        "h.h",
+        "-isystem",
+        "/usr/inc",
+        "--param",
+        "max-inline-insns-single=5",
+        "-G",
+        "8",
+        "-Xclang",
+        "-fcolor-diagnostics",
+        "-C",
+        "-P",
+        "-fno-working-directory",
+        "-fdebug-prefix-map=/a=/b",
+        "-fmacro-prefix-map=/a=.",
+        "-Wa,--noexecstack",
+        "-pipe",
+        "-Wp,-MD,dep.d",
+        "-lm",
+        "-L.",
+        "-static",
+        "-nostdinc",
+        "-undef",
+        "-target",
+        "x86_64",
+        "-fdebug-compilation-dir",
+        ".",
+        "-Xlinker",
+        "-o",
+        "-U",
+        "-Wp,-DX",
+    ];
+
+    /// A compile command line: `-c`, one source and maybe `-o` among
+    /// mostly harmless words, so that a good share of them go remote.
+    fn compile_line() -> impl Strategy<Value = Vec<String>> {
+        let source = proptest::sample::select(&["a.c", "src/b.cpp", "x.i", "../m.m", "-"][..]);
+        let output = proptest::option::of(proptest::sample::select(&["a.o", "obj/x.o"][..]));
+        let word = prop_oneof![
+            4 => proptest::sample::select(REMOTE_WORDS).prop_map(str::to_owned),
+            1 => word(),
+        ];
+        (
+            proptest::collection::vec(word, 0..8),
+            source,
+            output,
+            any::<usize>(),
+        )
+            .prop_map(|(mut words, source, output, at)| {
+                words.insert(at % (words.len() + 1), "-c".to_owned());
+                words.insert((at / 7) % (words.len() + 1), source.to_owned());
+                if let Some(o) = output {
+                    words.insert((at / 49) % (words.len() + 1), o.to_owned());
+                    words.insert((at / 49) % (words.len() + 1), "-o".to_owned());
+                }
+                words
+            })
+    }
+
+    /// A response file's text: words, quoted or escaped the ways
+    /// libiberty reads them, or arbitrary text.
+    fn response_text() -> impl Strategy<Value = String> {
+        let quoted = (word(), 0..4u8).prop_map(|(w, how)| match how {
+            0 => format!("'{w}'"),
+            1 => format!("\"{w}\""),
+            2 => w.replace(' ', "\\ "),
+            _ => w,
+        });
+        prop_oneof![
+            4 => proptest::collection::vec(quoted, 0..8).prop_map(|w| w.join(" \n\t")),
+            1 => ".{0,40}",
+        ]
+    }
+
+    /// A working directory holding up to three response files, a
+    /// precompiled header and a directory.
+    fn project(files: &[String]) -> tempfile::TempDir {
+        let dir = tempfile::tempdir().unwrap();
+        for (i, text) in files.iter().enumerate() {
+            std::fs::write(dir.path().join(format!("rsp{i}")), text).unwrap();
+        }
+        std::fs::write(dir.path().join("pch.h.gch"), "gch").unwrap();
+        std::fs::create_dir(dir.path().join("inc")).unwrap();
+        dir
+    }
+
+    fn no_env(_: &str) -> Option<String> {
+        None
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(512))]
+
+        #[test]
+        fn classification_is_total_and_deterministic(
+            args in argv(),
+            files in proptest::collection::vec(response_text(), 0..3),
+        ) {
+            let dir = project(&files);
+            let first = classify(&args, dir.path(), &no_env);
+            let second = classify(&args, dir.path(), &no_env);
+            match (&first, &second) {
+                (Ok(a), Ok(b)) => prop_assert_eq!(a, b),
+                (Err(a), Err(b)) => {
+                    let message = a.to_string();
+                    prop_assert_eq!(&message, &b.to_string());
+                    prop_assert!(!message.contains('\n'), "{}", message);
+                }
+                _ => prop_assert!(false, "{first:?} then {second:?}"),
+            }
+            if let Ok(Classification::Local(reason)) = &first {
+                let shown = reason.to_string();
+                prop_assert!(!shown.is_empty() && !shown.contains('\n'));
+            }
+        }
+
+        /// The two halves of a split, run as command lines of their own,
+        /// classify back to the same split: the worker's compile of the
+        /// preprocessed text is itself a remote compile with the same
+        /// arguments, and the preprocessing step with `-c` for `-E` is the
+        /// same compile with every derived dependency option explicit.
+        #[test]
+        fn a_remote_split_classifies_back_to_itself(
+            args in prop_oneof![1 => argv(), 3 => compile_line()],
+            files in proptest::collection::vec(response_text(), 0..3),
+        ) {
+            let dir = project(&files);
+            let Ok(Classification::Remote(job)) = classify(&args, dir.path(), &no_env) else {
+                return Ok(());
+            };
+            prop_assert!(!job.output.is_empty() && job.output != "-");
+            prop_assert!(!job.output.starts_with("/dev/"));
+            prop_assert_eq!(job.preprocessed_input, job.preprocess_args.is_empty());
+
+            let mut worker = job.compile_args.clone();
+            worker.extend(
+                ["-x", job.remote_language, "-c", "job.i", "-o", "out.o"].map(str::to_owned),
+            );
+            let back = classify(&worker, dir.path(), &no_env).unwrap();
+            let Classification::Remote(back) = back else {
+                return Err(TestCaseError::fail(format!("worker line {worker:?}: {back:?}")));
+            };
+            prop_assert_eq!(&back.compile_args, &job.compile_args);
+            prop_assert_eq!(back.source.as_str(), "job.i");
+            prop_assert_eq!(back.output.as_str(), "out.o");
+            prop_assert!(back.preprocessed_input);
+            prop_assert_eq!(back.remote_language, job.remote_language);
+
+            // Only when the -E the split added is the only one: a value
+            // (`-D -E`) can be spelled the same.
+            if job.preprocess_args.iter().filter(|a| *a == "-E").count() == 1 {
+                let again: Vec<String> = job
+                    .preprocess_args
+                    .iter()
+                    .map(|a| if a == "-E" { "-c".to_owned() } else { a.clone() })
+                    .collect();
+                let back = classify(&again, dir.path(), &no_env).unwrap();
+                let Classification::Remote(back) = back else {
+                    return Err(TestCaseError::fail(format!("{again:?}: {back:?}")));
+                };
+                prop_assert_eq!(&back.source, &job.source);
+                prop_assert_eq!(back.language, job.language);
+                prop_assert_eq!(&back.preprocess_args, &job.preprocess_args);
+                prop_assert_eq!(&back.compile_args, &job.compile_args);
+            }
+        }
+
+        /// Arguments that are not UTF-8 reach `gridcc explain` as
+        /// `OsString`s: an answer, never a panic.
+        #[test]
+        fn explain_takes_any_os_string(
+            args in argv(),
+            raw in proptest::collection::vec(proptest::collection::vec(any::<u8>(), 0..6), 0..3),
+            json in any::<bool>(),
+        ) {
+            use std::ffi::OsString;
+            use std::os::unix::ffi::OsStringExt;
+            let mut argv: Vec<OsString> = ["gridcc", "explain"].map(OsString::from).to_vec();
+            if json {
+                argv.push("--json".into());
+            }
+            argv.push("gcc".into());
+            argv.extend(args.into_iter().map(OsString::from));
+            argv.extend(raw.into_iter().map(OsString::from_vec));
+            prop_assert_eq!(crate::cli::main(argv), 0);
+        }
     }
 }

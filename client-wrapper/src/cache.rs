@@ -21,6 +21,8 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime};
 
+use gridcc_proto::payload::PayloadError;
+
 /// Changing anything about what goes into a key or an entry changes this,
 /// so old entries simply stop matching.
 const KEY_VERSION: &[u8] = b"gridcc object cache key v1";
@@ -206,11 +208,11 @@ pub fn decode(key: &Key, bytes: &[u8]) -> Result<Entry, Corrupt> {
     if raw_len > MAX_PAYLOAD || packed_len != (body.len() - HEADER) as u64 {
         return Err(Corrupt::Fields);
     }
-    let raw = zstd::bulk::decompress(&body[HEADER..], raw_len as usize)
-        .map_err(|_| Corrupt::Decompress)?;
-    if raw.len() as u64 != raw_len {
-        return Err(Corrupt::Fields);
-    }
+    // Memory follows the bytes that decompress, not the header's claim.
+    let raw = gridcc_proto::payload::decompress(&body[HEADER..], raw_len).map_err(|e| match e {
+        PayloadError::SizeMismatch { .. } | PayloadError::Overlong { .. } => Corrupt::Fields,
+        _ => Corrupt::Decompress,
+    })?;
     let mut rest = raw.as_slice();
     let mut take = |n: usize| -> Result<&[u8], Corrupt> {
         if rest.len() < n {
@@ -605,5 +607,102 @@ mod tests {
         assert_eq!(parse_size("1234"), Some(1234));
         assert_eq!(parse_size("x"), None);
         assert_eq!(parse_size("-1G"), None);
+    }
+}
+
+/// Properties of the entry format: whatever bytes a cache file holds, an
+/// entry comes back only when it is the one stored under that key.
+#[cfg(test)]
+mod properties {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn entry() -> impl Strategy<Value = Entry> {
+        let bytes = || proptest::collection::vec(any::<u8>(), 0..300);
+        (any::<i32>(), bytes(), bytes(), bytes(), any::<u64>()).prop_map(
+            |(exit_code, object, stdout, stderr, compile_ms)| Entry {
+                exit_code,
+                object,
+                stdout,
+                stderr,
+                compile_ms,
+            },
+        )
+    }
+
+    fn key(text: &[u8]) -> Key {
+        KeyInputs {
+            compiler: "c0ffee",
+            mode: "source",
+            language: "c",
+            args: &[],
+            source: "a.c",
+            cwd: None,
+            env: &[],
+            text,
+        }
+        .key()
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(256))]
+
+        #[test]
+        fn entries_round_trip(e in entry(), text in any::<Vec<u8>>()) {
+            let k = key(&text);
+            prop_assert_eq!(decode(&k, &encode(&k, &e).unwrap()).unwrap(), e);
+        }
+
+        #[test]
+        fn arbitrary_bytes_are_refused(bytes in any::<Vec<u8>>()) {
+            prop_assert!(decode(&key(b""), &bytes).is_err());
+        }
+
+        /// Real entries with one byte changed, cut short, lengthened, or
+        /// read under another key.
+        #[test]
+        fn damaged_real_entries_are_refused(
+            e in entry(),
+            at in any::<usize>(),
+            mask in 1..=255u8,
+            tail in proptest::collection::vec(any::<u8>(), 1..8),
+        ) {
+            let k = key(b"int x;");
+            let good = encode(&k, &e).unwrap();
+            let at = at % good.len();
+            let mut flipped = good.clone();
+            flipped[at] ^= mask;
+            prop_assert!(decode(&k, &flipped).is_err());
+            prop_assert!(decode(&k, &good[..at]).is_err());
+            let mut longer = good.clone();
+            longer.extend_from_slice(&tail);
+            prop_assert!(decode(&k, &longer).is_err());
+            prop_assert_eq!(decode(&key(b"int y;"), &good), Err(Corrupt::Checksum));
+        }
+
+        /// Past the checksum (a file written by a buggy or hostile writer
+        /// that knew the format): any header and payload give an entry or
+        /// an error, never a panic or a limit-sized allocation.
+        #[test]
+        fn checksummed_garbage_decodes_cleanly(
+            raw_len in prop_oneof![0..1024u64, Just(MAX_PAYLOAD), any::<u64>()],
+            payload in prop_oneof![
+                proptest::collection::vec(any::<u8>(), 0..200),
+                proptest::collection::vec(any::<u8>(), 0..200)
+                    .prop_map(|raw| zstd::bulk::compress(&raw, 1).unwrap()),
+            ],
+        ) {
+            let k = key(b"");
+            let mut body = MAGIC.to_vec();
+            body.extend_from_slice(&raw_len.to_le_bytes());
+            body.extend_from_slice(&(payload.len() as u64).to_le_bytes());
+            body.extend_from_slice(&payload);
+            let sum = checksum(&k, &body);
+            body.extend_from_slice(sum.as_bytes());
+            if let Ok(e) = decode(&k, &body) {
+                // Whatever decodes re-encodes to an entry that decodes the same.
+                prop_assert_eq!(decode(&k, &encode(&k, &e).unwrap()).unwrap(), e);
+            }
+        }
     }
 }
