@@ -612,13 +612,14 @@ impl Record<'_> {
 
         let mut dirs = search_list(self.compiler, self.job)?;
         dirs.extend(include_arg_dirs(&self.job.search_args));
-        let mut prefixes: BTreeSet<String> = dirs.iter().map(|d| prefix(d)).collect();
-        prefixes.insert(String::new());
-        prefixes.insert("./".to_owned());
+        let mut searched: BTreeSet<String> = dirs.iter().map(|d| prefix(d)).collect();
+        searched.insert(String::new());
+        searched.insert("./".to_owned());
         let mut file_dirs: BTreeMap<&str, usize> = BTreeMap::new();
         for path in entered.iter().chain([&self.plan.source]) {
             *file_dirs.entry(dir_of(path)).or_default() += 1;
         }
+        let mut prefixes = searched.clone();
         prefixes.extend(file_dirs.keys().map(|d| (*d).to_owned()));
 
         // The include names behind the marker paths: each path minus any
@@ -637,25 +638,19 @@ impl Record<'_> {
             let own = dir_of(path);
             let mut told = false;
             for base in &bases {
-                // A file's own directory explains nothing unless another
-                // file read lives there too.
-                if base == own && file_dirs.get(own).copied().unwrap_or(0) < 2 {
-                    if let Some(rest) = path.strip_prefix(base.as_str()) {
-                        names.insert(rest.to_owned());
-                    }
-                    continue;
-                }
-                if base.is_empty() {
-                    if !path.starts_with('/') {
-                        names.insert(path.clone());
-                        told = true;
-                    }
-                } else if let Some(rest) = path.strip_prefix(base.as_str()) {
-                    if !rest.is_empty() {
-                        names.insert(rest.to_owned());
-                        told = true;
-                    }
-                }
+                let rest = if base.is_empty() {
+                    // The working directory: relative paths only.
+                    (!path.starts_with('/')).then_some(path.as_str())
+                } else {
+                    path.strip_prefix(base.as_str()).filter(|r| !r.is_empty())
+                };
+                let Some(rest) = rest else { continue };
+                names.insert(rest.to_owned());
+                // A file's own directory tells nothing unless it is searched
+                // anyway or another file read lives there too.
+                told |= base != own
+                    || searched.contains(own)
+                    || file_dirs.get(own).copied().unwrap_or(0) >= 2;
             }
             // An absolute `#include "/x/y.h"` searches nothing.
             let absolute_include = path.starts_with('/') && names.contains(path);
