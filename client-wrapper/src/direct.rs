@@ -22,7 +22,9 @@
 //!   and every directory a lookup can start in (the compiler's quote and
 //!   bracket search list from `-E -v`, the directories it ignored as missing
 //!   or duplicate, the `-I`-style arguments, the directory of every file
-//!   read, and the working directory) the probe records `DIR/NAME`. That is
+//!   read and of every name a line marker gives it (`#line` renames a file;
+//!   gcc keeps searching from the real one's directory, probing both costs
+//!   little), and the working directory) the probe records `DIR/NAME`. That is
 //!   a superset of the paths gcc tried for each lookup, including lookups it
 //!   made and did not print (a guarded header included again, a `#pragma
 //!   once` copy skipped); a new header earlier in the path, a header that
@@ -596,7 +598,7 @@ impl Record<'_> {
         }
         scan(&source, &mut names)?;
 
-        let entered = entered_files(self.text)?;
+        let (entered, named) = markers(self.text)?;
         let mut files = Vec::with_capacity(entered.len());
         for path in &entered {
             if *path == self.plan.source {
@@ -621,6 +623,9 @@ impl Record<'_> {
         }
         let mut prefixes = searched.clone();
         prefixes.extend(file_dirs.keys().map(|d| (*d).to_owned()));
+        // Whether gcc starts a quote include in the directory of the file
+        // or of the name a `#line` gave it, both are probed.
+        prefixes.extend(named.iter().map(|n| dir_of(n).to_owned()));
 
         // The include names behind the marker paths: each path minus any
         // directory a lookup could have started in (the real spelling is one
@@ -868,10 +873,12 @@ fn parse_search_list(stderr: &[u8]) -> Result<Vec<String>, &'static str> {
 }
 
 /// The files the preprocessing entered, in order, once each: the paths of
-/// the line markers with flag 1 (`# 1 "inc/h.h" 1`).
-fn entered_files(text: &[u8]) -> Result<Vec<String>, &'static str> {
+/// the line markers with flag 1 (`# 1 "inc/h.h" 1`); and every name any
+/// marker shows (`#line` can rename the current file).
+fn markers(text: &[u8]) -> Result<(Vec<String>, BTreeSet<String>), &'static str> {
     let mut out = Vec::new();
     let mut seen = HashSet::new();
+    let mut named = BTreeSet::new();
     for line in text.split(|c| *c == b'\n') {
         let Some(rest) = line.strip_prefix(b"# ") else {
             continue;
@@ -885,10 +892,11 @@ fn entered_files(text: &[u8]) -> Result<Vec<String>, &'static str> {
         };
         let (name, flags) = unquote(rest)?;
         if flags.split(|c| *c == b' ').any(|f| f == b"1") && seen.insert(name.clone()) {
-            out.push(name);
+            out.push(name.clone());
         }
+        named.insert(name);
     }
-    Ok(out)
+    Ok((out, named))
 }
 
 /// A line marker's file name (after its opening quote), unescaped as gcc's
@@ -1083,6 +1091,7 @@ mod tests {
 
     #[test]
     fn entered_files_are_the_markers_with_flag_1() {
+        let entered_files = |text: &[u8]| markers(text).map(|(entered, _)| entered);
         let text = b"# 0 \"a.c\"\n# 0 \"<command-line>\"\n# 1 \"./pre.h\" 1\n# 0 \"<command-line>\" 2\n# 1 \"a.c\"\n# 1 \"inc/h.h\" 1\n# 1 \"/usr/include/stdio.h\" 1 3 4\n# 2 \"inc/h.h\" 2\n# 1 \"/usr/include/stdio.h\" 1 3 4\n#define X 1\n# 12 \"we\\\\ird \\\"q\\\".h\" 1\nint x;\n";
         assert_eq!(
             entered_files(text).unwrap(),
@@ -1095,6 +1104,11 @@ mod tests {
         );
         assert!(entered_files(b"# 1 \"bad\\q.h\" 1\n").is_err());
         assert!(entered_files(b"# 1 \"unterminated 1\n").is_err());
+        let (_, named) = markers(b"# 1 \"a.c\"\n# 7 \"gen/parse.y\"\n").unwrap();
+        assert_eq!(
+            named.into_iter().collect::<Vec<_>>(),
+            ["a.c", "gen/parse.y"]
+        );
     }
 
     #[test]

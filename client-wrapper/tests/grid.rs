@@ -1892,3 +1892,56 @@ fn direct_mode_rebuilds_calc_with_identical_files() {
     assert_eq!(s["hits_direct"], 13, "{s:#}");
     assert_eq!(s["misses"], 13, "{s:#}");
 }
+
+/// `#line` renames the current file in the markers, never where gcc looks:
+/// a quote include still starts in the real file's directory. The
+/// directory the new name points at is probed anyway, so a header created
+/// there (which plain gcc ignores) is a direct miss, not a wrong answer,
+/// and the object stays the one gcc makes.
+#[test]
+fn direct_mode_is_not_fooled_by_line_directives() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let cache = d.join("cache");
+    std::fs::create_dir(d.join("src")).unwrap();
+    write(d, "src/h.h", "#define V 1\n");
+    write(
+        d,
+        "src/x.c",
+        "#line 1 \"gen/other.c\"\n#include \"h.h\"\nint v = V;\nconst char *f = __FILE__;\n",
+    );
+    let line = ["gcc", "-O2", "-c", "src/x.c", "-o", "x.o"];
+    age(d);
+    direct_gridcc(d, &cache, &line);
+    direct_gridcc(d, &cache, &line);
+    let s = cache_stats(&cache, false);
+    assert_eq!(s["hits_direct"], 1, "{s:#}");
+    let before = std::fs::read(d.join("x.o")).unwrap();
+    assert_eq!(before, fresh_object(d, &line));
+
+    std::fs::create_dir(d.join("gen")).unwrap();
+    write(d, "gen/h.h", "#define V 2\n");
+    direct_gridcc(d, &cache, &line);
+    let s = cache_stats(&cache, false);
+    assert_eq!(s["hits_direct"], 1, "{s:#}");
+    assert_eq!(
+        s["direct_misses"]["an include path changed (a header appeared, vanished or moved)"], 1,
+        "{s:#}"
+    );
+    let after = std::fs::read(d.join("x.o")).unwrap();
+    assert_eq!(after, fresh_object(d, &line));
+    assert_eq!(after, before, "gcc still reads src/h.h");
+
+    // The real directory's header is still the one that counts.
+    age(d);
+    direct_gridcc(d, &cache, &line);
+    direct_gridcc(d, &cache, &line);
+    assert_eq!(cache_stats(&cache, false)["hits_direct"], 2);
+    write(d, "src/h.h", "#define V 3\n");
+    direct_gridcc(d, &cache, &line);
+    let s = cache_stats(&cache, false);
+    assert_eq!(s["hits_direct"], 2, "{s:#}");
+    let edited = std::fs::read(d.join("x.o")).unwrap();
+    assert_eq!(edited, fresh_object(d, &line));
+    assert_ne!(edited, before);
+}
