@@ -1111,6 +1111,108 @@ mod tests {
         );
     }
 
+    /// The compile `gcc LINE` in `dir` (which holds its source).
+    fn classified(dir: &Path, line: &str) -> (Vec<String>, RemoteCompile) {
+        let args: Vec<String> = line.split_whitespace().map(str::to_owned).collect();
+        match crate::args::classify(&args, dir, &|_| None).unwrap() {
+            crate::args::Classification::Remote(r) => (args, r),
+            crate::args::Classification::Local(why) => panic!("{line}: local: {why}"),
+        }
+    }
+
+    #[test]
+    fn refusals_cover_what_direct_mode_cannot_see() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("a.c"), "int a;\n").unwrap();
+        let no_env = |_: &str| None;
+        for (line, why) in [
+            ("-c a.c", None),
+            ("-MD -c a.c", Some("")),
+            ("-DW=__DATE__ -c a.c", Some("__DATE__")),
+            ("-DW=__TIMESTAMP__ -c a.c", Some("__DATE__")),
+            ("-DH=__has_include(<x.h>) -c a.c", Some("__DATE__")),
+            ("-imacros m.h -c a.c", Some("-imacros")),
+            ("-Wp,-DX -c a.c", Some("-Wp,")),
+            ("-Wp,-MD,a.d -c a.c", Some("")),
+            ("-Wp,-MD,a.d,-MP -c a.c", Some("-Wp,")),
+            ("-MD -MG -c a.c", Some("-MG")),
+            ("-MD -MF x.d -Wp,-MMD,y.d -c a.c", Some("more than one")),
+        ] {
+            let (args, job) = classified(dir.path(), line);
+            let got = refusal(&job, &args, &no_env);
+            match why {
+                None | Some("") => assert_eq!(got, None, "{line}"),
+                Some(w) => assert!(got.is_some_and(|g| g.contains(w)), "{line}: {got:?}"),
+            }
+        }
+        let (args, job) = classified(dir.path(), "-c a.c");
+        for var in ["DEPENDENCIES_OUTPUT", "SUNPRO_DEPENDENCIES"] {
+            let env = |name: &str| (name == var).then(|| "deps.d".to_owned());
+            assert!(refusal(&job, &args, &env).is_some(), "{var}");
+        }
+        let (args, job) = classified(dir.path(), "-c a.i");
+        assert!(refusal(&job, &args, &no_env).is_some());
+    }
+
+    #[test]
+    fn the_manifest_key_covers_compiler_arguments_cwd_source_and_environment() {
+        let dir = tempfile::tempdir().unwrap();
+        let source = dir.path().join("a.c");
+        std::fs::write(&source, "int a;\n").unwrap();
+        let (args, mut job) = classified(dir.path(), "-O2 -c a.c");
+        // The source is read relative to this process: name it fully.
+        job.source = source.display().to_string();
+        let key = |compiler: &str,
+                   identity: &str,
+                   args: &[String],
+                   expanded: &[String],
+                   cwd: &str,
+                   env: &dyn Fn(&str) -> Option<String>| {
+            plan(&PlanInputs {
+                compiler: Path::new(compiler),
+                identity,
+                args,
+                expanded,
+                job: &job,
+                cwd,
+                env,
+                start: SystemTime::now(),
+            })
+            .unwrap()
+            .key()
+            .as_str()
+            .to_owned()
+        };
+        let none = |_: &str| None;
+        let base = key("/usr/bin/gcc", "id", &args, &args, "/w", &none);
+        assert_eq!(base, key("/usr/bin/gcc", "id", &args, &args, "/w", &none));
+        let other_args: Vec<String> = ["-O3", "-c", "a.c"].map(str::to_owned).to_vec();
+        let mut differ = vec![
+            key("/usr/bin/cc", "id", &args, &args, "/w", &none),
+            key("/usr/bin/gcc", "id2", &args, &args, "/w", &none),
+            key("/usr/bin/gcc", "id", &other_args, &args, "/w", &none),
+            key("/usr/bin/gcc", "id", &args, &other_args, "/w", &none),
+            key("/usr/bin/gcc", "id", &args, &args, "/v", &none),
+        ];
+        // The dependency-output variables are refused outright (above).
+        for var in MANIFEST_ENV
+            .iter()
+            .chain(cache::KEY_ENV)
+            .filter(|v| !["DEPENDENCIES_OUTPUT", "SUNPRO_DEPENDENCIES"].contains(v))
+        {
+            let set = |name: &str| (name == *var).then(String::new);
+            let other = |name: &str| (name == *var).then(|| "x".to_owned());
+            differ.push(key("/usr/bin/gcc", "id", &args, &args, "/w", &set));
+            differ.push(key("/usr/bin/gcc", "id", &args, &args, "/w", &other));
+        }
+        std::fs::write(&source, "int b;\n").unwrap();
+        differ.push(key("/usr/bin/gcc", "id", &args, &args, "/w", &none));
+        let mut all: Vec<&String> = differ.iter().chain([&base]).collect();
+        all.sort();
+        all.dedup();
+        assert_eq!(all.len(), differ.len() + 1, "every change is another key");
+    }
+
     #[test]
     fn the_search_list_includes_ignored_directories() {
         let stderr = b"Using built-in specs.\n ignoring\nignoring nonexistent directory \"nope\"\nignoring duplicate directory \"inc/\"\n  as it is a non-system directory that duplicates a system directory\ncc1: warning: x.c: not a directory\n#include \"...\" search starts here:\n q\n#include <...> search starts here:\n inc\n /usr/include\nEnd of search list.\nCOMPILER_PATH=/usr/lib\n";

@@ -1692,9 +1692,9 @@ fn direct_mode_sees_a_header_edit_that_keeps_size_and_mtime() {
 }
 
 /// A new header of the same name earlier in the include path (in a `-I`
-/// directory that did not exist, then in the including file's own
-/// directory) is a direct miss, and the object is the one gcc makes with
-/// the new header.
+/// directory that did not exist, then in an `-iquote` directory, then in
+/// the including file's own directory) is a direct miss, and the object is
+/// the one gcc makes with the new header.
 #[test]
 fn direct_mode_sees_a_new_header_earlier_in_the_include_path() {
     let dir = tempfile::tempdir().unwrap();
@@ -1706,9 +1706,9 @@ fn direct_mode_sees_a_new_header_earlier_in_the_include_path() {
     write(d, "inc/h.h", "#define V 1\n");
     write(d, "src/x.c", "#include \"h.h\"\nint v = V;\n");
     let line = [
-        "gcc", "-O2", "-Ifirst", "-Iinc", "-c", "src/x.c", "-o", "x.o",
+        "gcc", "-O2", "-iquote", "quote", "-Ifirst", "-Iinc", "-c", "src/x.c", "-o", "x.o",
     ];
-    let objects: Vec<Vec<u8>> = ["first/h.h", "src/h.h"]
+    let objects: Vec<Vec<u8>> = ["first/h.h", "quote/h.h", "src/h.h"]
         .iter()
         .enumerate()
         .map(|(i, shadow)| {
@@ -1731,11 +1731,12 @@ fn direct_mode_sees_a_new_header_earlier_in_the_include_path() {
         })
         .collect();
     assert_ne!(objects[0], objects[1]);
-    // Each shadowing header, and the first compile of the second round
-    // (its manifest still expects first/h.h missing).
+    assert_ne!(objects[1], objects[2]);
+    // Each shadowing header, and the first compile of each later round
+    // (its manifest still expects the previous shadow missing).
     let s = cache_stats(&cache, false);
     assert_eq!(
-        s["direct_misses"]["an include path changed (a header appeared, vanished or moved)"], 3,
+        s["direct_misses"]["an include path changed (a header appeared, vanished or moved)"], 5,
         "{s:#}"
     );
 }
@@ -1781,7 +1782,7 @@ fn direct_mode_sees_a_header_that_has_include_now_finds() {
     }
 }
 
-/// `__DATE__` or `__TIME__`, in the source or in a header, is never a
+/// `__DATE__`, `__TIME__` or `__TIMESTAMP__`, in the source or in a header, is never a
 /// direct hit: not in directives-only mode (where the object is not cached
 /// either) and not with fully preprocessed text (`-pedantic`), where the
 /// expanded date is in the object key but would not be in a manifest's.
@@ -1793,8 +1794,9 @@ fn direct_mode_never_answers_a_compile_that_uses_the_clock() {
     write(d, "d.c", "const char *built = __DATE__;\n");
     write(d, "t.h", "#define WHEN __TIME__\n");
     write(d, "e.c", "#include \"t.h\"\nconst char *when = WHEN;\n");
+    write(d, "s.c", "const char *stamp = __TIMESTAMP__;\n");
     age(d);
-    for source in ["d.c", "e.c"] {
+    for source in ["d.c", "e.c", "s.c"] {
         for flags in [&["-O2"][..], &["-O2", "-pedantic"][..]] {
             let line = [&["gcc"][..], flags, &["-c", source, "-o", "x.o"][..]].concat();
             for _ in 0..3 {
@@ -1807,7 +1809,7 @@ fn direct_mode_never_answers_a_compile_that_uses_the_clock() {
     assert!(manifests(&cache).is_empty(), "{s:#}");
     assert_eq!(
         s["direct_not_recorded"]["__DATE__, __TIME__ or __TIMESTAMP__ in the source or a header"],
-        6,
+        9,
         "the -pedantic compiles: {s:#}"
     );
 }
@@ -1944,4 +1946,212 @@ fn direct_mode_is_not_fooled_by_line_directives() {
     let edited = std::fs::read(d.join("x.o")).unwrap();
     assert_eq!(edited, fresh_object(d, &line));
     assert_ne!(edited, before);
+}
+
+/// [`direct_gridcc`] with extra environment variables.
+fn direct_gridcc_env(dir: &Path, cache: &Path, args: &[&str], env: &[(&str, &str)]) -> Output {
+    let mut cmd = Command::new(gridcc());
+    cmd.current_dir(dir).args(args);
+    direct_env(&mut cmd, cache);
+    cmd.envs(env.iter().copied());
+    let out = cmd.output().unwrap();
+    assert!(out.status.success(), "{args:?} {env:?}: {out:?}");
+    out
+}
+
+/// [`fresh_object`] with extra environment variables.
+fn fresh_object_env(dir: &Path, args: &[&str], env: &[(&str, &str)]) -> Vec<u8> {
+    let mut args: Vec<&str> = args.to_vec();
+    let at = args.iter().position(|a| *a == "-o").unwrap();
+    args[at + 1] = "fresh.o";
+    let out = Command::new(args[0])
+        .current_dir(dir)
+        .args(&args[1..])
+        .envs(env.iter().copied())
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    let object = std::fs::read(dir.join("fresh.o")).unwrap();
+    std::fs::remove_file(dir.join("fresh.o")).unwrap();
+    object
+}
+
+/// A header found through `__FILE__`'s spelling: an identical copy created
+/// earlier in the path changes no file's contents, only the path gcc
+/// finds (and `__FILE__` expands to). That is a direct miss, and the object
+/// names the new path as gcc's does.
+#[test]
+fn direct_mode_sees_an_identical_header_copy_whose_path_is_in_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let cache = d.join("cache");
+    std::fs::create_dir(d.join("inc")).unwrap();
+    let text = "static const char *where = __FILE__;\nconst char *f(void) { return where; }\n";
+    write(d, "inc/f.h", text);
+    write(d, "x.c", "#include <f.h>\n");
+    let line = ["gcc", "-O2", "-Ifirst", "-Iinc", "-c", "x.c", "-o", "x.o"];
+    age(d);
+    direct_gridcc(d, &cache, &line);
+    direct_gridcc(d, &cache, &line);
+    assert_eq!(cache_stats(&cache, false)["hits_direct"], 1);
+    let before = std::fs::read(d.join("x.o")).unwrap();
+    std::fs::create_dir(d.join("first")).unwrap();
+    write(d, "first/f.h", text);
+    direct_gridcc(d, &cache, &line);
+    let s = cache_stats(&cache, false);
+    assert_eq!(s["hits_direct"], 1, "{s:#}");
+    let after = std::fs::read(d.join("x.o")).unwrap();
+    assert_eq!(after, fresh_object(d, &line));
+    assert_ne!(after, before);
+    assert!(memchr::memmem::find(&after, b"first/f.h").is_some());
+}
+
+/// An `-include` file is entered like a header: an edit is a miss, and so
+/// is a copy created in the working directory, which gcc searches first for
+/// it. `-imacros` (whose output gcc throws away, markers and all) never
+/// writes a manifest.
+#[test]
+fn direct_mode_follows_include_files_and_refuses_imacros() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let cache = d.join("cache");
+    std::fs::create_dir(d.join("inc")).unwrap();
+    write(d, "inc/cfg.h", "#define V 1\n");
+    write(d, "x.c", "int v = V;\n");
+    let line = [
+        "gcc", "-O2", "-Iinc", "-include", "cfg.h", "-c", "x.c", "-o", "x.o",
+    ];
+    for (round, (path, text)) in [("inc/cfg.h", "#define V 2\n"), ("cfg.h", "#define V 3\n")]
+        .iter()
+        .enumerate()
+    {
+        age(d);
+        direct_gridcc(d, &cache, &line);
+        direct_gridcc(d, &cache, &line);
+        let s = cache_stats(&cache, false);
+        assert_eq!(s["hits_direct"], round as u64 + 1, "{path}: {s:#}");
+        let before = std::fs::read(d.join("x.o")).unwrap();
+        write(d, path, text);
+        direct_gridcc(d, &cache, &line);
+        let s = cache_stats(&cache, false);
+        assert_eq!(s["hits_direct"], round as u64 + 1, "{path}: {s:#}");
+        let after = std::fs::read(d.join("x.o")).unwrap();
+        assert_eq!(after, fresh_object(d, &line), "{path}");
+        assert_ne!(after, before, "{path}");
+    }
+
+    let line = ["gcc", "-O2", "-imacros", "cfg.h", "-c", "x.c", "-o", "x.o"];
+    for _ in 0..2 {
+        direct_gridcc(d, &cache, &line);
+        assert_eq!(
+            std::fs::read(d.join("x.o")).unwrap(),
+            fresh_object(d, &line)
+        );
+    }
+    let s = cache_stats(&cache, false);
+    assert_eq!(s["hits_direct"], 2, "{s:#}");
+    assert_eq!(s["direct_not_recorded"]["-imacros"], 2, "{s:#}");
+}
+
+/// A response file's contents are part of the manifest key: editing it
+/// (the command line itself unchanged) is never a direct hit.
+#[test]
+fn direct_mode_keys_on_response_file_contents() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let cache = d.join("cache");
+    write(d, "x.c", "int v = V;\n");
+    write(d, "flags.rsp", "-DV=1 -O2\n");
+    let line = ["gcc", "@flags.rsp", "-c", "x.c", "-o", "x.o"];
+    age(d);
+    direct_gridcc(d, &cache, &line);
+    direct_gridcc(d, &cache, &line);
+    assert_eq!(cache_stats(&cache, false)["hits_direct"], 1);
+    let before = std::fs::read(d.join("x.o")).unwrap();
+    write(d, "flags.rsp", "-DV=2 -O2\n");
+    direct_gridcc(d, &cache, &line);
+    let s = cache_stats(&cache, false);
+    assert_eq!(s["hits_direct"], 1, "{s:#}");
+    let after = std::fs::read(d.join("x.o")).unwrap();
+    assert_eq!(after, fresh_object(d, &line));
+    assert_ne!(after, before);
+}
+
+/// The include-path variables are in the manifest key: the same command
+/// with `CPATH` (or `C_INCLUDE_PATH`, `CPLUS_INCLUDE_PATH`) naming another
+/// directory is never answered by the manifest written under the first,
+/// even though every file that manifest lists is unchanged.
+#[test]
+fn direct_mode_keys_on_include_path_variables() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let cache = d.join("cache");
+    for (sub, v) in [("a", 1), ("b", 2)] {
+        std::fs::create_dir(d.join(sub)).unwrap();
+        write(d, &format!("{sub}/h.h"), &format!("#define V {v}\n"));
+    }
+    write(d, "x.c", "#include <h.h>\nint v = V;\n");
+    write(d, "y.cc", "#include <h.h>\nint v = V;\n");
+    age(d);
+    let mut hits = 0;
+    for (var, source) in [
+        ("CPATH", "x.c"),
+        ("C_INCLUDE_PATH", "x.c"),
+        ("CPLUS_INCLUDE_PATH", "y.cc"),
+    ] {
+        let line = ["gcc", "-O2", "-c", source, "-o", "x.o"];
+        let a = [(var, "a")];
+        let b = [(var, "b")];
+        direct_gridcc_env(d, &cache, &line, &a);
+        direct_gridcc_env(d, &cache, &line, &a);
+        hits += 1;
+        let s = cache_stats(&cache, false);
+        assert_eq!(s["hits_direct"], hits, "{var}: {s:#}");
+        let before = std::fs::read(d.join("x.o")).unwrap();
+        assert_eq!(before, fresh_object_env(d, &line, &a), "{var}");
+        direct_gridcc_env(d, &cache, &line, &b);
+        let s = cache_stats(&cache, false);
+        assert_eq!(s["hits_direct"], hits, "{var}: {s:#}");
+        let after = std::fs::read(d.join("x.o")).unwrap();
+        assert_eq!(after, fresh_object_env(d, &line, &b), "{var}");
+        assert_ne!(after, before, "{var}");
+    }
+}
+
+/// A compiler that changes (here a script rewritten to the same size, its
+/// mtime put back) is another compiler: no direct hit from the manifest
+/// the old one wrote, and the object is the new compiler's.
+#[test]
+fn direct_mode_sees_a_changed_compiler() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let cache = d.join("cache");
+    write(d, "x.c", "int v = V;\n");
+    let cc = d.join("cc");
+    let script = |v: u32| {
+        write(d, "cc", &format!("#!/bin/sh\nexec gcc -DV={v} \"$@\"\n"));
+        std::fs::set_permissions(&cc, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    };
+    script(1);
+    let cc_str = cc.display().to_string();
+    let line = [cc_str.as_str(), "-O2", "-c", "x.c", "-o", "x.o"];
+    age(d);
+    direct_gridcc(d, &cache, &line);
+    direct_gridcc(d, &cache, &line);
+    assert_eq!(cache_stats(&cache, false)["hits_direct"], 1);
+    let before = std::fs::read(d.join("x.o")).unwrap();
+    let mtime = std::fs::metadata(&cc).unwrap().modified().unwrap();
+    script(2);
+    std::fs::File::options()
+        .write(true)
+        .open(&cc)
+        .unwrap()
+        .set_modified(mtime)
+        .unwrap();
+    direct_gridcc(d, &cache, &line);
+    let s = cache_stats(&cache, false);
+    assert_eq!(s["hits_direct"], 1, "{s:#}");
+    let after = std::fs::read(d.join("x.o")).unwrap();
+    assert_eq!(after, fresh_object(d, &line));
+    assert_ne!(after, before);
 }
