@@ -296,7 +296,7 @@ pub fn run(name: &str, args: Vec<OsString>) -> i32 {
         });
         return exec_local(&resolved, &args);
     };
-    let cwd = match std::env::current_dir() {
+    let cwd = match working_dir() {
         Ok(cwd) => cwd,
         Err(_) => return exec_local(&resolved, &args),
     };
@@ -526,6 +526,25 @@ fn store(
             false
         }
     }
+}
+
+/// The working directory as gcc names it (libiberty's `getpwd`): `$PWD`
+/// when it is absolute and is the same directory as `.`, else `getcwd`.
+/// gcc writes that name into debug info (`DW_AT_comp_dir`), so keys and
+/// remote compiles must use it too: from `getcwd` alone, a build through a
+/// symlinked path and one through the real path would share cache entries
+/// whose objects differ.
+fn working_dir() -> std::io::Result<PathBuf> {
+    use std::os::unix::fs::MetadataExt;
+    let dot = std::fs::metadata(".")?;
+    if let Some(pwd) = std::env::var_os("PWD").map(PathBuf::from) {
+        if pwd.is_absolute()
+            && std::fs::metadata(&pwd).is_ok_and(|m| (m.dev(), m.ino()) == (dot.dev(), dot.ino()))
+        {
+            return Ok(pwd);
+        }
+    }
+    std::env::current_dir()
 }
 
 /// The direct-mode plan of this compile, or `None` (the reason goes to the

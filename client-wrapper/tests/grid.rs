@@ -2155,3 +2155,40 @@ fn direct_mode_sees_a_changed_compiler() {
     assert_eq!(after, fresh_object(d, &line));
     assert_ne!(after, before);
 }
+
+/// gcc names the working directory by `$PWD` when that is the same
+/// directory (libiberty's `getpwd`), and writes it into debug info. The
+/// same directory reached through a symlink and through its real path is
+/// therefore two different objects under `-g`: neither the preprocessed
+/// key nor the direct one may hand one the other's.
+#[test]
+fn a_symlinked_working_directory_is_keyed_as_gcc_names_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    std::fs::create_dir(d.join("real")).unwrap();
+    std::os::unix::fs::symlink(d.join("real"), d.join("link")).unwrap();
+    write(&d.join("real"), "x.c", "int x(void) { return 1; }\n");
+    let line = ["gcc", "-g", "-O2", "-c", "x.c", "-o", "x.o"];
+    age(d);
+    for direct in ["0", "1"] {
+        let cache = d.join(format!("cache{direct}"));
+        let mut objects = Vec::new();
+        for name in ["link", "real", "link", "real"] {
+            let cwd = d.join(name);
+            let env = [("PWD", cwd.to_str().unwrap()), ("GRIDCC_DIRECT", direct)];
+            direct_gridcc_env(&cwd, &cache, &line, &env);
+            let object = std::fs::read(cwd.join("x.o")).unwrap();
+            assert_eq!(
+                object,
+                fresh_object_env(&cwd, &line, &env[..1]),
+                "{name} direct={direct}"
+            );
+            objects.push(object);
+        }
+        assert_ne!(objects[0], objects[1]);
+        let s = cache_stats(&cache, false);
+        assert_eq!(s["misses"], 2, "direct={direct}: {s:#}");
+        let hits = s["hits_local"].as_u64().unwrap() + s["hits_direct"].as_u64().unwrap();
+        assert_eq!(hits, 2, "direct={direct}: {s:#}");
+    }
+}
