@@ -297,8 +297,16 @@ pub fn classify(
     env: &dyn Fn(&str) -> Option<String>,
 ) -> Result<Classification, ArgsError> {
     let args = expand_response_files(args, cwd)?;
-    // These change which cc1/as the driver runs, or make it compile twice.
-    for var in ["GCC_COMPARE_DEBUG", "COMPILER_PATH", "GCC_EXEC_PREFIX"] {
+    // These change which cc1/as the driver runs, or make it compile twice;
+    // GCC_EXTRA_DIAGNOSTIC_OUTPUT adds fix-it lines to stderr, which a
+    // worker (not given it) would leave out and a cache entry made without
+    // it would not hold.
+    for var in [
+        "GCC_COMPARE_DEBUG",
+        "COMPILER_PATH",
+        "GCC_EXEC_PREFIX",
+        "GCC_EXTRA_DIAGNOSTIC_OUTPUT",
+    ] {
         if env(var).is_some_and(|v| !v.is_empty()) {
             return Ok(Classification::Local(LocalReason::Environment(
                 var.to_owned(),
@@ -1973,6 +1981,23 @@ mod tests {
             assert_eq!(r.preprocess_args, words(pre), "{line}");
             assert_eq!(r.compile_args, words(comp), "{line}");
             assert_eq!(r.preprocessed_input, pre.is_empty(), "{line}");
+        }
+    }
+
+    #[test]
+    fn environment_that_changes_programs_or_messages_keeps_a_compile_local() {
+        for var in [
+            "GCC_COMPARE_DEBUG",
+            "COMPILER_PATH",
+            "GCC_EXEC_PREFIX",
+            "GCC_EXTRA_DIAGNOSTIC_OUTPUT",
+        ] {
+            let env = |name: &str| (name == var).then(|| "x".to_owned());
+            let got = classify(&split("gcc -c a.c"), Path::new("/nonexistent-cwd"), &env).unwrap();
+            assert_eq!(summary(&got), format!("local: environment variable {var}"));
+            let empty = |name: &str| (name == var).then(String::new);
+            let got = classify(&split("gcc -c a.c"), Path::new("/nonexistent-cwd"), &empty);
+            assert_eq!(summary(&got.unwrap()), "remote a.c a.o", "{var} empty");
         }
     }
 
