@@ -966,8 +966,7 @@ fn scan(text: &[u8], names: &mut BTreeSet<String>) -> Result<(), &'static str> {
         return Err("#embed");
     }
     for at in memmem::find_iter(text, b"dependency") {
-        let before = text[..at].trim_ascii_end();
-        if before.ends_with(b"GCC") {
+        if before_gap(&text[..at]).ends_with(b"GCC") {
             return Err("#pragma GCC dependency (it compares file times)");
         }
     }
@@ -1027,6 +1026,25 @@ fn scan(text: &[u8], names: &mut BTreeSet<String>) -> Result<(), &'static str> {
         }
     }
     Ok(())
+}
+
+/// `text` without what may stand between two tokens at its end: blanks,
+/// backslash-newlines and `/* … */` comments (gcc reads
+/// `#pragma GCC /* x */ dependency` and one split over lines as the pragma).
+fn before_gap(mut text: &[u8]) -> &[u8] {
+    loop {
+        let trimmed = text.trim_ascii_end();
+        if let Some(rest) = trimmed.strip_suffix(b"\\") {
+            text = rest;
+        } else if let Some(rest) = trimmed.strip_suffix(b"*/") {
+            match memchr::memmem::rfind(rest, b"/*") {
+                Some(open) => text = &rest[..open],
+                None => return trimmed,
+            }
+        } else {
+            return trimmed;
+        }
+    }
 }
 
 /// Whether `head` (a line up to a `__has_include`) is `#define ` and
@@ -1248,6 +1266,8 @@ mod tests {
             b"#define T __TIMESTAMP__\n",
             b"#pragma GCC dependency \"parse.y\"\n",
             b"_Pragma(\"GCC  dependency \\\"x\\\"\")\n",
+            b"#pragma GCC \\\ndependency \"parse.y\"\n",
+            b"#pragma GCC /* a */ /* b\n */ \\\n dependency \"parse.y\"\n",
             b"#embed \"data.bin\"\n",
         ] {
             assert!(
