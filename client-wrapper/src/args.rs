@@ -90,6 +90,16 @@ pub struct RemoteCompile {
     /// names files. The worker adds `-x <remote_language> -c <input> -o
     /// <out>` itself.
     pub compile_args: Vec<String>,
+    /// The preprocessing arguments without the input, `-E` and every
+    /// dependency-file option (`-M…`, `-Wp,…`, `-Xpreprocessor …`): what
+    /// decides the include search list, so `COMPILER search_args -E -v -x
+    /// LANG /dev/null` prints the list the preprocessing used and writes
+    /// nothing. Empty when `preprocessed_input`.
+    pub search_args: Vec<String>,
+    /// Every file the preprocessing is told to write dependencies to: the
+    /// `-MF` value (given or derived) under `-MD`/`-MMD`, and the FILE of
+    /// each `-Wp,-MD,FILE`/`-Wp,-MMD,FILE`. Empty when `preprocessed_input`.
+    pub dep_files: Vec<String>,
     /// The -x language name for the preprocessed input on the worker.
     pub remote_language: &'static str,
 }
@@ -300,8 +310,16 @@ pub fn classify(
     env: &dyn Fn(&str) -> Option<String>,
 ) -> Result<Classification, ArgsError> {
     let args = expand_response_files(args, cwd)?;
-    // These change which cc1/as the driver runs, or make it compile twice.
-    for var in ["GCC_COMPARE_DEBUG", "COMPILER_PATH", "GCC_EXEC_PREFIX"] {
+    // These change which cc1/as the driver runs, or make it compile twice;
+    // GCC_EXTRA_DIAGNOSTIC_OUTPUT adds fix-it lines to stderr, which a
+    // worker (not given it) would leave out and a cache entry made without
+    // it would not hold.
+    for var in [
+        "GCC_COMPARE_DEBUG",
+        "COMPILER_PATH",
+        "GCC_EXEC_PREFIX",
+        "GCC_EXTRA_DIAGNOSTIC_OUTPUT",
+    ] {
         if env(var).is_some_and(|v| !v.is_empty()) {
             return Ok(Classification::Local(LocalReason::Environment(
                 var.to_owned(),
@@ -708,6 +726,8 @@ struct Input {
 struct Scan<'a> {
     cwd: &'a Path,
     pre: Vec<String>,
+    /// `pre` without the input, `-E` and dependency-file options.
+    search: Vec<String>,
     comp: Vec<String>,
     inputs: Vec<Input>,
     outputs: Vec<String>,
@@ -722,6 +742,10 @@ struct Scan<'a> {
     md: bool,
     /// Driver-level `-MF` given.
     mf: bool,
+    /// Every driver-level `-MF` value.
+    mf_values: Vec<String>,
+    /// The FILE of each `-Wp,-MD,FILE` or `-Wp,-MMD,FILE`.
+    wp_dep_files: Vec<String>,
     /// Driver-level `-MT`/`-MQ` given.
     mt: bool,
     dep_to_stdout: bool,
@@ -740,6 +764,7 @@ impl<'a> Scan<'a> {
         Scan {
             cwd,
             pre: Vec::new(),
+            search: Vec::new(),
             comp: Vec::new(),
             inputs: Vec::new(),
             outputs: Vec::new(),
@@ -752,6 +777,8 @@ impl<'a> Scan<'a> {
             query: None,
             md: false,
             mf: false,
+            mf_values: Vec::new(),
+            wp_dep_files: Vec::new(),
             mt: false,
             dep_to_stdout: false,
             debug: false,
@@ -771,6 +798,12 @@ impl<'a> Scan<'a> {
     fn push(&mut self, dest: Dest, items: &[&str]) {
         if matches!(dest, Dest::Both | Dest::Preprocess) {
             self.pre.extend(items.iter().map(|s| (*s).to_owned()));
+            let writes_deps = items.first().is_some_and(|o| {
+                o.starts_with("-M") || o.starts_with("-Wp,") || *o == "-Xpreprocessor"
+            });
+            if !writes_deps {
+                self.search.extend(items.iter().map(|s| (*s).to_owned()));
+            }
         }
         if dest == Dest::Both {
             self.comp.extend(items.iter().map(|s| (*s).to_owned()));
@@ -791,7 +824,7 @@ impl<'a> Scan<'a> {
                     path: arg.to_owned(),
                     kind,
                 });
-                self.push(Dest::Preprocess, &[arg]);
+                self.pre.push(arg.to_owned());
                 continue;
             }
             // Options with a value: find the name and the value.
@@ -887,6 +920,7 @@ impl<'a> Scan<'a> {
             }
             "-MF" => {
                 self.mf = true;
+                self.mf_values.push(value.to_owned());
                 if is_stdout(value) {
                     self.dep_to_stdout = true;
                 }
@@ -1281,16 +1315,22 @@ impl<'a> Scan<'a> {
     /// Options for the preprocessor given with `-Wp,` or `-Xpreprocessor`.
     fn preprocessor_option(&mut self, subs: &[&str]) {
         let mut expect_dep_file = false;
+        // `-MD FILE`/`-MMD FILE` write FILE; a bare `-MF FILE` does not.
+        let mut writes_deps = false;
         for sub in subs {
             if expect_dep_file {
                 expect_dep_file = false;
                 if is_stdout(sub) {
                     self.dep_to_stdout = true;
                 }
+                if writes_deps {
+                    self.wp_dep_files.push((*sub).to_owned());
+                }
                 continue;
             }
             match *sub {
-                "-MD" | "-MMD" | "-MF" => expect_dep_file = true,
+                "-MD" | "-MMD" => (expect_dep_file, writes_deps) = (true, true),
+                "-MF" => (expect_dep_file, writes_deps) = (true, false),
                 "-M" | "-MM" => self.deps_only = true,
                 "-E" => self.preprocess_only = true,
                 _ => {}
@@ -1430,8 +1470,11 @@ impl<'a> Scan<'a> {
         };
         let preprocessed_input = language.is_preprocessed();
         let mut preprocess_args = Vec::new();
+        let mut search_args = Vec::new();
+        let mut dep_files = Vec::new();
         if !preprocessed_input {
             preprocess_args = self.pre;
+            search_args = self.search;
             if self.md {
                 // gcc's cpp_unique_options: %{MD:-MD %{!o:%b.d}%{o*:%.d%*}}
                 // and, only when not -E, -MQ <output> when no -MT/-MQ.
@@ -1441,8 +1484,10 @@ impl<'a> Scan<'a> {
                         None => format!("{}.d", strip_suffix(basename(&input.path))),
                     };
                     preprocess_args.push("-MF".to_owned());
-                    preprocess_args.push(dep);
+                    preprocess_args.push(dep.clone());
+                    dep_files.push(dep);
                 }
+                dep_files.extend(self.mf_values);
                 if !self.mt {
                     if let Some(o) = self.outputs.first() {
                         preprocess_args.push("-MQ".to_owned());
@@ -1450,6 +1495,7 @@ impl<'a> Scan<'a> {
                     }
                 }
             }
+            dep_files.extend(self.wp_dep_files);
         }
         Classification::Remote(RemoteCompile {
             source: input.path.clone(),
@@ -1458,6 +1504,8 @@ impl<'a> Scan<'a> {
             preprocessed_input,
             preprocess_args,
             compile_args: self.comp,
+            search_args,
+            dep_files,
             remote_language,
         })
     }
@@ -1981,6 +2029,58 @@ mod tests {
             assert_eq!(r.preprocess_args, words(pre), "{line}");
             assert_eq!(r.compile_args, words(comp), "{line}");
             assert_eq!(r.preprocessed_input, pre.is_empty(), "{line}");
+        }
+    }
+
+    #[test]
+    fn environment_that_changes_programs_or_messages_keeps_a_compile_local() {
+        for var in [
+            "GCC_COMPARE_DEBUG",
+            "COMPILER_PATH",
+            "GCC_EXEC_PREFIX",
+            "GCC_EXTRA_DIAGNOSTIC_OUTPUT",
+        ] {
+            let env = |name: &str| (name == var).then(|| "x".to_owned());
+            let got = classify(&split("gcc -c a.c"), Path::new("/nonexistent-cwd"), &env).unwrap();
+            assert_eq!(summary(&got), format!("local: environment variable {var}"));
+            let empty = |name: &str| (name == var).then(String::new);
+            let got = classify(&split("gcc -c a.c"), Path::new("/nonexistent-cwd"), &empty);
+            assert_eq!(summary(&got.unwrap()), "remote a.c a.o", "{var} empty");
+        }
+    }
+
+    #[test]
+    fn search_args_keep_what_decides_the_include_path_and_write_nothing() {
+        for (line, search) in [
+            ("gcc -c a.c", ""),
+            (
+                "gcc -Iinc -MD -MF a.d -MT t -include h.h -c a.c -DX -o a.o -O2",
+                "-Iinc -include h.h -DX -O2",
+            ),
+            (
+                "gcc -c -x c a.c -isystem sys -Wp,-MD,a.d -MMD -MP -iquote q",
+                "-x c -isystem sys -iquote q",
+            ),
+            ("gcc -c a.i", ""),
+        ] {
+            assert_eq!(remote(line).search_args, words(search), "{line}");
+        }
+    }
+
+    #[test]
+    fn dependency_files_are_named() {
+        for (line, files) in [
+            ("gcc -c a.c", ""),
+            ("gcc -c a.c -MF x.d", ""),
+            ("gcc -c a.c -o obj/a.o -MD", "obj/a.d"),
+            ("gcc -c src/a.c -MMD", "a.d"),
+            ("gcc -c a.c -MD -MFx.d", "x.d"),
+            ("gcc -c a.c -Wp,-MD,.a.o.d", ".a.o.d"),
+            ("gcc -c a.c -Wp,-MF,x.d", ""),
+            ("gcc -c a.c -MD -MF x.d -Wp,-MMD,y.d", "x.d y.d"),
+            ("gcc -c a.i -MD", ""),
+        ] {
+            assert_eq!(remote(line).dep_files, words(files), "{line}");
         }
     }
 

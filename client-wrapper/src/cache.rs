@@ -15,7 +15,9 @@
 //! bit-flipped or copied under another key's name is detected, reported,
 //! removed and recompiled, never returned. LRU order is the file's mtime,
 //! refreshed on every hit; eviction only unlinks, which is safe under
-//! concurrent readers (a reader either has the bytes or misses).
+//! concurrent readers (a reader either has the bytes or misses). The direct
+//! mode's manifests (`manifests/<k0k1>/<key>`, `crate::direct`) share the
+//! size bound, the LRU order and `--clear`.
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -57,6 +59,17 @@ pub struct Key(String);
 impl Key {
     pub fn as_str(&self) -> &str {
         &self.0
+    }
+
+    /// The key that is `hash`.
+    pub fn from_hash(hash: blake3::Hash) -> Self {
+        Key(hash.to_hex().to_string())
+    }
+
+    /// A key read back from a file: 64 lowercase hex digits, else `None`.
+    pub fn parse(hex: &str) -> Option<Self> {
+        (hex.len() == 64 && hex.bytes().all(|c| matches!(c, b'0'..=b'9' | b'a'..=b'f')))
+            .then(|| Key(hex.to_owned()))
     }
 }
 
@@ -120,7 +133,7 @@ impl KeyInputs<'_> {
             field(value.as_bytes());
         }
         field(self.text);
-        Key(h.finalize().to_hex().to_string())
+        Key::from_hash(h.finalize())
     }
 }
 
@@ -257,6 +270,32 @@ pub enum Lookup {
 #[derive(Debug, Clone)]
 pub struct Cache {
     dir: PathBuf,
+    /// Every directory of entries under the size bound: `objects` and the
+    /// direct mode's `manifests` (`crate::direct`).
+    stores: [PathBuf; 2],
+}
+
+/// Writes `bytes` to `path` through a temp file in the same directory and a
+/// rename, so readers see a whole file or none and many writers of one name
+/// leave one whole file. Returns the bytes written and the size of the file
+/// it replaced, if any.
+pub fn write_entry_file(path: &Path, bytes: &[u8]) -> std::io::Result<(u64, u64)> {
+    let dir = path.parent().unwrap_or(Path::new("."));
+    std::fs::create_dir_all(dir)?;
+    let mut tmp = tempfile::Builder::new().prefix(".tmp-").tempfile_in(dir)?;
+    tmp.write_all(bytes)?;
+    let replaced = std::fs::metadata(path).map(|m| m.len()).unwrap_or(0);
+    tmp.persist(path).map_err(|e| e.error)?;
+    Ok((bytes.len() as u64, replaced))
+}
+
+/// Refreshes a file's LRU time. Best effort: a failed touch only makes
+/// eviction less exact.
+pub fn touch(path: &Path) {
+    let _ = std::fs::File::options()
+        .write(true)
+        .open(path)
+        .and_then(|f| f.set_modified(SystemTime::now()));
 }
 
 impl Cache {
@@ -264,6 +303,7 @@ impl Cache {
     pub fn new(cache_dir: &Path) -> Self {
         Self {
             dir: cache_dir.join("objects"),
+            stores: [cache_dir.join("objects"), cache_dir.join("manifests")],
         }
     }
 
@@ -281,11 +321,7 @@ impl Cache {
         };
         match decode(key, &bytes) {
             Ok(entry) => {
-                // Best effort: a failed touch only makes eviction less exact.
-                let _ = std::fs::File::options()
-                    .write(true)
-                    .open(&path)
-                    .and_then(|f| f.set_modified(SystemTime::now()));
+                touch(&path);
                 Lookup::Hit(entry)
             }
             Err(why) => {
@@ -300,25 +336,28 @@ impl Cache {
     /// Stores `entry` under `key` atomically; returns the bytes written and
     /// the size of the entry it replaced, if any.
     pub fn store(&self, key: &Key, entry: &Entry) -> std::io::Result<(u64, u64)> {
-        let bytes = encode(key, entry)?;
-        let path = self.path(key);
-        let dir = path.parent().unwrap_or(&self.dir);
-        std::fs::create_dir_all(dir)?;
-        let mut tmp = tempfile::Builder::new().prefix(".tmp-").tempfile_in(dir)?;
-        tmp.write_all(&bytes)?;
-        let replaced = std::fs::metadata(&path).map(|m| m.len()).unwrap_or(0);
-        tmp.persist(&path).map_err(|e| e.error)?;
-        Ok((bytes.len() as u64, replaced))
+        write_entry_file(&self.path(key), &encode(key, entry)?)
     }
 
     /// Every entry and stale temp file: `(path, size, mtime)`; removes temp
     /// files left by killed writers on the way.
     fn scan(&self) -> Vec<(PathBuf, u64, SystemTime)> {
         let mut found = Vec::new();
-        let Ok(shards) = std::fs::read_dir(&self.dir) else {
-            return found;
-        };
         let now = SystemTime::now();
+        for store in &self.stores {
+            let Ok(shards) = std::fs::read_dir(store) else {
+                continue;
+            };
+            Self::scan_shards(shards, now, &mut found);
+        }
+        found
+    }
+
+    fn scan_shards(
+        shards: std::fs::ReadDir,
+        now: SystemTime,
+        found: &mut Vec<(PathBuf, u64, SystemTime)>,
+    ) {
         for shard in shards.flatten() {
             let Ok(files) = std::fs::read_dir(shard.path()) else {
                 continue;
@@ -338,7 +377,6 @@ impl Cache {
                 found.push((file.path(), meta.len(), mtime));
             }
         }
-        found
     }
 
     /// Total size of the entries now on disk.
