@@ -498,6 +498,23 @@ fn fault_a_hung_worker_midway_costs_time_not_the_build() {
 }
 
 #[test]
+fn a_worker_sent_sigterm_drains_and_leaves() {
+    // SIGTERM: the worker tells the coordinator it is going away, gets no
+    // new jobs, finishes the ones it is running and exits 0; the build
+    // goes on on the other worker.
+    let mut grid = Grid::start(2, 1);
+    build_survives(&mut grid, 2, |grid| signal(&grid.workers[0], "TERM"));
+    let exit = wait_timeout(&mut grid.workers[0].child, Duration::from_secs(60));
+    assert!(exit.success(), "the drained worker exited with {exit:?}");
+    let log = std::fs::read_to_string(grid.dir.path().join("worker0.log")).unwrap();
+    assert!(log.contains("draining: refusing new jobs"), "{log}");
+    grid.wait_for_workers(1);
+    // A job it was running when told to go finished there: none failed.
+    let s = grid.status();
+    assert_eq!(s["jobs_failed"], 0, "{s:#}");
+}
+
+#[test]
 fn fault_a_coordinator_restarted_midway_gets_its_workers_back() {
     let mut grid = Grid::start(2, 1);
     let listen = grid.coordinator.addr.clone();
