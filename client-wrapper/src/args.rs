@@ -213,7 +213,28 @@ pub enum LocalReason {
 }
 
 impl fmt::Display for LocalReason {
+    /// One line, always: a reason quotes file names and options, which may
+    /// hold a newline (a quoted name in a response file), and `gridcc
+    /// explain`, the logs and the job log show one reason per line. Control
+    /// characters are shown escaped (`\n`).
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        use fmt::Write as _;
+        let mut text = String::new();
+        self.describe(&mut text)?;
+        for c in text.chars() {
+            if c.is_control() {
+                write!(f, "{}", c.escape_default())?;
+            } else {
+                f.write_char(c)?;
+            }
+        }
+        Ok(())
+    }
+}
+
+impl LocalReason {
+    fn describe(&self, f: &mut String) -> fmt::Result {
+        use fmt::Write as _;
         match self {
             LocalReason::Linking => f.write_str("linking"),
             LocalReason::AssemblyOutput => f.write_str("assembly output (-S)"),
@@ -2111,6 +2132,24 @@ mod tests {
                 ""
             ]
         );
+    }
+
+    #[test]
+    fn a_reason_quoting_a_name_with_a_newline_stays_on_one_line() {
+        // Found by the `args` fuzz target: a quoted name in a response file
+        // may span lines.
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("rsp"), "-O2 -c 'my file.cit\nc\n").unwrap();
+        let args = vec!["@rsp".to_owned()];
+        match classify(&args, dir.path(), &|_| None) {
+            Ok(Classification::Local(reason)) => {
+                assert_eq!(
+                    reason.to_string(),
+                    "linking (linker input my file.cit\\nc\\n)"
+                );
+            }
+            other => panic!("{other:?}"),
+        }
     }
 
     #[test]
