@@ -89,6 +89,38 @@ pub struct Job {
     pub compressed: Vec<u8>,
     pub digest: Vec<u8>,
     pub env: Vec<v1::EnvVar>,
+    /// Grid key (`gridcc_cache::GridJob`), the coordinator's placement hint.
+    pub cache_key: String,
+}
+
+impl Job {
+    /// The grid key of this job: what the worker will compute from the
+    /// header it receives.
+    pub fn grid_key(&self) -> String {
+        let env: Vec<(String, String)> = self
+            .env
+            .iter()
+            .map(|v| (v.name.clone(), v.value.clone()))
+            .collect();
+        let source_mode = !self.source_path.is_empty();
+        gridcc_cache::GridJob {
+            toolchain: &self.toolchain,
+            source_mode,
+            language: &self.language,
+            args: &self.args,
+            name: if source_mode {
+                &self.source_path
+            } else {
+                &self.input_name
+            },
+            cwd: &self.cwd,
+            env: &env,
+            input_digest: &self.digest,
+            input_size: self.input_size,
+        }
+        .key()
+        .to_string()
+    }
 }
 
 /// What the worker's compiler did.
@@ -102,6 +134,11 @@ pub struct Output {
     pub compile_ms: u64,
     /// Compressed object bytes that came over the wire.
     pub received_bytes: u64,
+    /// Compressed input bytes uploaded (0 when the worker had the input
+    /// or the result already).
+    pub sent_bytes: u64,
+    /// The worker answered from its shared cache.
+    pub shared_hit: bool,
 }
 
 /// Timeouts for grid calls.
@@ -207,6 +244,7 @@ pub async fn compile(
             client: String::new(),
             source_key: job.source_key.clone(),
             client_idle_cpus: crate::idle::idle_cpus(),
+            cache_key: job.cache_key.clone(),
         };
         let reply = tokio::time::timeout(timeouts.assign, coordinator.client.assign(request))
             .await
@@ -279,11 +317,14 @@ async fn run_on_worker(
         env: job.env.clone(),
         source_path: job.source_path.clone(),
         cwd: job.cwd.clone(),
+        // The worker asks for the chunks only when it has neither the
+        // result nor the input, so a repeated job is not uploaded again.
+        offer_input: true,
     };
-    let messages: Vec<CompileRequest> = std::iter::once(compile_request::Msg::Header(header))
-        .chain(payload::chunks(&job.compressed).map(|c| compile_request::Msg::Chunk(c.to_vec())))
-        .map(|msg| CompileRequest { msg: Some(msg) })
-        .collect();
+    // The request stream stays open until the exchange ends: the chunks
+    // go only after the worker's `SendInput`.
+    let (requests, outgoing) = tokio::sync::mpsc::channel::<CompileRequest>(4);
+    let send = |msg| CompileRequest { msg: Some(msg) };
 
     let exchange = async {
         let failed = |status: tonic::Status| match status.code() {
@@ -296,16 +337,36 @@ async fn run_on_worker(
                 status,
             },
         };
-        let mut inbound = client
-            .compile(tokio_stream::iter(messages))
-            .await
-            .map_err(failed)?
-            .into_inner();
         let protocol = |msg: String| RemoteError::Protocol {
             addr: addr.clone(),
             msg,
         };
-        let result = match inbound.message().await.map_err(failed)? {
+        let gone = || protocol("the worker closed the request stream".into());
+        requests
+            .send(send(compile_request::Msg::Header(header)))
+            .await
+            .map_err(|_| gone())?;
+        let mut inbound = client
+            .compile(tokio_stream::wrappers::ReceiverStream::new(outgoing))
+            .await
+            .map_err(failed)?
+            .into_inner();
+        let mut sent_bytes = 0;
+        let mut first = inbound.message().await.map_err(failed)?;
+        if let Some(v1::CompileResponse {
+            msg: Some(compile_response::Msg::SendInput(_)),
+        }) = first
+        {
+            for chunk in payload::chunks(&job.compressed) {
+                requests
+                    .send(send(compile_request::Msg::Chunk(chunk.to_vec())))
+                    .await
+                    .map_err(|_| gone())?;
+            }
+            sent_bytes = job.compressed.len() as u64;
+            first = inbound.message().await.map_err(failed)?;
+        }
+        let result = match first {
             Some(v1::CompileResponse {
                 msg: Some(compile_response::Msg::Result(r)),
             }) => r,
@@ -335,6 +396,8 @@ async fn run_on_worker(
             worker_addr: addr.clone(),
             compile_ms: result.compile_ms,
             received_bytes: result.compressed_size,
+            sent_bytes,
+            shared_hit: result.cache_hit,
         })
     };
     tokio::time::timeout(timeouts.job, exchange)

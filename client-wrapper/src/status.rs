@@ -39,6 +39,10 @@ pub struct GridStatus {
     pub jobs_failed: u64,
     /// Placement requests answered "compile locally".
     pub local_answers: u64,
+    /// Of `jobs_remote`, those a worker answered from its shared cache.
+    pub shared_hits: u64,
+    /// Placements on the worker that held the job's key.
+    pub cache_placements: u64,
 }
 
 /// How long a `Status` call may take: a hung coordinator must not hang
@@ -94,6 +98,8 @@ async fn query(
         jobs_remote: reply.jobs_done,
         jobs_failed: reply.jobs_failed,
         local_answers: reply.local_answers,
+        shared_hits: reply.shared_hits,
+        cache_placements: reply.cache_placements,
     })
 }
 
@@ -182,6 +188,12 @@ fn table(s: &GridStatus, prev: Option<&GridStatus>) -> String {
         s.jobs_failed,
         s.local_answers
     ));
+    if s.shared_hits > 0 || s.cache_placements > 0 {
+        out.push_str(&format!(
+            "shared cache: {} jobs answered without compiling, {} placed on the worker holding their key\n",
+            s.shared_hits, s.cache_placements
+        ));
+    }
     out
 }
 
@@ -320,6 +332,8 @@ mod tests {
             jobs_remote: done,
             jobs_failed: failed,
             local_answers: 0,
+            shared_hits: 0,
+            cache_placements: 0,
         }
     }
 
