@@ -131,12 +131,6 @@ pub enum WorkerError {
     PlainWorkerInTlsGrid,
     #[error("--tls-cert makes this worker serve TLS, and clients use the coordinator's scheme for workers: the coordinator URL must be https://")]
     TlsWorkerInPlainGrid,
-    #[error("cannot use the shared cache dir {dir}: {source}")]
-    CacheDir {
-        dir: String,
-        #[source]
-        source: std::io::Error,
-    },
     #[error(transparent)]
     TokenRefused(#[from] session::TokenRefused),
 }
@@ -205,12 +199,17 @@ pub async fn run_with_metrics(
             tokio::task::spawn_blocking(move || shared_cache::ResultCache::open(&dir, max))
                 .await
                 .unwrap_or_else(|e| Err(std::io::Error::other(e.to_string())));
-        let results = opened.map_err(|source| WorkerError::CacheDir {
-            dir: config.shared_cache_dir.display().to_string(),
-            source,
-        })?;
-        tracing::info!(dir = %results.dir().display(), bytes = results.bytes(), max, "shared cache");
-        Some(Arc::new(results))
+        match opened {
+            Ok(results) => {
+                tracing::info!(dir = %results.dir().display(), bytes = results.bytes(), max, "shared cache");
+                Some(Arc::new(results))
+            }
+            // The worker still compiles; it only cannot keep results.
+            Err(e) => {
+                tracing::warn!(dir = %config.shared_cache_dir.display(), error = %e, "shared cache off: cannot use its directory");
+                None
+            }
+        }
     };
     let cached_keys = match &results {
         Some(r) => {
