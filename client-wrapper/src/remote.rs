@@ -319,12 +319,30 @@ async fn run_on_worker(
         cwd: job.cwd.clone(),
         // The worker asks for the chunks only when it has neither the
         // result nor the input, so a repeated job is not uploaded again.
-        offer_input: true,
+        offer_input: placement.takes_input_offer,
     };
-    // The request stream stays open until the exchange ends: the chunks
-    // go only after the worker's `SendInput`.
-    let (requests, outgoing) = tokio::sync::mpsc::channel::<CompileRequest>(4);
+    let offer = header.offer_input;
     let send = |msg| CompileRequest { msg: Some(msg) };
+    // Offering: the request stream stays open until the exchange ends and
+    // the chunks go only after the worker's `SendInput`. Not offering (an
+    // older worker): header and chunks go at once, as a stream tonic
+    // drives by itself, so a worker that answers early cannot leave the
+    // client blocked on a full channel.
+    let (requests, waiting) = tokio::sync::mpsc::channel::<CompileRequest>(4);
+    let outgoing: std::pin::Pin<Box<dyn tokio_stream::Stream<Item = CompileRequest> + Send>> =
+        if offer {
+            Box::pin(tokio_stream::wrappers::ReceiverStream::new(waiting))
+        } else {
+            let messages: Vec<CompileRequest> =
+                std::iter::once(compile_request::Msg::Header(header.clone()))
+                    .chain(
+                        payload::chunks(&job.compressed)
+                            .map(|c| compile_request::Msg::Chunk(c.to_vec())),
+                    )
+                    .map(send)
+                    .collect();
+            Box::pin(tokio_stream::iter(messages))
+        };
 
     let exchange = async {
         let failed = |status: tonic::Status| match status.code() {
@@ -342,20 +360,23 @@ async fn run_on_worker(
             msg,
         };
         let gone = || protocol("the worker closed the request stream".into());
-        requests
-            .send(send(compile_request::Msg::Header(header)))
-            .await
-            .map_err(|_| gone())?;
-        let mut inbound = client
-            .compile(tokio_stream::wrappers::ReceiverStream::new(outgoing))
-            .await
-            .map_err(failed)?
-            .into_inner();
         let mut sent_bytes = 0;
+        if offer {
+            requests
+                .send(send(compile_request::Msg::Header(header)))
+                .await
+                .map_err(|_| gone())?;
+        } else {
+            sent_bytes = job.compressed.len() as u64;
+        }
+        let mut inbound = client.compile(outgoing).await.map_err(failed)?.into_inner();
         let mut first = inbound.message().await.map_err(failed)?;
-        if let Some(v1::CompileResponse {
-            msg: Some(compile_response::Msg::SendInput(_)),
-        }) = first
+        if let (
+            true,
+            Some(v1::CompileResponse {
+                msg: Some(compile_response::Msg::SendInput(_)),
+            }),
+        ) = (offer, &first)
         {
             for chunk in payload::chunks(&job.compressed) {
                 requests
@@ -406,4 +427,137 @@ async fn run_on_worker(
             addr: addr.clone(),
             after: timeouts.job,
         })?
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::pin::Pin;
+    use tokio_stream::Stream;
+    use tonic::{Request, Response, Status, Streaming};
+
+    /// A worker from before `offer_input`: it ignores the flag, reads the
+    /// header and every chunk, and only then answers (it echoes the input
+    /// back as the object).
+    struct OldWorker;
+
+    type Replies = Pin<Box<dyn Stream<Item = Result<v1::CompileResponse, Status>> + Send>>;
+
+    #[tonic::async_trait]
+    impl v1::worker_server::Worker for OldWorker {
+        type CompileStream = Replies;
+
+        async fn compile(
+            &self,
+            request: Request<Streaming<CompileRequest>>,
+        ) -> Result<Response<Replies>, Status> {
+            let bad = |e: payload::PayloadError| Status::invalid_argument(e.to_string());
+            let mut inbound = request.into_inner();
+            let header = match inbound.message().await? {
+                Some(CompileRequest {
+                    msg: Some(compile_request::Msg::Header(h)),
+                }) => h,
+                _ => return Err(Status::invalid_argument("no header")),
+            };
+            let mut input = Assembler::new(
+                header.input_size,
+                header.compressed_size,
+                header.input_digest,
+                payload::MAX_PAYLOAD_BYTES,
+            )
+            .map_err(bad)?;
+            while !input.is_complete() {
+                match inbound.message().await? {
+                    Some(CompileRequest {
+                        msg: Some(compile_request::Msg::Chunk(c)),
+                    }) => input.push(&c).map_err(bad)?,
+                    _ => return Err(Status::invalid_argument("input ended early")),
+                }
+            }
+            let object = input.finish().map_err(bad)?;
+            let compressed = payload::compress(&object).map_err(bad)?;
+            let result = v1::CompileResult {
+                object_size: object.len() as u64,
+                compressed_size: compressed.len() as u64,
+                object_digest: payload::digest(&object),
+                ..Default::default()
+            };
+            let reply = |msg| Ok(v1::CompileResponse { msg: Some(msg) });
+            let replies: Vec<_> = std::iter::once(compile_response::Msg::Result(result))
+                .chain(
+                    payload::chunks(&compressed).map(|c| compile_response::Msg::Chunk(c.to_vec())),
+                )
+                .map(reply)
+                .collect();
+            Ok(Response::new(Box::pin(tokio_stream::iter(replies))))
+        }
+    }
+
+    /// An input of several chunks that zstd cannot shrink much.
+    fn noisy_input(len: usize) -> Vec<u8> {
+        let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
+        (0..len)
+            .map(|_| {
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+                x as u8
+            })
+            .collect()
+    }
+
+    #[tokio::test]
+    async fn without_takes_input_offer_the_input_goes_with_the_header() {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap().to_string();
+        let incoming = tokio_stream::wrappers::TcpListenerStream::new(listener);
+        tokio::spawn(
+            tonic::transport::Server::builder()
+                .add_service(v1::worker_server::WorkerServer::new(OldWorker))
+                .serve_with_incoming(incoming),
+        );
+
+        // Never dialled: the job goes straight to the worker.
+        let url = "http://127.0.0.1:9".to_owned();
+        let channel = Endpoint::from_shared(url.clone()).unwrap().connect_lazy();
+        let coordinator = Coordinator {
+            url,
+            access: Access::default(),
+            client: CoordinatorClient::with_interceptor(channel, AttachToken::new(None)),
+        };
+        let input = noisy_input(3 * payload::CHUNK_SIZE);
+        let compressed = payload::compress(&input).unwrap();
+        assert!(compressed.len() > 2 * payload::CHUNK_SIZE);
+        let job = Job {
+            toolchain: "t".into(),
+            args: vec!["-c".into()],
+            language: "c".into(),
+            input_name: "a.i".into(),
+            source_path: String::new(),
+            source_key: String::new(),
+            cwd: "/".into(),
+            input_size: input.len() as u64,
+            digest: payload::digest(&input),
+            compressed,
+            env: Vec::new(),
+            cache_key: String::new(),
+        };
+        let placement = v1::Placement {
+            worker_addr: addr,
+            takes_input_offer: false,
+            ..Default::default()
+        };
+        // Were the chunks held back for a `SendInput`, this would hang
+        // until the job timeout.
+        let timeouts = Timeouts {
+            job: Duration::from_secs(10),
+            ..Timeouts::default()
+        };
+        let out = run_on_worker(&coordinator, &placement, &job, &timeouts)
+            .await
+            .unwrap();
+        assert_eq!(out.object, input);
+        assert_eq!(out.sent_bytes, job.compressed.len() as u64);
+        assert!(!out.shared_hit);
+    }
 }

@@ -577,6 +577,7 @@ impl Registry {
             worker_id: *worker_id,
             worker_addr: worker.hello.advertise_addr.clone(),
             lease: Some(lease::sign(&worker.key, lease_id, *worker_id, expires)),
+            takes_input_offer: worker.hello.takes_input_offers,
         };
         self.leases.insert(
             lease_id,
@@ -690,6 +691,7 @@ mod tests {
             hostname: "h".to_owned(),
             version: String::new(),
             cached_keys: Vec::new(),
+            takes_input_offers: false,
         }
     }
 
@@ -745,13 +747,19 @@ mod tests {
             ..request("t")
         };
         // least-loaded would take `a` (first of two idle workers).
-        assert_eq!(placed(r.assign(&keyed("old"), 0)).worker_id, b);
+        let p = placed(r.assign(&keyed("old"), 0));
+        assert_eq!(p.worker_id, b);
+        assert!(!p.takes_input_offer, "b did not say it takes offers");
         // Its holder full: the policy places it elsewhere, to compile.
         assert_eq!(placed(r.assign(&keyed("old"), 0)).worker_id, a);
         let mut r = registry();
-        let a = r.add_worker(hello("a:1", 2, "t"), KEY, 0);
+        let mut h = hello("a:1", 2, "t");
+        h.takes_input_offers = true;
+        let a = r.add_worker(h, KEY, 0);
         let b = r.add_worker(hello("b:1", 2, "t"), KEY, 0);
-        let lease = placed(r.assign(&keyed("k"), 0)).lease.unwrap();
+        let p = placed(r.assign(&keyed("k"), 0));
+        assert!(p.takes_input_offer);
+        let lease = p.lease.unwrap();
         assert_eq!(lease.worker_id, a);
         r.on_started(a, lease.id);
         let stored = v1::JobFinished {

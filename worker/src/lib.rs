@@ -240,6 +240,7 @@ pub async fn run_with_metrics(
             .unwrap_or_default(),
         version: gridcc_proto::VERSION.to_owned(),
         cached_keys,
+        takes_input_offers: true,
     };
     let toolchains: HashMap<String, PathBuf> = found
         .into_iter()
