@@ -34,12 +34,14 @@ pub struct GridStatus {
     pub slots: u32,
     pub running: u32,
     pub jobs_assigned: u64,
-    /// Jobs compiled remotely (the worker's compiler ran).
+    /// Jobs a worker finished for a client: its compiler ran, or it
+    /// answered from its shared cache (`shared_hits` of them).
     pub jobs_remote: u64,
     pub jobs_failed: u64,
     /// Placement requests answered "compile locally".
     pub local_answers: u64,
-    /// Of `jobs_remote`, those a worker answered from its shared cache.
+    /// Of `jobs_remote`, those a worker answered from its shared cache
+    /// without running the compiler.
     pub shared_hits: u64,
     /// Placements on the worker that held the job's key.
     pub cache_placements: u64,
@@ -184,7 +186,9 @@ fn table(s: &GridStatus, prev: Option<&GridStatus>) -> String {
         s.running,
         s.slots,
         s.jobs_assigned,
-        s.jobs_remote,
+        // The coordinator counts a shared-cache hit as a finished job; here
+        // it is not a compile.
+        s.jobs_remote.saturating_sub(s.shared_hits),
         s.jobs_failed,
         s.local_answers
     ));
@@ -354,6 +358,23 @@ mod tests {
         assert!(
             failing.lines().nth(2).unwrap().contains("failing"),
             "{failing}"
+        );
+    }
+
+    #[test]
+    fn shared_hits_are_not_counted_as_remote_compiles() {
+        let mut s = status(13, 0, 3.0);
+        assert!(!render(&s).contains("shared cache"), "{}", render(&s));
+        s.jobs_remote = 26;
+        s.shared_hits = 13;
+        s.cache_placements = 13;
+        let text = render(&s);
+        let lines: Vec<&str> = text.lines().collect();
+        assert!(lines[3].contains("compiled remotely 13,"), "{text}");
+        assert_eq!(
+            lines[4],
+            "shared cache: 13 jobs answered without compiling, 13 placed on the worker holding their key",
+            "{text}"
         );
     }
 

@@ -74,6 +74,30 @@ fn a_second_developer_gets_shared_hits_identical_to_gcc_without_uploading() {
     let status = grid.status();
     assert_eq!(status["shared_hits"].as_u64(), Some(13), "{status}");
     assert_eq!(status["cache_placements"].as_u64(), Some(13), "{status}");
+    assert_eq!(status["jobs_remote"].as_u64(), Some(26), "{status}");
+    // The tables say which were compiles and which were hits.
+    let text =
+        String::from_utf8(dev_gridcc(project.path(), &url, dev_b.path(), &["status"]).stdout)
+            .unwrap();
+    assert!(text.contains("compiled remotely 13,"), "{text}");
+    assert!(
+        text.contains("shared cache: 13 jobs answered without compiling"),
+        "{text}"
+    );
+    let table =
+        String::from_utf8(dev_gridcc(project.path(), &url, dev_b.path(), &["stats"]).stdout)
+            .unwrap();
+    let row = |name: &str| {
+        table
+            .lines()
+            .find(|l| l.starts_with(name))
+            .and_then(|l| l.split_whitespace().last())
+            .unwrap_or_else(|| panic!("no {name} in {table}"))
+            .to_owned()
+    };
+    assert_eq!(row("Cache hits (shared, on workers)"), "13", "{table}");
+    assert_eq!(row("Compiles run remotely"), "0", "{table}");
+    assert_eq!(row("Cache hits (local)"), "0", "{table}");
 
     // The same text with other flags is compiled, but its input is not
     // uploaded again: the worker holds it by digest.
