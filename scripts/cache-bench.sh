@@ -33,7 +33,11 @@ LUA=${1:-$ROOT/target/workloads/lua5.4}
 [ -f "$LUA/src/lvm.c" ] || LUA=$("$HERE/fetch-lua.sh" "$LUA" | tail -1)
 GRIDCC=$ROOT/target/release/gridcc
 [ -x "$GRIDCC" ] || { echo "build it first: cargo build --release -p gridcc" >&2; exit 1; }
-command -v sccache >/dev/null || { echo "needs sccache (apt-get install sccache)" >&2; exit 1; }
+if ! command -v sccache >/dev/null; then
+    [ "$(id -u)" -eq 0 ] || { echo "needs sccache (apt-get install sccache)" >&2; exit 1; }
+    echo "== installing sccache (Debian package)"
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq sccache >/dev/null
+fi
 
 WORK=$(mktemp -d /tmp/cache-bench.XXXXXX)
 trap 'SCCACHE_DIR=$WORK/sccache sccache --stop-server >/dev/null 2>&1 || true; rm -rf "$WORK"' EXIT

@@ -622,26 +622,55 @@ fn speedup_svg(s: &Scenario, sum: &Summary) -> String {
                 x + 66.0
             );
         }
-        let label_y = h - bottom + 18.0;
+        // Long shapes ("0.125+0.15+…") would run into the next bar's label,
+        // so the configuration is broken at '+' into lines that fit a bar.
+        let mut label_y = h - bottom + 18.0;
+        for line in wrap_label(&c.configuration, 16) {
+            let _ = writeln!(
+                o,
+                r##"<text x="{:.1}" y="{label_y:.1}" text-anchor="middle">{}</text>"##,
+                x + 30.0,
+                esc(&line)
+            );
+            label_y += 14.0;
+        }
         let _ = writeln!(
             o,
-            r##"<text x="{:.1}" y="{label_y:.1}" text-anchor="middle">{}</text><text x="{:.1}" y="{:.1}" text-anchor="middle" fill="#555">{}</text><text x="{:.1}" y="{:.1}" text-anchor="middle" fill="#555">{:.3} CPU</text>"##,
+            r##"<text x="{:.1}" y="{:.1}" text-anchor="middle" fill="#555">{}</text><text x="{:.1}" y="{:.1}" text-anchor="middle" fill="#555">{:.3} CPU</text>"##,
             x + 30.0,
-            esc(&c.configuration),
-            x + 30.0,
-            label_y + 16.0,
+            label_y + 2.0,
             esc(if c.policy.is_empty() {
                 "plain make"
             } else {
                 &c.policy
             }),
             x + 30.0,
-            label_y + 32.0,
+            label_y + 18.0,
             c.total_cpus
         );
     }
     o.push_str("</svg>\n");
     o
+}
+
+/// Splits a configuration name after '+' signs into lines of at most `max`
+/// characters (a single longer part stays whole).
+fn wrap_label(label: &str, max: usize) -> Vec<String> {
+    let mut lines = vec![String::new()];
+    for (i, part) in label.split('+').enumerate() {
+        let piece = if i == 0 {
+            part.to_string()
+        } else {
+            format!("+{part}")
+        };
+        let last = lines.last_mut().expect("lines starts non-empty");
+        if !last.is_empty() && last.len() + piece.len() > max {
+            lines.push(piece);
+        } else {
+            last.push_str(&piece);
+        }
+    }
+    lines
 }
 
 /// Each worker's busy fraction (running jobs / slots) over the build, in
@@ -782,4 +811,22 @@ pub fn compare(old: &Path, new: &Path) -> anyhow::Result<String> {
         );
     }
     Ok(o)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::wrap_label;
+
+    #[test]
+    fn long_shapes_break_at_plus_signs() {
+        assert_eq!(wrap_label("1x1.0", 16), vec!["1x1.0"]);
+        assert_eq!(
+            wrap_label("0.125+0.15+0.2+0.25+0.275", 16),
+            vec!["0.125+0.15+0.2", "+0.25+0.275"]
+        );
+        assert_eq!(
+            wrap_label("averyveryverylongpart+x", 5),
+            vec!["averyveryverylongpart", "+x"]
+        );
+    }
 }

@@ -367,3 +367,92 @@ mod tests {
         assert!(n >= 6, "expected the shipped scenarios, found {n}");
     }
 }
+
+/// Properties of scenario parsing over arbitrary text and over scenario
+/// files with arbitrary values: parsed and checked, or refused with an
+/// error, never a panic.
+#[cfg(test)]
+mod properties {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn number() -> impl Strategy<Value = String> {
+        prop_oneof![
+            (0..100u32).prop_map(|n| n.to_string()),
+            proptest::sample::select(
+                &[
+                    "0",
+                    "-1",
+                    "0.0",
+                    "-0.5",
+                    "nan",
+                    "inf",
+                    "-inf",
+                    "1e400",
+                    "4294967296",
+                    "\"2\""
+                ][..]
+            )
+            .prop_map(str::to_owned),
+        ]
+    }
+
+    fn scenario_text() -> impl Strategy<Value = String> {
+        let name = || proptest::sample::select(&["one", "two", "local-make", ""][..]);
+        let policy = proptest::sample::select(&["least-loaded", "weighted", "nope"][..]);
+        (
+            (number(), number(), number(), number()),
+            proptest::collection::vec((name(), number(), proptest::option::of(number())), 0..3),
+            proptest::collection::vec(policy, 0..3),
+            (name(), any::<bool>(), proptest::option::of((name(), number()))),
+        )
+            .prop_map(|((jobs, client, reps, cpus), configs, policies, (baseline, local, threshold))| {
+                let mut t = format!(
+                    "name = \"t\"\nworkload = \"w.toml\"\nmake_jobs = {jobs}\nclient_cpus = {client}\n\
+                     repetitions = {reps}\nlocal_make = {local}\nbaseline = \"{baseline}\"\n\
+                     policies = [{}]\n",
+                    policies.iter().map(|p| format!("\"{p}\"")).collect::<Vec<_>>().join(", ")
+                );
+                for (name, slots, j) in &configs {
+                    t.push_str(&format!(
+                        "[[configurations]]\nname = \"{name}\"\nworkers = [{{ cpus = {cpus}, slots = {slots} }}]\n"
+                    ));
+                    if let Some(j) = j {
+                        t.push_str(&format!("make_jobs = {j}\n"));
+                    }
+                }
+                if let Some((name, min)) = threshold {
+                    t.push_str(&format!("[thresholds]\n\"{name}\" = {{ min_speedup = {min} }}\n"));
+                }
+                t
+            })
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(512))]
+
+        #[test]
+        fn arbitrary_text_never_panics(text in ".{0,200}") {
+            if let Ok(s) = toml::from_str::<Scenario>(&text) {
+                let _ = validate(&s);
+            }
+            let _ = toml::from_str::<Workload>(&text);
+        }
+
+        #[test]
+        fn scenarios_with_arbitrary_values_are_checked(text in scenario_text()) {
+            let Ok(s) = toml::from_str::<Scenario>(&text) else { return Ok(()) };
+            if validate(&s).is_ok() {
+                // What a checked scenario promises the runner.
+                prop_assert!(s.make_jobs >= 1 && s.repetitions >= 1);
+                prop_assert!(!s.cells().is_empty());
+                for c in &s.configurations {
+                    prop_assert!(s.jobs_for(&c.name) >= 1);
+                    for w in &c.workers {
+                        prop_assert!(w.cpus.is_finite() && w.cpus > 0.0 && w.slots() >= 1);
+                    }
+                }
+            }
+        }
+    }
+}

@@ -25,11 +25,15 @@
 //! bit-flipped or copied under another key's name is detected, reported,
 //! removed and recompiled, never returned. LRU order is the file's mtime,
 //! refreshed on every hit; eviction only unlinks, which is safe under
-//! concurrent readers (a reader either has the bytes or misses).
+//! concurrent readers (a reader either has the bytes or misses). The
+//! wrapper's direct-mode manifests (`manifests/<k0k1>/<key>`, the wrapper's
+//! `direct` module) share the size bound, the LRU order and `--clear`.
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime};
+
+use gridcc_proto::payload::PayloadError;
 
 /// Changing anything about what goes into a key or an entry changes this,
 /// so old entries simply stop matching.
@@ -71,6 +75,11 @@ impl Key {
 
     pub fn as_str(&self) -> &str {
         &self.0
+    }
+
+    /// The key that is `hash`.
+    pub fn from_hash(hash: blake3::Hash) -> Self {
+        Key(hash.to_hex().to_string())
     }
 }
 
@@ -134,7 +143,7 @@ impl KeyInputs<'_> {
             field(value.as_bytes());
         }
         field(self.text);
-        Key(h.finalize().to_hex().to_string())
+        Key::from_hash(h.finalize())
     }
 }
 
@@ -307,11 +316,11 @@ pub fn decode(key: &Key, bytes: &[u8]) -> Result<Entry, Corrupt> {
     if raw_len > MAX_PAYLOAD || packed_len != (body.len() - HEADER) as u64 {
         return Err(Corrupt::Fields);
     }
-    let raw = zstd::bulk::decompress(&body[HEADER..], raw_len as usize)
-        .map_err(|_| Corrupt::Decompress)?;
-    if raw.len() as u64 != raw_len {
-        return Err(Corrupt::Fields);
-    }
+    // Memory follows the bytes that decompress, not the header's claim.
+    let raw = gridcc_proto::payload::decompress(&body[HEADER..], raw_len).map_err(|e| match e {
+        PayloadError::SizeMismatch { .. } | PayloadError::Overlong { .. } => Corrupt::Fields,
+        _ => Corrupt::Decompress,
+    })?;
     let mut rest = raw.as_slice();
     let mut take = |n: usize| -> Result<&[u8], Corrupt> {
         if rest.len() < n {
@@ -356,6 +365,32 @@ pub enum Lookup {
 #[derive(Debug, Clone)]
 pub struct Cache {
     dir: PathBuf,
+    /// Every directory of entries under the size bound: `objects` and the
+    /// wrapper's direct-mode `manifests` (absent on a worker).
+    stores: [PathBuf; 2],
+}
+
+/// Writes `bytes` to `path` through a temp file in the same directory and a
+/// rename, so readers see a whole file or none and many writers of one name
+/// leave one whole file. Returns the bytes written and the size of the file
+/// it replaced, if any.
+pub fn write_entry_file(path: &Path, bytes: &[u8]) -> std::io::Result<(u64, u64)> {
+    let dir = path.parent().unwrap_or(Path::new("."));
+    std::fs::create_dir_all(dir)?;
+    let mut tmp = tempfile::Builder::new().prefix(".tmp-").tempfile_in(dir)?;
+    tmp.write_all(bytes)?;
+    let replaced = std::fs::metadata(path).map(|m| m.len()).unwrap_or(0);
+    tmp.persist(path).map_err(|e| e.error)?;
+    Ok((bytes.len() as u64, replaced))
+}
+
+/// Refreshes a file's LRU time. Best effort: a failed touch only makes
+/// eviction less exact.
+pub fn touch(path: &Path) {
+    let _ = std::fs::File::options()
+        .write(true)
+        .open(path)
+        .and_then(|f| f.set_modified(SystemTime::now()));
 }
 
 impl Cache {
@@ -363,6 +398,7 @@ impl Cache {
     pub fn new(cache_dir: &Path) -> Self {
         Self {
             dir: cache_dir.join("objects"),
+            stores: [cache_dir.join("objects"), cache_dir.join("manifests")],
         }
     }
 
@@ -380,11 +416,7 @@ impl Cache {
         };
         match decode(key, &bytes) {
             Ok(entry) => {
-                // Best effort: a failed touch only makes eviction less exact.
-                let _ = std::fs::File::options()
-                    .write(true)
-                    .open(&path)
-                    .and_then(|f| f.set_modified(SystemTime::now()));
+                touch(&path);
                 Lookup::Hit(entry)
             }
             Err(why) => {
@@ -399,25 +431,28 @@ impl Cache {
     /// Stores `entry` under `key` atomically; returns the bytes written and
     /// the size of the entry it replaced, if any.
     pub fn store(&self, key: &Key, entry: &Entry) -> std::io::Result<(u64, u64)> {
-        let bytes = encode(key, entry)?;
-        let path = self.path(key);
-        let dir = path.parent().unwrap_or(&self.dir);
-        std::fs::create_dir_all(dir)?;
-        let mut tmp = tempfile::Builder::new().prefix(".tmp-").tempfile_in(dir)?;
-        tmp.write_all(&bytes)?;
-        let replaced = std::fs::metadata(&path).map(|m| m.len()).unwrap_or(0);
-        tmp.persist(&path).map_err(|e| e.error)?;
-        Ok((bytes.len() as u64, replaced))
+        write_entry_file(&self.path(key), &encode(key, entry)?)
     }
 
     /// Every entry and stale temp file: `(path, size, mtime)`; removes temp
     /// files left by killed writers on the way.
     fn scan(&self) -> Vec<(PathBuf, u64, SystemTime)> {
         let mut found = Vec::new();
-        let Ok(shards) = std::fs::read_dir(&self.dir) else {
-            return found;
-        };
         let now = SystemTime::now();
+        for store in &self.stores {
+            let Ok(shards) = std::fs::read_dir(store) else {
+                continue;
+            };
+            Self::scan_shards(shards, now, &mut found);
+        }
+        found
+    }
+
+    fn scan_shards(
+        shards: std::fs::ReadDir,
+        now: SystemTime,
+        found: &mut Vec<(PathBuf, u64, SystemTime)>,
+    ) {
         for shard in shards.flatten() {
             let Ok(files) = std::fs::read_dir(shard.path()) else {
                 continue;
@@ -437,13 +472,16 @@ impl Cache {
                 found.push((file.path(), meta.len(), mtime));
             }
         }
-        found
     }
 
     /// The keys of the `limit` most recently used entries, newest first
     /// (what a worker tells its coordinator it holds when it starts).
     pub fn recent_keys(&self, limit: usize) -> Vec<Key> {
-        let mut entries = self.scan();
+        // Objects only: a manifest's name is a key of another kind.
+        let mut entries = Vec::new();
+        if let Ok(shards) = std::fs::read_dir(&self.dir) {
+            Self::scan_shards(shards, SystemTime::now(), &mut entries);
+        }
         entries.sort_by_key(|e| std::cmp::Reverse(e.2));
         entries
             .iter()
@@ -808,5 +846,102 @@ mod tests {
         assert_eq!(parse_size("1234"), Some(1234));
         assert_eq!(parse_size("x"), None);
         assert_eq!(parse_size("-1G"), None);
+    }
+}
+
+/// Properties of the entry format: whatever bytes a cache file holds, an
+/// entry comes back only when it is the one stored under that key.
+#[cfg(test)]
+mod properties {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn entry() -> impl Strategy<Value = Entry> {
+        let bytes = || proptest::collection::vec(any::<u8>(), 0..300);
+        (any::<i32>(), bytes(), bytes(), bytes(), any::<u64>()).prop_map(
+            |(exit_code, object, stdout, stderr, compile_ms)| Entry {
+                exit_code,
+                object,
+                stdout,
+                stderr,
+                compile_ms,
+            },
+        )
+    }
+
+    fn key(text: &[u8]) -> Key {
+        KeyInputs {
+            compiler: "c0ffee",
+            mode: "source",
+            language: "c",
+            args: &[],
+            source: "a.c",
+            cwd: None,
+            env: &[],
+            text,
+        }
+        .key()
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(256))]
+
+        #[test]
+        fn entries_round_trip(e in entry(), text in any::<Vec<u8>>()) {
+            let k = key(&text);
+            prop_assert_eq!(decode(&k, &encode(&k, &e).unwrap()).unwrap(), e);
+        }
+
+        #[test]
+        fn arbitrary_bytes_are_refused(bytes in any::<Vec<u8>>()) {
+            prop_assert!(decode(&key(b""), &bytes).is_err());
+        }
+
+        /// Real entries with one byte changed, cut short, lengthened, or
+        /// read under another key.
+        #[test]
+        fn damaged_real_entries_are_refused(
+            e in entry(),
+            at in any::<usize>(),
+            mask in 1..=255u8,
+            tail in proptest::collection::vec(any::<u8>(), 1..8),
+        ) {
+            let k = key(b"int x;");
+            let good = encode(&k, &e).unwrap();
+            let at = at % good.len();
+            let mut flipped = good.clone();
+            flipped[at] ^= mask;
+            prop_assert!(decode(&k, &flipped).is_err());
+            prop_assert!(decode(&k, &good[..at]).is_err());
+            let mut longer = good.clone();
+            longer.extend_from_slice(&tail);
+            prop_assert!(decode(&k, &longer).is_err());
+            prop_assert_eq!(decode(&key(b"int y;"), &good), Err(Corrupt::Checksum));
+        }
+
+        /// Past the checksum (a file written by a buggy or hostile writer
+        /// that knew the format): any header and payload give an entry or
+        /// an error, never a panic or a limit-sized allocation.
+        #[test]
+        fn checksummed_garbage_decodes_cleanly(
+            raw_len in prop_oneof![0..1024u64, Just(MAX_PAYLOAD), any::<u64>()],
+            payload in prop_oneof![
+                proptest::collection::vec(any::<u8>(), 0..200),
+                proptest::collection::vec(any::<u8>(), 0..200)
+                    .prop_map(|raw| zstd::bulk::compress(&raw, 1).unwrap()),
+            ],
+        ) {
+            let k = key(b"");
+            let mut body = MAGIC.to_vec();
+            body.extend_from_slice(&raw_len.to_le_bytes());
+            body.extend_from_slice(&(payload.len() as u64).to_le_bytes());
+            body.extend_from_slice(&payload);
+            let sum = checksum(&k, &body);
+            body.extend_from_slice(sum.as_bytes());
+            if let Ok(e) = decode(&k, &body) {
+                // Whatever decodes re-encodes to an entry that decodes the same.
+                prop_assert_eq!(decode(&k, &encode(&k, &e).unwrap()).unwrap(), e);
+            }
+        }
     }
 }

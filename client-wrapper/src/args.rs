@@ -90,6 +90,16 @@ pub struct RemoteCompile {
     /// names files. The worker adds `-x <remote_language> -c <input> -o
     /// <out>` itself.
     pub compile_args: Vec<String>,
+    /// The preprocessing arguments without the input, `-E` and every
+    /// dependency-file option (`-M…`, `-Wp,…`, `-Xpreprocessor …`): what
+    /// decides the include search list, so `COMPILER search_args -E -v -x
+    /// LANG /dev/null` prints the list the preprocessing used and writes
+    /// nothing. Empty when `preprocessed_input`.
+    pub search_args: Vec<String>,
+    /// Every file the preprocessing is told to write dependencies to: the
+    /// `-MF` value (given or derived) under `-MD`/`-MMD`, and the FILE of
+    /// each `-Wp,-MD,FILE`/`-Wp,-MMD,FILE`. Empty when `preprocessed_input`.
+    pub dep_files: Vec<String>,
     /// The -x language name for the preprocessed input on the worker.
     pub remote_language: &'static str,
 }
@@ -123,6 +133,8 @@ pub enum LocalReason {
     OutputToStdout,
     /// `-o /dev/…`: the object must not be replaced by a rename.
     OutputToDevice(String),
+    /// `-o ''`, which gcc refuses with its own message.
+    EmptyOutputName,
     /// More than one `-o`.
     MultipleOutputs,
     /// A dependency file written to stdout would mix with the preprocessed
@@ -201,7 +213,28 @@ pub enum LocalReason {
 }
 
 impl fmt::Display for LocalReason {
+    /// One line, always: a reason quotes file names and options, which may
+    /// hold a newline (a quoted name in a response file), and `gridcc
+    /// explain`, the logs and the job log show one reason per line. Control
+    /// characters are shown escaped (`\n`).
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        use fmt::Write as _;
+        let mut text = String::new();
+        self.describe(&mut text)?;
+        for c in text.chars() {
+            if c.is_control() {
+                write!(f, "{}", c.escape_default())?;
+            } else {
+                f.write_char(c)?;
+            }
+        }
+        Ok(())
+    }
+}
+
+impl LocalReason {
+    fn describe(&self, f: &mut String) -> fmt::Result {
+        use fmt::Write as _;
         match self {
             LocalReason::Linking => f.write_str("linking"),
             LocalReason::AssemblyOutput => f.write_str("assembly output (-S)"),
@@ -214,6 +247,7 @@ impl fmt::Display for LocalReason {
             LocalReason::SourceFromStdin => f.write_str("source from stdin"),
             LocalReason::OutputToStdout => f.write_str("output to stdout"),
             LocalReason::OutputToDevice(o) => write!(f, "output to a device ({o})"),
+            LocalReason::EmptyOutputName => f.write_str("empty output file name (-o '')"),
             LocalReason::MultipleOutputs => f.write_str("multiple -o"),
             LocalReason::DependenciesToStdout => f.write_str("dependency output to stdout"),
             LocalReason::Assembly => f.write_str("assembly"),
@@ -271,10 +305,20 @@ pub enum ArgsError {
     ResponseFileNotUtf8 { path: String },
     #[error("too many response files (more than {limit} @file expansions; recursive?)")]
     TooManyResponseFiles { limit: usize },
+    #[error("response file {path} is not a regular file")]
+    ResponseFileNotRegular { path: String },
+    #[error("response files hold more than {limit} bytes")]
+    ResponseFilesTooLarge { limit: u64 },
 }
 
 /// gcc (libiberty's `expandargv`) gives up after this many expansions.
 const RESPONSE_FILE_LIMIT: usize = 2000;
+
+/// Most bytes read from all the response files of one command line. Far
+/// above any real build's (Linux allows 2 MiB of arguments and a command
+/// line of 32 000 characters is already rare), small enough that a stray
+/// `@big.log` cannot exhaust memory; past it the compile runs locally.
+const RESPONSE_BYTES_LIMIT: u64 = 64 * 1024 * 1024;
 
 /// Classifies one compiler command line.
 ///
@@ -287,8 +331,16 @@ pub fn classify(
     env: &dyn Fn(&str) -> Option<String>,
 ) -> Result<Classification, ArgsError> {
     let args = expand_response_files(args, cwd)?;
-    // These change which cc1/as the driver runs, or make it compile twice.
-    for var in ["GCC_COMPARE_DEBUG", "COMPILER_PATH", "GCC_EXEC_PREFIX"] {
+    // These change which cc1/as the driver runs, or make it compile twice;
+    // GCC_EXTRA_DIAGNOSTIC_OUTPUT adds fix-it lines to stderr, which a
+    // worker (not given it) would leave out and a cache entry made without
+    // it would not hold.
+    for var in [
+        "GCC_COMPARE_DEBUG",
+        "COMPILER_PATH",
+        "GCC_EXEC_PREFIX",
+        "GCC_EXTRA_DIAGNOSTIC_OUTPUT",
+    ] {
         if env(var).is_some_and(|v| !v.is_empty()) {
             return Ok(Classification::Local(LocalReason::Environment(
                 var.to_owned(),
@@ -304,12 +356,19 @@ pub fn classify(
 pub fn expand_response_files(args: &[String], cwd: &Path) -> Result<Vec<String>, ArgsError> {
     let mut out: Vec<String> = args.to_vec();
     let mut expansions = 0usize;
+    let mut budget = RESPONSE_BYTES_LIMIT;
     let mut i = 0usize;
     while i < out.len() {
         let Some(name) = out[i].strip_prefix('@') else {
             i += 1;
             continue;
         };
+        // gcc stats the name as written, and "" names nothing (joined to
+        // cwd it would name the working directory).
+        if name.is_empty() {
+            i += 1;
+            continue;
+        }
         let path = cwd.join(name);
         let meta = match std::fs::metadata(&path) {
             Ok(m) => m,
@@ -330,10 +389,7 @@ pub fn expand_response_files(args: &[String], cwd: &Path) -> Result<Vec<String>,
                 limit: RESPONSE_FILE_LIMIT,
             });
         }
-        let bytes = std::fs::read(&path).map_err(|source| ArgsError::ResponseFileUnreadable {
-            path: name.to_owned(),
-            source,
-        })?;
+        let bytes = read_response_file(&path, name, &mut budget)?;
         let text = String::from_utf8(bytes).map_err(|_| ArgsError::ResponseFileNotUtf8 {
             path: name.to_owned(),
         })?;
@@ -343,6 +399,34 @@ pub fn expand_response_files(args: &[String], cwd: &Path) -> Result<Vec<String>,
         out.splice(i..=i, inserted);
     }
     Ok(out)
+}
+
+/// Reads one response file, taking its size from `budget`. Only regular
+/// files: `@/dev/zero` would never end and a FIFO could block forever, so
+/// such command lines are left to the real compiler.
+fn read_response_file(path: &Path, name: &str, budget: &mut u64) -> Result<Vec<u8>, ArgsError> {
+    use std::io::Read;
+    let unreadable = |source| ArgsError::ResponseFileUnreadable {
+        path: name.to_owned(),
+        source,
+    };
+    let file = std::fs::File::open(path).map_err(unreadable)?;
+    // The opened file's own metadata, so it cannot be swapped after a check.
+    if !file.metadata().map_err(unreadable)?.is_file() {
+        return Err(ArgsError::ResponseFileNotRegular {
+            path: name.to_owned(),
+        });
+    }
+    let mut bytes = Vec::new();
+    file.take(budget.saturating_add(1))
+        .read_to_end(&mut bytes)
+        .map_err(unreadable)?;
+    *budget = budget
+        .checked_sub(bytes.len() as u64)
+        .ok_or(ArgsError::ResponseFilesTooLarge {
+            limit: RESPONSE_BYTES_LIMIT,
+        })?;
+    Ok(bytes)
 }
 
 /// libiberty's `buildargv`: whitespace separates arguments; single and double
@@ -663,6 +747,8 @@ struct Input {
 struct Scan<'a> {
     cwd: &'a Path,
     pre: Vec<String>,
+    /// `pre` without the input, `-E` and dependency-file options.
+    search: Vec<String>,
     comp: Vec<String>,
     inputs: Vec<Input>,
     outputs: Vec<String>,
@@ -677,6 +763,10 @@ struct Scan<'a> {
     md: bool,
     /// Driver-level `-MF` given.
     mf: bool,
+    /// Every driver-level `-MF` value.
+    mf_values: Vec<String>,
+    /// The FILE of each `-Wp,-MD,FILE` or `-Wp,-MMD,FILE`.
+    wp_dep_files: Vec<String>,
     /// Driver-level `-MT`/`-MQ` given.
     mt: bool,
     dep_to_stdout: bool,
@@ -695,6 +785,7 @@ impl<'a> Scan<'a> {
         Scan {
             cwd,
             pre: Vec::new(),
+            search: Vec::new(),
             comp: Vec::new(),
             inputs: Vec::new(),
             outputs: Vec::new(),
@@ -707,6 +798,8 @@ impl<'a> Scan<'a> {
             query: None,
             md: false,
             mf: false,
+            mf_values: Vec::new(),
+            wp_dep_files: Vec::new(),
             mt: false,
             dep_to_stdout: false,
             debug: false,
@@ -726,6 +819,12 @@ impl<'a> Scan<'a> {
     fn push(&mut self, dest: Dest, items: &[&str]) {
         if matches!(dest, Dest::Both | Dest::Preprocess) {
             self.pre.extend(items.iter().map(|s| (*s).to_owned()));
+            let writes_deps = items.first().is_some_and(|o| {
+                o.starts_with("-M") || o.starts_with("-Wp,") || *o == "-Xpreprocessor"
+            });
+            if !writes_deps {
+                self.search.extend(items.iter().map(|s| (*s).to_owned()));
+            }
         }
         if dest == Dest::Both {
             self.comp.extend(items.iter().map(|s| (*s).to_owned()));
@@ -746,7 +845,7 @@ impl<'a> Scan<'a> {
                     path: arg.to_owned(),
                     kind,
                 });
-                self.push(Dest::Preprocess, &[arg]);
+                self.pre.push(arg.to_owned());
                 continue;
             }
             // Options with a value: find the name and the value.
@@ -842,6 +941,7 @@ impl<'a> Scan<'a> {
             }
             "-MF" => {
                 self.mf = true;
+                self.mf_values.push(value.to_owned());
                 if is_stdout(value) {
                     self.dep_to_stdout = true;
                 }
@@ -1236,16 +1336,22 @@ impl<'a> Scan<'a> {
     /// Options for the preprocessor given with `-Wp,` or `-Xpreprocessor`.
     fn preprocessor_option(&mut self, subs: &[&str]) {
         let mut expect_dep_file = false;
+        // `-MD FILE`/`-MMD FILE` write FILE; a bare `-MF FILE` does not.
+        let mut writes_deps = false;
         for sub in subs {
             if expect_dep_file {
                 expect_dep_file = false;
                 if is_stdout(sub) {
                     self.dep_to_stdout = true;
                 }
+                if writes_deps {
+                    self.wp_dep_files.push((*sub).to_owned());
+                }
                 continue;
             }
             match *sub {
-                "-MD" | "-MMD" | "-MF" => expect_dep_file = true,
+                "-MD" | "-MMD" => (expect_dep_file, writes_deps) = (true, true),
+                "-MF" => (expect_dep_file, writes_deps) = (true, false),
                 "-M" | "-MM" => self.deps_only = true,
                 "-E" => self.preprocess_only = true,
                 _ => {}
@@ -1363,6 +1469,9 @@ impl<'a> Scan<'a> {
         if output == "-" {
             return Local(LocalReason::OutputToStdout);
         }
+        if output.is_empty() {
+            return Local(LocalReason::EmptyOutputName);
+        }
         if output.starts_with("/dev/") {
             return Local(LocalReason::OutputToDevice(output));
         }
@@ -1382,8 +1491,11 @@ impl<'a> Scan<'a> {
         };
         let preprocessed_input = language.is_preprocessed();
         let mut preprocess_args = Vec::new();
+        let mut search_args = Vec::new();
+        let mut dep_files = Vec::new();
         if !preprocessed_input {
             preprocess_args = self.pre;
+            search_args = self.search;
             if self.md {
                 // gcc's cpp_unique_options: %{MD:-MD %{!o:%b.d}%{o*:%.d%*}}
                 // and, only when not -E, -MQ <output> when no -MT/-MQ.
@@ -1393,8 +1505,10 @@ impl<'a> Scan<'a> {
                         None => format!("{}.d", strip_suffix(basename(&input.path))),
                     };
                     preprocess_args.push("-MF".to_owned());
-                    preprocess_args.push(dep);
+                    preprocess_args.push(dep.clone());
+                    dep_files.push(dep);
                 }
+                dep_files.extend(self.mf_values);
                 if !self.mt {
                     if let Some(o) = self.outputs.first() {
                         preprocess_args.push("-MQ".to_owned());
@@ -1402,6 +1516,7 @@ impl<'a> Scan<'a> {
                     }
                 }
             }
+            dep_files.extend(self.wp_dep_files);
         }
         Classification::Remote(RemoteCompile {
             source: input.path.clone(),
@@ -1410,6 +1525,8 @@ impl<'a> Scan<'a> {
             preprocessed_input,
             preprocess_args,
             compile_args: self.comp,
+            search_args,
+            dep_files,
             remote_language,
         })
     }
@@ -1936,6 +2053,58 @@ mod tests {
         }
     }
 
+    #[test]
+    fn environment_that_changes_programs_or_messages_keeps_a_compile_local() {
+        for var in [
+            "GCC_COMPARE_DEBUG",
+            "COMPILER_PATH",
+            "GCC_EXEC_PREFIX",
+            "GCC_EXTRA_DIAGNOSTIC_OUTPUT",
+        ] {
+            let env = |name: &str| (name == var).then(|| "x".to_owned());
+            let got = classify(&split("gcc -c a.c"), Path::new("/nonexistent-cwd"), &env).unwrap();
+            assert_eq!(summary(&got), format!("local: environment variable {var}"));
+            let empty = |name: &str| (name == var).then(String::new);
+            let got = classify(&split("gcc -c a.c"), Path::new("/nonexistent-cwd"), &empty);
+            assert_eq!(summary(&got.unwrap()), "remote a.c a.o", "{var} empty");
+        }
+    }
+
+    #[test]
+    fn search_args_keep_what_decides_the_include_path_and_write_nothing() {
+        for (line, search) in [
+            ("gcc -c a.c", ""),
+            (
+                "gcc -Iinc -MD -MF a.d -MT t -include h.h -c a.c -DX -o a.o -O2",
+                "-Iinc -include h.h -DX -O2",
+            ),
+            (
+                "gcc -c -x c a.c -isystem sys -Wp,-MD,a.d -MMD -MP -iquote q",
+                "-x c -isystem sys -iquote q",
+            ),
+            ("gcc -c a.i", ""),
+        ] {
+            assert_eq!(remote(line).search_args, words(search), "{line}");
+        }
+    }
+
+    #[test]
+    fn dependency_files_are_named() {
+        for (line, files) in [
+            ("gcc -c a.c", ""),
+            ("gcc -c a.c -MF x.d", ""),
+            ("gcc -c a.c -o obj/a.o -MD", "obj/a.d"),
+            ("gcc -c src/a.c -MMD", "a.d"),
+            ("gcc -c a.c -MD -MFx.d", "x.d"),
+            ("gcc -c a.c -Wp,-MD,.a.o.d", ".a.o.d"),
+            ("gcc -c a.c -Wp,-MF,x.d", ""),
+            ("gcc -c a.c -MD -MF x.d -Wp,-MMD,y.d", "x.d y.d"),
+            ("gcc -c a.i -MD", ""),
+        ] {
+            assert_eq!(remote(line).dep_files, words(files), "{line}");
+        }
+    }
+
     // ---- response files -------------------------------------------------
 
     #[test]
@@ -1963,6 +2132,24 @@ mod tests {
                 ""
             ]
         );
+    }
+
+    #[test]
+    fn a_reason_quoting_a_name_with_a_newline_stays_on_one_line() {
+        // Found by the `args` fuzz target: a quoted name in a response file
+        // may span lines.
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("rsp"), "-O2 -c 'my file.cit\nc\n").unwrap();
+        let args = vec!["@rsp".to_owned()];
+        match classify(&args, dir.path(), &|_| None) {
+            Ok(Classification::Local(reason)) => {
+                assert_eq!(
+                    reason.to_string(),
+                    "linking (linker input my file.cit\\nc\\n)"
+                );
+            }
+            other => panic!("{other:?}"),
+        }
     }
 
     #[test]
@@ -2002,6 +2189,53 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(!e.contains('\n'), "{e}");
+    }
+
+    /// Found while writing the fuzz targets: `@` joined the empty name to
+    /// the working directory and failed as "a directory" where gcc keeps
+    /// it as a literal argument, `@/dev/zero` read until memory ran out,
+    /// and a huge file was read whole.
+    #[test]
+    fn response_files_that_are_empty_names_devices_or_huge() {
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path();
+        let s = |v: &[&str]| v.iter().map(|x| (*x).to_owned()).collect::<Vec<_>>();
+        assert_eq!(
+            expand_response_files(&s(&["@", "-c"]), d).unwrap(),
+            ["@", "-c"]
+        );
+        let c = classify(&s(&["-c", "a.c", "@"]), d, &no_env).unwrap();
+        assert_eq!(summary(&c), "local: multiple source files");
+        for device in ["@/dev/zero", "@/dev/null"] {
+            assert!(matches!(
+                expand_response_files(&s(&[device]), d),
+                Err(ArgsError::ResponseFileNotRegular { .. })
+            ));
+        }
+        let big = std::fs::File::create(d.join("big")).unwrap();
+        big.set_len(RESPONSE_BYTES_LIMIT + 1).unwrap();
+        assert!(matches!(
+            expand_response_files(&s(&["@big"]), d),
+            Err(ArgsError::ResponseFilesTooLarge { .. })
+        ));
+        // The limit is on all the files together.
+        big.set_len(RESPONSE_BYTES_LIMIT / 2 + 1).unwrap();
+        assert!(matches!(
+            expand_response_files(&s(&["@big", "@big"]), d),
+            Err(ArgsError::ResponseFilesTooLarge { .. })
+        ));
+    }
+
+    /// Found by `a_remote_split_classifies_back_to_itself`: `-o ''` went
+    /// remote, and the wrapper would have had to write an object named "",
+    /// where gcc says "output filename may not be empty".
+    #[test]
+    fn empty_output_name_stays_local() {
+        let args: Vec<String> = ["a.c", "-c", "-MF", "a.o", "-o", ""]
+            .map(str::to_owned)
+            .to_vec();
+        let c = classify(&args, Path::new("/nonexistent-cwd"), &no_env).unwrap();
+        assert_eq!(summary(&c), "local: empty output file name (-o '')");
     }
 
     #[test]
@@ -2308,5 +2542,418 @@ mod tests {
             original == split,
             "with -gno-column-info the objects should match"
         );
+    }
+}
+
+/// Properties over arbitrary command lines: real gcc options from a
+/// vocabulary mixed with random words, empty words and `@file` response
+/// files (nested, missing, devices). Classification never panics, is
+/// deterministic, and the two command lines of a remote split classify
+/// back to the same split.
+#[cfg(test)]
+mod properties {
+    use super::*;
+    use proptest::prelude::*;
+
+    /// Words gcc and clang command lines are made of, the awkward ones
+    /// included: options that take values, prefixes of other options,
+    /// inputs of every kind, and values that look like options.
+    const VOCABULARY: &[&str] = &[
+        "-c",
+        "-o",
+        "-E",
+        "-S",
+        "-M",
+        "-MM",
+        "-MD",
+        "-MMD",
+        "-MF",
+        "-MT",
+        "-MQ",
+        "-MP",
+        "-MG",
+        "-MJ",
+        "-x",
+        "c",
+        "c++",
+        "none",
+        "cpp-output",
+        "assembler",
+        "c-header",
+        "f95",
+        "-I",
+        "-Iinc",
+        "-I-",
+        "-D",
+        "-DX=1",
+        "-DY",
+        "-U",
+        "-UX",
+        "-include",
+        "pch.h",
+        "-include-pch",
+        "-imacros",
+        "-isystem",
+        "-iquote",
+        "-idirafter",
+        "-iplugindir=x",
+        "-ifoo",
+        "-g",
+        "-g0",
+        "-g3",
+        "-ggdb",
+        "-gdwarf-4",
+        "-gsplit-dwarf",
+        "-gz",
+        "-gno-column-info",
+        "-O0",
+        "-O2",
+        "-Os",
+        "-Wall",
+        "-Werror",
+        "-Wp,-MD,dep.d",
+        "-Wp,-MMD,-",
+        "-Wp,-E",
+        "-Wp,-C",
+        "-Wp,",
+        "-Wa,-adhln=x.lst",
+        "-Wa,--noexecstack",
+        "-Wa,",
+        "-Wl,-z,now",
+        "-Xpreprocessor",
+        "-Xlinker",
+        "-Xassembler",
+        "-Xclang",
+        "-fcolor-diagnostics",
+        "-Xarch_x86_64",
+        "-C",
+        "-CC",
+        "-P",
+        "-H",
+        "-fPIC",
+        "-fno-working-directory",
+        "-fworking-directory",
+        "-fsyntax-only",
+        "-fplugin=x.so",
+        "-fprofile-use",
+        "-fprofile-generate",
+        "-fprofile-arcs",
+        "--coverage",
+        "-fdump-tree-all",
+        "-fstack-usage",
+        "-fdirectives-only",
+        "-fpreprocessed",
+        "-fpch-preprocess",
+        "-fdebug-prefix-map=/a=/b",
+        "-fmacro-prefix-map=/a=.",
+        "-fsanitize=address",
+        "-fsanitize-ignorelist=x",
+        "-fmodules",
+        "-march=native",
+        "-march=x86-64",
+        "-mavx2",
+        "-std=c11",
+        "-std=gnu++17",
+        "-pedantic",
+        "-pthread",
+        "-pipe",
+        "-B",
+        "/opt/bin",
+        "-specs",
+        "-specs=x",
+        "-wrapper",
+        "-save-temps",
+        "-dumpbase",
+        "-aux-info",
+        "-dM",
+        "-dD",
+        "-d",
+        "-v",
+        "--version",
+        "-###",
+        "-print-file-name=x",
+        "--help=x",
+        "-undef",
+        "-emit-llvm",
+        "--param",
+        "max-inline-insns-single=5",
+        "--sysroot",
+        "--sysroot=/s",
+        "-target",
+        "--target=x86_64-linux-gnu",
+        "-arch",
+        "x86_64",
+        "-framework",
+        "--foo",
+        "-lm",
+        "-L.",
+        "-static",
+        "-shared",
+        "-nostdinc",
+        "-traditional-cpp",
+        "-fdebug-compilation-dir",
+        ".",
+        "a.c",
+        "b.c",
+        "src/a.c",
+        "../up/a.c",
+        "a.cpp",
+        "a.C",
+        "a.i",
+        "a.ii",
+        "a.m",
+        "a.mm",
+        "a.s",
+        "a.S",
+        "h.h",
+        "a.f90",
+        "lib.a",
+        "a.o",
+        ".c",
+        "a.",
+        "-",
+        "--",
+        "/dev/null",
+        "/dev/stdout",
+        "obj/a.o",
+        "a.d",
+        "",
+        "@",
+        "@rsp0",
+        "@rsp1",
+        "@rsp2",
+        "@missing",
+        "@.",
+        "@/dev/null",
+        "@/dev/zero",
+        "@/nonexistent/rsp",
+    ];
+
+    fn word() -> impl Strategy<Value = String> {
+        prop_oneof![
+            6 => proptest::sample::select(VOCABULARY).prop_map(str::to_owned),
+            1 => "-[a-zA-Z0-9=,._/+-]{0,10}",
+            1 => ".{0,8}",
+            1 => Just(String::new()),
+        ]
+    }
+
+    fn argv() -> impl Strategy<Value = Vec<String>> {
+        proptest::collection::vec(word(), 0..14)
+    }
+
+    /// Words of command lines that go remote, and values that look like
+    /// options (`-D -E`).
+    const REMOTE_WORDS: &[&str] = &[
+        "-O2",
+        "-g",
+        "-g0",
+        "-Wall",
+        "-DX=1",
+        "-D",
+        "-E",
+        "-Iinc",
+        "-I",
+        "inc",
+        "-MD",
+        "-MMD",
+        "-MF",
+        "dep.d",
+        "-MT",
+        "t",
+        "-MQ",
+        "$q",
+        "-MP",
+        "-fPIC",
+        "-std=c11",
+        "-x",
+        "c",
+        "c++",
+        "-include",
+        "h.h",
+        "-isystem",
+        "/usr/inc",
+        "--param",
+        "max-inline-insns-single=5",
+        "-G",
+        "8",
+        "-Xclang",
+        "-fcolor-diagnostics",
+        "-C",
+        "-P",
+        "-fno-working-directory",
+        "-fdebug-prefix-map=/a=/b",
+        "-fmacro-prefix-map=/a=.",
+        "-Wa,--noexecstack",
+        "-pipe",
+        "-Wp,-MD,dep.d",
+        "-lm",
+        "-L.",
+        "-static",
+        "-nostdinc",
+        "-undef",
+        "-target",
+        "x86_64",
+        "-fdebug-compilation-dir",
+        ".",
+        "-Xlinker",
+        "-o",
+        "-U",
+        "-Wp,-DX",
+    ];
+
+    /// A compile command line: `-c`, one source and maybe `-o` among
+    /// mostly harmless words, so that a good share of them go remote.
+    fn compile_line() -> impl Strategy<Value = Vec<String>> {
+        let source = proptest::sample::select(&["a.c", "src/b.cpp", "x.i", "../m.m", "-"][..]);
+        let output = proptest::option::of(proptest::sample::select(&["a.o", "obj/x.o"][..]));
+        let word = prop_oneof![
+            4 => proptest::sample::select(REMOTE_WORDS).prop_map(str::to_owned),
+            1 => word(),
+        ];
+        (
+            proptest::collection::vec(word, 0..8),
+            source,
+            output,
+            any::<usize>(),
+        )
+            .prop_map(|(mut words, source, output, at)| {
+                words.insert(at % (words.len() + 1), "-c".to_owned());
+                words.insert((at / 7) % (words.len() + 1), source.to_owned());
+                if let Some(o) = output {
+                    words.insert((at / 49) % (words.len() + 1), o.to_owned());
+                    words.insert((at / 49) % (words.len() + 1), "-o".to_owned());
+                }
+                words
+            })
+    }
+
+    /// A response file's text: words, quoted or escaped the ways
+    /// libiberty reads them, or arbitrary text.
+    fn response_text() -> impl Strategy<Value = String> {
+        let quoted = (word(), 0..4u8).prop_map(|(w, how)| match how {
+            0 => format!("'{w}'"),
+            1 => format!("\"{w}\""),
+            2 => w.replace(' ', "\\ "),
+            _ => w,
+        });
+        prop_oneof![
+            4 => proptest::collection::vec(quoted, 0..8).prop_map(|w| w.join(" \n\t")),
+            1 => ".{0,40}",
+        ]
+    }
+
+    /// A working directory holding up to three response files, a
+    /// precompiled header and a directory.
+    fn project(files: &[String]) -> tempfile::TempDir {
+        let dir = tempfile::tempdir().unwrap();
+        for (i, text) in files.iter().enumerate() {
+            std::fs::write(dir.path().join(format!("rsp{i}")), text).unwrap();
+        }
+        std::fs::write(dir.path().join("pch.h.gch"), "gch").unwrap();
+        std::fs::create_dir(dir.path().join("inc")).unwrap();
+        dir
+    }
+
+    fn no_env(_: &str) -> Option<String> {
+        None
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(512))]
+
+        #[test]
+        fn classification_is_total_and_deterministic(
+            args in argv(),
+            files in proptest::collection::vec(response_text(), 0..3),
+        ) {
+            let dir = project(&files);
+            let first = classify(&args, dir.path(), &no_env);
+            let second = classify(&args, dir.path(), &no_env);
+            match (&first, &second) {
+                (Ok(a), Ok(b)) => prop_assert_eq!(a, b),
+                (Err(a), Err(b)) => {
+                    let message = a.to_string();
+                    prop_assert_eq!(&message, &b.to_string());
+                    prop_assert!(!message.contains('\n'), "{}", message);
+                }
+                _ => prop_assert!(false, "{first:?} then {second:?}"),
+            }
+            if let Ok(Classification::Local(reason)) = &first {
+                let shown = reason.to_string();
+                prop_assert!(!shown.is_empty() && !shown.contains('\n'));
+            }
+        }
+
+        /// The two halves of a split, run as command lines of their own,
+        /// classify back to the same split: the worker's compile of the
+        /// preprocessed text is itself a remote compile with the same
+        /// arguments, and the preprocessing step with `-c` for `-E` is the
+        /// same compile with every derived dependency option explicit.
+        #[test]
+        fn a_remote_split_classifies_back_to_itself(
+            args in prop_oneof![1 => argv(), 3 => compile_line()],
+            files in proptest::collection::vec(response_text(), 0..3),
+        ) {
+            let dir = project(&files);
+            let Ok(Classification::Remote(job)) = classify(&args, dir.path(), &no_env) else {
+                return Ok(());
+            };
+            prop_assert!(!job.output.is_empty() && job.output != "-");
+            prop_assert!(!job.output.starts_with("/dev/"));
+            prop_assert_eq!(job.preprocessed_input, job.preprocess_args.is_empty());
+
+            let mut worker = job.compile_args.clone();
+            worker.extend(
+                ["-x", job.remote_language, "-c", "job.i", "-o", "out.o"].map(str::to_owned),
+            );
+            let back = classify(&worker, dir.path(), &no_env).unwrap();
+            let Classification::Remote(back) = back else {
+                return Err(TestCaseError::fail(format!("worker line {worker:?}: {back:?}")));
+            };
+            prop_assert_eq!(&back.compile_args, &job.compile_args);
+            prop_assert_eq!(back.source.as_str(), "job.i");
+            prop_assert_eq!(back.output.as_str(), "out.o");
+            prop_assert!(back.preprocessed_input);
+            prop_assert_eq!(back.remote_language, job.remote_language);
+
+            // Only when the -E the split added is the only one: a value
+            // (`-D -E`) can be spelled the same.
+            if job.preprocess_args.iter().filter(|a| *a == "-E").count() == 1 {
+                let again: Vec<String> = job
+                    .preprocess_args
+                    .iter()
+                    .map(|a| if a == "-E" { "-c".to_owned() } else { a.clone() })
+                    .collect();
+                let back = classify(&again, dir.path(), &no_env).unwrap();
+                let Classification::Remote(back) = back else {
+                    return Err(TestCaseError::fail(format!("{again:?}: {back:?}")));
+                };
+                prop_assert_eq!(&back.source, &job.source);
+                prop_assert_eq!(back.language, job.language);
+                prop_assert_eq!(&back.preprocess_args, &job.preprocess_args);
+                prop_assert_eq!(&back.compile_args, &job.compile_args);
+            }
+        }
+
+        /// Arguments that are not UTF-8 reach `gridcc explain` as
+        /// `OsString`s: an answer, never a panic.
+        #[test]
+        fn explain_takes_any_os_string(
+            args in argv(),
+            raw in proptest::collection::vec(proptest::collection::vec(any::<u8>(), 0..6), 0..3),
+            json in any::<bool>(),
+        ) {
+            use std::ffi::OsString;
+            use std::os::unix::ffi::OsStringExt;
+            let mut argv: Vec<OsString> = ["gridcc", "explain"].map(OsString::from).to_vec();
+            if json {
+                argv.push("--json".into());
+            }
+            argv.push("gcc".into());
+            argv.extend(args.into_iter().map(OsString::from));
+            argv.extend(raw.into_iter().map(OsString::from_vec));
+            prop_assert_eq!(crate::cli::main(argv), 0);
+        }
     }
 }

@@ -29,8 +29,10 @@ Usage:
 
 Object cache: a compile whose result is in GRIDCC_CACHE_DIR/objects (keyed by the
 compiler, the compile arguments, the preprocessed text, the source path, and the
-working directory under -g) is answered from there: object, stdout, stderr. The
-local preprocessing still runs, so -MD dependency files are written as usual.
+working directory under -g) is answered from there: object, stdout, stderr.
+Direct mode answers a repeated compile without even preprocessing, from a
+manifest of every file the last preprocessing read and every path where a header
+could have appeared; anything changed or uncertain falls back to preprocessing.
 
 A refused token (or an unusable token or CA setting) makes every compile run
 locally with a one-line warning; gridcc status exits 1 with the reason.
@@ -46,6 +48,7 @@ Environment:
   GRIDCC_TLS_CA        PEM CA certificate(s) that https:// servers are checked with
   GRIDCC_DISABLE=1     always compile locally, with no cache and no stats
   GRIDCC_CACHE=0       turn the object cache off (the grid is still used)
+  GRIDCC_DIRECT=0      turn direct mode off (hits still preprocess)
   GRIDCC_CACHE_DIR     cache directory (default ~/.cache/gridcc)
   GRIDCC_CACHE_SIZE    object cache size bound, e.g. 10G (overrides --max-size)
   GRIDCC_LOG           log filter, e.g. info or debug (logs go to stderr)

@@ -19,6 +19,7 @@ use gridcc_proto::{payload, v1};
 use crate::args::{self, Classification, Language, RemoteCompile};
 use crate::cache::{self, debug_info_on, Cache};
 use crate::compiler::{self, Resolved};
+use crate::direct;
 use crate::joblog;
 use crate::remote::{self, RemoteError};
 use crate::stats::{self, Event};
@@ -30,6 +31,8 @@ pub struct Settings {
     pub disabled: bool,
     /// The object cache is on (`GRIDCC_CACHE=0` turns it off).
     pub cache: bool,
+    /// Direct mode is on (with the cache; `GRIDCC_DIRECT=0` turns it off).
+    pub direct: bool,
     pub cache_dir: PathBuf,
     pub timeouts: remote::Timeouts,
     /// Token and TLS CA for grid calls, or why they are unusable (then
@@ -47,12 +50,15 @@ impl Settings {
             .ok()
             .filter(|v| !v.trim().is_empty());
         let disabled = std::env::var("GRIDCC_DISABLE").is_ok_and(|v| !v.is_empty() && v != "0");
-        let cache = std::env::var("GRIDCC_CACHE")
-            .map_or(true, |v| !matches!(v.trim(), "0" | "off" | "false" | "no"));
+        let on = |name: &str| {
+            std::env::var(name).map_or(true, |v| !matches!(v.trim(), "0" | "off" | "false" | "no"))
+        };
+        let cache = on("GRIDCC_CACHE");
         Self {
             coordinator,
             disabled,
             cache,
+            direct: cache && on("GRIDCC_DIRECT"),
             cache_dir: gridcc_toolchain::cache_dir(),
             timeouts: remote::Timeouts::default(),
             access: remote::Access::from_env().map_err(|e| e.to_string()),
@@ -286,7 +292,7 @@ pub fn run(name: &str, args: Vec<OsString>) -> i32 {
         });
         return exec_local(&resolved, &args);
     };
-    let cwd = match std::env::current_dir() {
+    let cwd = match working_dir() {
         Ok(cwd) => cwd,
         Err(_) => return exec_local(&resolved, &args),
     };
@@ -361,6 +367,17 @@ fn compile(
         note_fallback(event, job, clock, &Fallback::CoordinatorRecentlyDown);
         return Outcome::ExecLocal;
     }
+    let cache = Cache::new(&settings.cache_dir);
+    let plan = if settings.direct {
+        direct_plan(resolved, original_args, job, settings, cwd, event)
+    } else {
+        None
+    };
+    if let Some(plan) = &plan {
+        if let Some(outcome) = direct_lookup(plan, &cache, job, settings, clock, event) {
+            return outcome;
+        }
+    }
     let prepared = match prepare(resolved, original_args, job, settings, cwd) {
         Ok(p) => p,
         Err(e) => {
@@ -381,7 +398,21 @@ fn compile(
     } else {
         None
     };
-    let cache = Cache::new(&settings.cache_dir);
+    let record = match (&plan, &key) {
+        (Some(plan), Some(object)) => Some(direct::Record {
+            plan,
+            compiler: resolved,
+            job,
+            text: &prepared.text,
+            object,
+        }),
+        (Some(_), None) => {
+            event.direct_not_recorded = Some("the object is not cacheable".to_owned());
+            None
+        }
+        (None, _) => None,
+    };
+    let record = record.as_ref();
     if let Some(key) = &key {
         match cache.lookup(key) {
             cache::Lookup::Hit(entry) => {
@@ -392,6 +423,7 @@ fn compile(
                         let wall = clock.elapsed_ms() as u64;
                         event.time_saved_ms = entry.compile_ms.saturating_sub(wall);
                         joblog::hit(clock, &job.source);
+                        write_manifest(settings, record, event);
                         return Outcome::Exit(entry.exit_code);
                     }
                     Err(source) => {
@@ -429,7 +461,9 @@ fn compile(
                             stderr: done.stderr,
                             compile_ms: clock.elapsed_ms() as u64,
                         };
-                        store(settings, &cache, key, &entry, event);
+                        if store(settings, &cache, key, &entry, event) {
+                            write_manifest(settings, record, event);
+                        }
                     } else {
                         event.not_cached = Some(format!("compiler exit {}", done.exit_code));
                     }
@@ -440,8 +474,10 @@ fn compile(
         },
     };
     note_fallback(event, job, clock, &fallback);
-    match key {
-        Some(key) => compile_local_child(resolved, args, job, settings, &cache, &key, clock, event),
+    match &key {
+        Some(key) => compile_local_child(
+            resolved, args, job, settings, &cache, key, record, clock, event,
+        ),
         None => Outcome::ExecLocal,
     }
 }
@@ -466,13 +502,14 @@ fn replay(stdout: &[u8], stderr: &[u8]) {
     let _ = std::io::stderr().lock().write_all(stderr);
 }
 
+/// Stores an entry; returns whether it was written.
 fn store(
     settings: &Settings,
     cache: &Cache,
     key: &cache::Key,
     entry: &cache::Entry,
     event: &mut Event,
-) {
+) -> bool {
     match cache.store(key, entry) {
         Ok((written, replaced)) => {
             event.cache_added = written as i64 - replaced as i64;
@@ -483,10 +520,157 @@ fn store(
             if approx > max {
                 event.evicted = cache.evict(max);
             }
+            true
         }
         Err(e) => {
             tracing::debug!(error = %e, "cannot store the cache entry");
             event.cache_write_error = true;
+            false
+        }
+    }
+}
+
+/// The working directory as gcc names it (libiberty's `getpwd`): `$PWD`
+/// when it is absolute and is the same directory as `.`, else `getcwd`.
+/// gcc writes that name into debug info (`DW_AT_comp_dir`), so keys and
+/// remote compiles must use it too: from `getcwd` alone, a build through a
+/// symlinked path and one through the real path would share cache entries
+/// whose objects differ.
+fn working_dir() -> std::io::Result<PathBuf> {
+    use std::os::unix::fs::MetadataExt;
+    let dot = std::fs::metadata(".")?;
+    if let Some(pwd) = std::env::var_os("PWD").map(PathBuf::from) {
+        if pwd.is_absolute()
+            && std::fs::metadata(&pwd).is_ok_and(|m| (m.dev(), m.ino()) == (dot.dev(), dot.ino()))
+        {
+            return Ok(pwd);
+        }
+    }
+    std::env::current_dir()
+}
+
+/// The direct-mode plan of this compile, or `None` (the reason goes to the
+/// stats).
+fn direct_plan(
+    resolved: &Resolved,
+    original_args: &[String],
+    job: &RemoteCompile,
+    settings: &Settings,
+    cwd: &Path,
+    event: &mut Event,
+) -> Option<direct::Plan> {
+    // Before the source is read: whatever changes after this may not have
+    // been seen by the preprocessing.
+    let start = SystemTime::now();
+    let planned = (|| {
+        let cwd = cwd.to_str().ok_or("working directory is not UTF-8")?;
+        let identity = gridcc_toolchain::IdentityCache::new(settings.cache_dir.join("toolchains"))
+            .identify(&resolved.path)
+            .map_err(|_| "cannot identify the compiler")?;
+        if identity.version.contains("clang") {
+            return Err("clang compiles stay local until verified");
+        }
+        let expanded = args::expand_response_files(original_args, Path::new(cwd))
+            .map_err(|_| "unreadable response file")?;
+        direct::plan(&direct::PlanInputs {
+            compiler: &resolved.path,
+            identity: &identity.digest,
+            args: original_args,
+            expanded: &expanded,
+            job,
+            cwd,
+            env: &|name| std::env::var(name).ok(),
+            start,
+        })
+    })();
+    match planned {
+        Ok(plan) => Some(plan),
+        Err(why) => {
+            event.direct_not_recorded = Some(why.to_owned());
+            None
+        }
+    }
+}
+
+/// Answers the compile from its manifest and the object cache, without
+/// preprocessing: `Some(outcome)` on a hit, `None` (with the reason in the
+/// event) to go on with the preprocessed key.
+fn direct_lookup(
+    plan: &direct::Plan,
+    cache: &Cache,
+    job: &RemoteCompile,
+    settings: &Settings,
+    clock: joblog::Clock,
+    event: &mut Event,
+) -> Option<Outcome> {
+    let (object, dep_file) = match plan.lookup(&settings.cache_dir) {
+        direct::Found::Hit { object, dep_file } => (object, dep_file),
+        direct::Found::Miss(why) => {
+            event.direct_miss = Some(why.to_owned());
+            return None;
+        }
+        direct::Found::Corrupt(why) => {
+            eprintln!(
+                "gridcc: direct-mode manifest {} is corrupt; preprocessing",
+                plan.key()
+            );
+            tracing::debug!(%why, "corrupt manifest removed");
+            event.corrupt = true;
+            event.direct_miss = Some("manifest corrupt".to_owned());
+            return None;
+        }
+    };
+    let entry = match cache.lookup(&object) {
+        cache::Lookup::Hit(entry) => entry,
+        cache::Lookup::Miss => {
+            event.direct_miss = Some("object entry evicted".to_owned());
+            return None;
+        }
+        cache::Lookup::Corrupt(why) => {
+            eprintln!("gridcc: cache entry {object} is corrupt; recompiling");
+            tracing::debug!(%why, "corrupt cache entry removed");
+            event.corrupt = true;
+            event.direct_miss = Some("object entry corrupt".to_owned());
+            return None;
+        }
+    };
+    // The dependency file first, as the preprocessing writes it before the
+    // object exists.
+    let written = dep_file
+        .map_or(Ok(()), |(path, bytes)| {
+            write_atomically(Path::new(&path), &bytes)
+                .map_err(|source| Fallback::WriteObject { path, source })
+        })
+        .and_then(|()| {
+            write_atomically(Path::new(&job.output), &entry.object).map_err(|source| {
+                Fallback::WriteObject {
+                    path: job.output.clone(),
+                    source,
+                }
+            })
+        });
+    if let Err(e) = written {
+        // The local compiler says why the file cannot be written.
+        note_fallback(event, job, clock, &e);
+        return Some(Outcome::ExecLocal);
+    }
+    replay(&entry.stdout, &entry.stderr);
+    event.hit_direct = true;
+    let wall = clock.elapsed_ms() as u64;
+    event.time_saved_ms = entry.compile_ms.saturating_sub(wall);
+    joblog::hit(clock, &job.source);
+    Some(Outcome::Exit(entry.exit_code))
+}
+
+/// Writes the direct-mode manifest of a compile whose object entry is in
+/// the cache; failures and refusals only go to the stats.
+fn write_manifest(settings: &Settings, record: Option<&direct::Record<'_>>, event: &mut Event) {
+    let Some(record) = record else { return };
+    match record.write(&settings.cache_dir) {
+        Ok(added) => event.cache_added += added,
+        Err(why) => {
+            tracing::debug!(%why, "no direct-mode manifest");
+            event.direct_not_recorded = Some(why.to_owned());
         }
     }
 }
@@ -502,6 +686,7 @@ fn compile_local_child(
     settings: &Settings,
     cache: &Cache,
     key: &cache::Key,
+    record: Option<&direct::Record<'_>>,
     clock: joblog::Clock,
     event: &mut Event,
 ) -> Outcome {
@@ -538,7 +723,9 @@ fn compile_local_child(
                 stderr: out.stderr,
                 compile_ms: clock.elapsed_ms() as u64,
             };
-            store(settings, cache, key, &entry, event);
+            if store(settings, cache, key, &entry, event) {
+                write_manifest(settings, record, event);
+            }
         }
         Err(e) => {
             tracing::debug!(error = %e, output = %job.output, "cannot read the object back");

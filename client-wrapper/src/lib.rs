@@ -8,6 +8,8 @@
 //!   write the object, fall back to the local compiler on any grid failure.
 //! - [`cache`]: the local object cache: keys, the checksummed entry format,
 //!   atomic stores, LRU eviction.
+//! - [`direct`]: direct mode: manifests (files read, include-path probes,
+//!   dependency file) that answer a hit without preprocessing.
 //! - [`stats`]: `gridcc stats`, counters shared by all wrapper processes.
 //! - [`remote`]: the coordinator and worker calls, with typed errors.
 //! - [`idle`]: the client's idle CPUs, sent with each placement request.
@@ -20,6 +22,7 @@ pub mod cache;
 pub mod cli;
 pub mod compile;
 pub mod compiler;
+pub mod direct;
 pub mod idle;
 pub mod joblog;
 pub mod remote;

@@ -26,7 +26,8 @@ pub struct Stats {
     /// Compiles a worker answered from its shared cache, without running
     /// the compiler (another client, or this one, compiled it before).
     pub hits_shared: u64,
-    /// Hits without local preprocessing (not implemented yet: always 0).
+    /// Hits without local preprocessing (direct mode: a manifest whose
+    /// every file and include-path probe still matched).
     pub hits_direct: u64,
     /// Cacheable compiles whose key was not in the cache.
     pub misses: u64,
@@ -52,6 +53,12 @@ pub struct Stats {
     /// Command lines that are not a plain compile (linking, `-E`, …): run
     /// by the real compiler unchanged, never cached.
     pub not_distributable: BTreeMap<String, u64>,
+    /// A direct-mode lookup that fell back to preprocessing: why (no
+    /// manifest yet, a header changed, an include-path probe changed, …).
+    pub direct_misses: BTreeMap<String, u64>,
+    /// A compile that left no direct-mode manifest: why (`__DATE__` in a
+    /// header, a file too new, `__has_include` with a macro argument, …).
+    pub direct_not_recorded: BTreeMap<String, u64>,
 }
 
 /// What one wrapper process did.
@@ -61,6 +68,7 @@ pub struct Event {
     pub local: bool,
     pub hit_local: bool,
     pub hit_shared: bool,
+    pub hit_direct: bool,
     pub miss: bool,
     pub corrupt: bool,
     pub cache_write_error: bool,
@@ -74,6 +82,8 @@ pub struct Event {
     pub fallback: Option<String>,
     pub not_cached: Option<String>,
     pub not_distributable: Option<String>,
+    pub direct_miss: Option<String>,
+    pub direct_not_recorded: Option<String>,
 }
 
 impl Stats {
@@ -83,6 +93,7 @@ impl Stats {
         self.compiles_local += bump(e.local);
         self.hits_local += bump(e.hit_local);
         self.hits_shared += bump(e.hit_shared);
+        self.hits_direct += bump(e.hit_direct);
         self.misses += bump(e.miss);
         self.corrupt_entries += bump(e.corrupt);
         self.cache_write_errors += bump(e.cache_write_error);
@@ -98,6 +109,8 @@ impl Stats {
             (&mut self.fallbacks, &e.fallback),
             (&mut self.not_cached, &e.not_cached),
             (&mut self.not_distributable, &e.not_distributable),
+            (&mut self.direct_misses, &e.direct_miss),
+            (&mut self.direct_not_recorded, &e.direct_not_recorded),
         ] {
             if let Some(r) = reason {
                 *map.entry(r.clone()).or_default() += 1;
@@ -213,6 +226,14 @@ pub fn render(s: &Stats, max_size: u64, cache_dir: &Path) -> String {
     section(
         "Not distributable (run unchanged), by reason",
         &s.not_distributable,
+    );
+    section(
+        "Direct mode fell back to preprocessing, by reason",
+        &s.direct_misses,
+    );
+    section(
+        "Direct mode wrote no manifest, by reason",
+        &s.direct_not_recorded,
     );
     out.push_str(&format!("Cache directory: {}\n", cache_dir.display()));
     out

@@ -516,6 +516,23 @@ fn fault_a_hung_worker_midway_costs_time_not_the_build() {
 }
 
 #[test]
+fn a_worker_sent_sigterm_drains_and_leaves() {
+    // SIGTERM: the worker tells the coordinator it is going away, gets no
+    // new jobs, finishes the ones it is running and exits 0; the build
+    // goes on on the other worker.
+    let mut grid = Grid::start(2, 1);
+    build_survives(&mut grid, 2, |grid| signal(&grid.workers[0], "TERM"));
+    let exit = wait_timeout(&mut grid.workers[0].child, Duration::from_secs(60));
+    assert!(exit.success(), "the drained worker exited with {exit:?}");
+    let log = std::fs::read_to_string(grid.dir.path().join("worker0.log")).unwrap();
+    assert!(log.contains("draining: refusing new jobs"), "{log}");
+    grid.wait_for_workers(1);
+    // A job it was running when told to go finished there: none failed.
+    let s = grid.status();
+    assert_eq!(s["jobs_failed"], 0, "{s:#}");
+}
+
+#[test]
 fn fault_a_coordinator_restarted_midway_gets_its_workers_back() {
     let mut grid = Grid::start(2, 1);
     let listen = grid.coordinator.addr.clone();
@@ -1191,9 +1208,12 @@ fn every_policy_builds_calc_remotely_with_identical_objects() {
 // ---- The object cache -------------------------------------------------
 
 /// The wrapper's environment with the object cache on, with or without a
-/// grid.
+/// grid. Direct mode is off: these tests count preprocessed-key hits, and
+/// whether a manifest is written depends on how old the files are (see
+/// [`direct_env`]).
 fn cache_env(cmd: &mut Command, url: Option<&str>, cache: &Path) {
     cmd.env("GRIDCC_CACHE_DIR", cache)
+        .env("GRIDCC_DIRECT", "0")
         .env_remove("GRIDCC_CACHE")
         .env_remove("GRIDCC_CACHE_SIZE")
         .env_remove("GRIDCC_DISABLE")
@@ -1948,5 +1968,711 @@ fn wait_timeout(child: &mut Child, limit: Duration) -> std::process::ExitStatus 
             panic!("still running after {limit:?}");
         }
         std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+// ---- Direct mode ------------------------------------------------------
+
+/// The wrapper's environment with the cache and direct mode on, no grid.
+fn direct_env(cmd: &mut Command, cache: &Path) {
+    cache_env(cmd, None, cache);
+    cmd.env_remove("GRIDCC_DIRECT");
+}
+
+fn direct_gridcc(dir: &Path, cache: &Path, args: &[&str]) -> Output {
+    let mut cmd = Command::new(gridcc());
+    cmd.current_dir(dir).args(args);
+    direct_env(&mut cmd, cache);
+    let out = cmd.output().unwrap();
+    assert!(out.status.success(), "{args:?}: {out:?}");
+    out
+}
+
+/// The newest mtime or ctime of anything under `dir`.
+fn newest_change(dir: &Path) -> std::time::SystemTime {
+    use std::os::unix::fs::MetadataExt;
+    let mut newest = std::time::UNIX_EPOCH;
+    let mut stack = vec![dir.to_owned()];
+    while let Some(d) = stack.pop() {
+        for entry in std::fs::read_dir(&d).unwrap().flatten() {
+            let Ok(meta) = entry.metadata() else { continue };
+            let ctime = std::time::UNIX_EPOCH
+                + Duration::new(meta.ctime() as u64, meta.ctime_nsec() as u32);
+            newest = newest.max(ctime).max(meta.modified().unwrap());
+            if meta.is_dir() {
+                stack.push(entry.path());
+            }
+        }
+    }
+    newest
+}
+
+/// Waits until every file under `dir` is older than direct mode's "file
+/// too new" margin (1 s, mtime and ctime), so the next compile may write a
+/// manifest. A wait for the clock, not for a process.
+fn age(dir: &Path) {
+    let ready = newest_change(dir) + Duration::from_millis(1100);
+    while std::time::SystemTime::now() < ready {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// The real compiler's object for `args` (the first word is the
+/// compiler), written to a scratch name in `dir` and removed.
+fn fresh_object(dir: &Path, args: &[&str]) -> Vec<u8> {
+    let mut args: Vec<&str> = args.to_vec();
+    let at = args.iter().position(|a| *a == "-o").unwrap();
+    args[at + 1] = "fresh.o";
+    let out = Command::new(args[0])
+        .current_dir(dir)
+        .args(&args[1..])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    let object = std::fs::read(dir.join("fresh.o")).unwrap();
+    std::fs::remove_file(dir.join("fresh.o")).unwrap();
+    object
+}
+
+/// Files under the cache's manifests directory.
+fn manifests(cache: &Path) -> Vec<PathBuf> {
+    let mut found = Vec::new();
+    let Ok(shards) = std::fs::read_dir(cache.join("manifests")) else {
+        return found;
+    };
+    for shard in shards.flatten() {
+        for f in std::fs::read_dir(shard.path()).unwrap().flatten() {
+            if !f.file_name().to_string_lossy().starts_with('.') {
+                found.push(f.path());
+            }
+        }
+    }
+    found
+}
+
+/// A second compile of the same file is a direct hit: no compiler process
+/// runs at all (a logging compiler script proves it), and the object and
+/// the `-MD` dependency file are byte-identical to a plain gcc run's.
+#[test]
+fn direct_mode_hits_without_running_the_preprocessor() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let cache = d.join("cache");
+    std::fs::create_dir(d.join("inc")).unwrap();
+    write(d, "inc/h.h", "#define GREETING \"hi\"\nint twice(int);\n");
+    write(
+        d,
+        "x.c",
+        "#include <stdio.h>\n#include <string.h>\n#include <unistd.h>\n#include \"h.h\"\n\
+         int twice(int v) { return 2 * v; }\n\
+         int main(void) { printf(\"%s %zu\\n\", GREETING, strlen(GREETING)); return twice(getpid() & 1); }\n",
+    );
+    let log = d.join("cc.log");
+    let fake = write(
+        d,
+        "fakecc",
+        &format!(
+            "#!/bin/sh\necho \"$*\" >> '{}'\nexec gcc \"$@\"\n",
+            log.display()
+        ),
+    );
+    std::fs::set_permissions(&fake, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    let fake = fake.display().to_string();
+    let line = ["-O2", "-g", "-Iinc", "-MD", "-c", "x.c", "-o", "x.o"];
+    let with_fake: Vec<&str> = [&[fake.as_str()][..], &line[..]].concat();
+
+    let reference = Command::new("gcc")
+        .current_dir(d)
+        .args(line)
+        .output()
+        .unwrap();
+    assert!(reference.status.success(), "{reference:?}");
+    let ref_o = std::fs::read(d.join("x.o")).unwrap();
+    let ref_d = std::fs::read(d.join("x.d")).unwrap();
+    let remove_outputs = || {
+        std::fs::remove_file(d.join("x.o")).unwrap();
+        std::fs::remove_file(d.join("x.d")).unwrap();
+    };
+    remove_outputs();
+    age(d);
+
+    direct_gridcc(d, &cache, &with_fake);
+    assert_eq!(std::fs::read(d.join("x.o")).unwrap(), ref_o);
+    assert_eq!(std::fs::read(d.join("x.d")).unwrap(), ref_d);
+    let s = cache_stats(&cache, false);
+    assert_eq!(s["misses"], 1, "{s:#}");
+    assert_eq!(s["direct_misses"]["no manifest yet"], 1, "{s:#}");
+    assert_eq!(manifests(&cache).len(), 1, "{s:#}");
+    let runs = std::fs::read_to_string(&log).unwrap();
+    assert!(runs.lines().any(|l| l.contains("-E")), "{runs}");
+
+    remove_outputs();
+    let out = direct_gridcc(d, &cache, &with_fake);
+    assert!(out.stderr.is_empty(), "{out:?}");
+    assert_eq!(
+        std::fs::read_to_string(&log).unwrap(),
+        runs,
+        "a direct hit runs no compiler"
+    );
+    assert_eq!(std::fs::read(d.join("x.o")).unwrap(), ref_o);
+    assert_eq!(std::fs::read(d.join("x.d")).unwrap(), ref_d);
+    let s = cache_stats(&cache, false);
+    assert_eq!(s["hits_direct"], 1, "{s:#}");
+    assert_eq!(s["hits_local"], 0, "{s:#}");
+
+    // With GRIDCC_DIRECT=0 the same compile preprocesses (and hits the
+    // preprocessed key): the log shows it.
+    remove_outputs();
+    let mut cmd = Command::new(gridcc());
+    cmd.current_dir(d).args(with_fake);
+    direct_env(&mut cmd, &cache);
+    let out = cmd.env("GRIDCC_DIRECT", "0").output().unwrap();
+    assert!(out.status.success(), "{out:?}");
+    let after = std::fs::read_to_string(&log).unwrap();
+    assert!(after[runs.len()..].contains("-E"), "{after}");
+    assert_eq!(std::fs::read(d.join("x.o")).unwrap(), ref_o);
+    assert_eq!(std::fs::read(d.join("x.d")).unwrap(), ref_d);
+    let s = cache_stats(&cache, false);
+    assert_eq!(
+        (s["hits_direct"].as_u64(), s["hits_local"].as_u64()),
+        (Some(1), Some(1)),
+        "{s:#}"
+    );
+}
+
+/// A header edited to new content of the same size, its mtime put back
+/// (`touch -r`), is a direct miss and compiles the edited header.
+#[test]
+fn direct_mode_sees_a_header_edit_that_keeps_size_and_mtime() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let cache = d.join("cache");
+    let header = write(d, "h.h", "#define V 1\n");
+    write(d, "x.c", "#include \"h.h\"\nint v = V;\n");
+    let line = ["gcc", "-O2", "-c", "x.c", "-o", "x.o"];
+    age(d);
+    direct_gridcc(d, &cache, &line);
+    direct_gridcc(d, &cache, &line);
+    assert_eq!(cache_stats(&cache, false)["hits_direct"], 1);
+    let before = std::fs::read(d.join("x.o")).unwrap();
+
+    let mtime = std::fs::metadata(&header).unwrap().modified().unwrap();
+    std::fs::write(&header, "#define V 2\n").unwrap();
+    std::fs::File::options()
+        .write(true)
+        .open(&header)
+        .unwrap()
+        .set_modified(mtime)
+        .unwrap();
+    let meta = std::fs::metadata(&header).unwrap();
+    assert_eq!((meta.len(), meta.modified().unwrap()), (12, mtime));
+    direct_gridcc(d, &cache, &line);
+    let s = cache_stats(&cache, false);
+    assert_eq!(s["hits_direct"], 1, "no direct hit for the edit: {s:#}");
+    assert_eq!(s["direct_misses"]["a header changed"], 1, "{s:#}");
+    let after = std::fs::read(d.join("x.o")).unwrap();
+    assert_eq!(after, fresh_object(d, &line));
+    assert_ne!(after, before);
+}
+
+/// A new header of the same name earlier in the include path (in a `-I`
+/// directory that did not exist, then in an `-iquote` directory, then in
+/// the including file's own directory) is a direct miss, and the object is
+/// the one gcc makes with the new header.
+#[test]
+fn direct_mode_sees_a_new_header_earlier_in_the_include_path() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let cache = d.join("cache");
+    for sub in ["inc", "src"] {
+        std::fs::create_dir(d.join(sub)).unwrap();
+    }
+    write(d, "inc/h.h", "#define V 1\n");
+    write(d, "src/x.c", "#include \"h.h\"\nint v = V;\n");
+    let line = [
+        "gcc", "-O2", "-iquote", "quote", "-Ifirst", "-Iinc", "-c", "src/x.c", "-o", "x.o",
+    ];
+    let objects: Vec<Vec<u8>> = ["first/h.h", "quote/h.h", "src/h.h"]
+        .iter()
+        .enumerate()
+        .map(|(i, shadow)| {
+            age(d);
+            direct_gridcc(d, &cache, &line);
+            direct_gridcc(d, &cache, &line);
+            let s = cache_stats(&cache, false);
+            assert_eq!(s["hits_direct"], i as u64 + 1, "{shadow}: {s:#}");
+            let before = std::fs::read(d.join("x.o")).unwrap();
+
+            std::fs::create_dir_all(d.join(shadow).parent().unwrap()).unwrap();
+            write(d, shadow, &format!("#define V {}\n", i + 2));
+            direct_gridcc(d, &cache, &line);
+            let s = cache_stats(&cache, false);
+            assert_eq!(s["hits_direct"], i as u64 + 1, "{shadow}: {s:#}");
+            let object = std::fs::read(d.join("x.o")).unwrap();
+            assert_eq!(object, fresh_object(d, &line), "{shadow}");
+            assert_ne!(object, before, "{shadow}");
+            object
+        })
+        .collect();
+    assert_ne!(objects[0], objects[1]);
+    assert_ne!(objects[1], objects[2]);
+    // Each shadowing header, and the first compile of each later round
+    // (its manifest still expects the previous shadow missing).
+    let s = cache_stats(&cache, false);
+    assert_eq!(
+        s["direct_misses"]["an include path changed (a header appeared, vanished or moved)"], 5,
+        "{s:#}"
+    );
+}
+
+/// A header that `__has_include` did not find, created later, is a direct
+/// miss; glibc's own `__has_include` (in `unistd.h`) does not stop direct
+/// hits.
+#[test]
+fn direct_mode_sees_a_header_that_has_include_now_finds() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let cache = d.join("cache");
+    std::fs::create_dir_all(d.join("inc")).unwrap();
+    std::fs::create_dir_all(d.join("sys")).unwrap();
+    write(
+        d,
+        "x.c",
+        "#include <unistd.h>\n\
+         #if __has_include(\"opt.h\")\n#include \"opt.h\"\n#else\n#define OPT 0\n#endif\n\
+         #if __has_include(<more.h>)\n#define MORE 1\n#else\n#define MORE 0\n#endif\n\
+         int opt = OPT + MORE;\nint pid(void) { return getpid(); }\n",
+    );
+    let line = [
+        "gcc", "-O2", "-Iinc", "-isystem", "sys", "-c", "x.c", "-o", "x.o",
+    ];
+    for (i, (path, text)) in [("inc/opt.h", "#define OPT 5\n"), ("sys/more.h", "\n")]
+        .iter()
+        .enumerate()
+    {
+        age(d);
+        direct_gridcc(d, &cache, &line);
+        direct_gridcc(d, &cache, &line);
+        let s = cache_stats(&cache, false);
+        assert_eq!(s["hits_direct"], i as u64 + 1, "{path}: {s:#}");
+        let before = std::fs::read(d.join("x.o")).unwrap();
+        write(d, path, text);
+        direct_gridcc(d, &cache, &line);
+        let s = cache_stats(&cache, false);
+        assert_eq!(s["hits_direct"], i as u64 + 1, "{path}: {s:#}");
+        let object = std::fs::read(d.join("x.o")).unwrap();
+        assert_eq!(object, fresh_object(d, &line), "{path}");
+        assert_ne!(object, before, "{path}");
+    }
+}
+
+/// `__DATE__`, `__TIME__` or `__TIMESTAMP__`, in the source or in a header, is never a
+/// direct hit: not in directives-only mode (where the object is not cached
+/// either) and not with fully preprocessed text (`-pedantic`), where the
+/// expanded date is in the object key but would not be in a manifest's.
+#[test]
+fn direct_mode_never_answers_a_compile_that_uses_the_clock() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let cache = d.join("cache");
+    write(d, "d.c", "const char *built = __DATE__;\n");
+    write(d, "t.h", "#define WHEN __TIME__\n");
+    write(d, "e.c", "#include \"t.h\"\nconst char *when = WHEN;\n");
+    write(d, "s.c", "const char *stamp = __TIMESTAMP__;\n");
+    age(d);
+    for source in ["d.c", "e.c", "s.c"] {
+        for flags in [&["-O2"][..], &["-O2", "-pedantic"][..]] {
+            let line = [&["gcc"][..], flags, &["-c", source, "-o", "x.o"][..]].concat();
+            for _ in 0..3 {
+                direct_gridcc(d, &cache, &line);
+            }
+        }
+    }
+    let s = cache_stats(&cache, false);
+    assert_eq!(s["hits_direct"], 0, "{s:#}");
+    assert!(manifests(&cache).is_empty(), "{s:#}");
+    assert_eq!(
+        s["direct_not_recorded"]["__DATE__, __TIME__ or __TIMESTAMP__ in the source or a header"],
+        9,
+        "the -pedantic compiles: {s:#}"
+    );
+}
+
+/// A corrupt manifest is reported in one line, removed, and the compile
+/// goes on with the preprocessed key; the manifest written again answers
+/// the next compile.
+#[test]
+fn a_corrupt_manifest_is_reported_once_and_replaced() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let cache = d.join("cache");
+    write(
+        d,
+        "x.c",
+        "#include <string.h>\nint n(const char *s) { return strlen(s); }\n",
+    );
+    let line = ["gcc", "-O2", "-g", "-c", "x.c", "-o", "x.o"];
+    let reference = fresh_object(d, &line);
+    age(d);
+    direct_gridcc(d, &cache, &line);
+    let found = manifests(&cache);
+    assert_eq!(found.len(), 1);
+    let manifest = &found[0];
+    let key = manifest.file_name().unwrap().to_str().unwrap().to_owned();
+    for damage in ["flip", "truncate"] {
+        let mut bytes = std::fs::read(manifest).unwrap();
+        match damage {
+            "flip" => {
+                let at = bytes.len() / 2;
+                bytes[at] ^= 0x10;
+            }
+            _ => bytes.truncate(bytes.len() - 5),
+        }
+        std::fs::write(manifest, &bytes).unwrap();
+        std::fs::remove_file(d.join("x.o")).unwrap();
+        let out = direct_gridcc(d, &cache, &line);
+        assert_eq!(
+            String::from_utf8_lossy(&out.stderr),
+            format!("gridcc: direct-mode manifest {key} is corrupt; preprocessing\n"),
+            "{damage}"
+        );
+        assert_eq!(std::fs::read(d.join("x.o")).unwrap(), reference, "{damage}");
+        let again = direct_gridcc(d, &cache, &line);
+        assert!(again.stderr.is_empty(), "{damage}: {again:?}");
+        assert_eq!(std::fs::read(d.join("x.o")).unwrap(), reference, "{damage}");
+    }
+    let s = cache_stats(&cache, false);
+    assert_eq!(s["corrupt_entries"], 2, "{s:#}");
+    assert_eq!(s["direct_misses"]["manifest corrupt"], 2, "{s:#}");
+    assert_eq!(s["hits_local"], 2, "{s:#}");
+    assert_eq!(s["hits_direct"], 2, "{s:#}");
+}
+
+/// calc rebuilt after `make clean` is all direct hits, with objects and
+/// dependency files identical to a local build's.
+#[test]
+fn direct_mode_rebuilds_calc_with_identical_files() {
+    let project = calc_copy();
+    let dir = project.path();
+    let cache = tempfile::tempdir().unwrap();
+    let local = local_build(dir, cache.path());
+    age(dir);
+    let direct_make = || {
+        let mut cmd = Command::new("make");
+        cmd.current_dir(dir)
+            .arg("-j4")
+            .arg(format!("CC={} gcc", gridcc().display()));
+        direct_env(&mut cmd, cache.path());
+        let out = cmd.output().unwrap();
+        assert!(out.status.success(), "{out:?}");
+    };
+    direct_make();
+    assert_same_products(&local, &build_products(dir));
+    let s = cache_stats(cache.path(), false);
+    assert_eq!(s["misses"], 13, "{s:#}");
+    assert_eq!(manifests(cache.path()).len(), 13, "{s:#}");
+    clean(dir);
+    direct_make();
+    assert_same_products(&local, &build_products(dir));
+    let s = cache_stats(cache.path(), false);
+    assert_eq!(s["hits_direct"], 13, "{s:#}");
+    assert_eq!(s["misses"], 13, "{s:#}");
+}
+
+/// `#line` renames the current file in the markers, never where gcc looks:
+/// a quote include still starts in the real file's directory. The
+/// directory the new name points at is probed anyway, so a header created
+/// there (which plain gcc ignores) is a direct miss, not a wrong answer,
+/// and the object stays the one gcc makes.
+#[test]
+fn direct_mode_is_not_fooled_by_line_directives() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let cache = d.join("cache");
+    std::fs::create_dir(d.join("src")).unwrap();
+    write(d, "src/h.h", "#define V 1\n");
+    write(
+        d,
+        "src/x.c",
+        "#line 1 \"gen/other.c\"\n#include \"h.h\"\nint v = V;\nconst char *f = __FILE__;\n",
+    );
+    let line = ["gcc", "-O2", "-c", "src/x.c", "-o", "x.o"];
+    age(d);
+    direct_gridcc(d, &cache, &line);
+    direct_gridcc(d, &cache, &line);
+    let s = cache_stats(&cache, false);
+    assert_eq!(s["hits_direct"], 1, "{s:#}");
+    let before = std::fs::read(d.join("x.o")).unwrap();
+    assert_eq!(before, fresh_object(d, &line));
+
+    std::fs::create_dir(d.join("gen")).unwrap();
+    write(d, "gen/h.h", "#define V 2\n");
+    direct_gridcc(d, &cache, &line);
+    let s = cache_stats(&cache, false);
+    assert_eq!(s["hits_direct"], 1, "{s:#}");
+    assert_eq!(
+        s["direct_misses"]["an include path changed (a header appeared, vanished or moved)"], 1,
+        "{s:#}"
+    );
+    let after = std::fs::read(d.join("x.o")).unwrap();
+    assert_eq!(after, fresh_object(d, &line));
+    assert_eq!(after, before, "gcc still reads src/h.h");
+
+    // The real directory's header is still the one that counts.
+    age(d);
+    direct_gridcc(d, &cache, &line);
+    direct_gridcc(d, &cache, &line);
+    assert_eq!(cache_stats(&cache, false)["hits_direct"], 2);
+    write(d, "src/h.h", "#define V 3\n");
+    direct_gridcc(d, &cache, &line);
+    let s = cache_stats(&cache, false);
+    assert_eq!(s["hits_direct"], 2, "{s:#}");
+    let edited = std::fs::read(d.join("x.o")).unwrap();
+    assert_eq!(edited, fresh_object(d, &line));
+    assert_ne!(edited, before);
+}
+
+/// [`direct_gridcc`] with extra environment variables.
+fn direct_gridcc_env(dir: &Path, cache: &Path, args: &[&str], env: &[(&str, &str)]) -> Output {
+    let mut cmd = Command::new(gridcc());
+    cmd.current_dir(dir).args(args);
+    direct_env(&mut cmd, cache);
+    cmd.envs(env.iter().copied());
+    let out = cmd.output().unwrap();
+    assert!(out.status.success(), "{args:?} {env:?}: {out:?}");
+    out
+}
+
+/// [`fresh_object`] with extra environment variables.
+fn fresh_object_env(dir: &Path, args: &[&str], env: &[(&str, &str)]) -> Vec<u8> {
+    let mut args: Vec<&str> = args.to_vec();
+    let at = args.iter().position(|a| *a == "-o").unwrap();
+    args[at + 1] = "fresh.o";
+    let out = Command::new(args[0])
+        .current_dir(dir)
+        .args(&args[1..])
+        .envs(env.iter().copied())
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    let object = std::fs::read(dir.join("fresh.o")).unwrap();
+    std::fs::remove_file(dir.join("fresh.o")).unwrap();
+    object
+}
+
+/// A header found through `__FILE__`'s spelling: an identical copy created
+/// earlier in the path changes no file's contents, only the path gcc
+/// finds (and `__FILE__` expands to). That is a direct miss, and the object
+/// names the new path as gcc's does.
+#[test]
+fn direct_mode_sees_an_identical_header_copy_whose_path_is_in_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let cache = d.join("cache");
+    std::fs::create_dir(d.join("inc")).unwrap();
+    let text = "static const char *where = __FILE__;\nconst char *f(void) { return where; }\n";
+    write(d, "inc/f.h", text);
+    write(d, "x.c", "#include <f.h>\n");
+    let line = ["gcc", "-O2", "-Ifirst", "-Iinc", "-c", "x.c", "-o", "x.o"];
+    age(d);
+    direct_gridcc(d, &cache, &line);
+    direct_gridcc(d, &cache, &line);
+    assert_eq!(cache_stats(&cache, false)["hits_direct"], 1);
+    let before = std::fs::read(d.join("x.o")).unwrap();
+    std::fs::create_dir(d.join("first")).unwrap();
+    write(d, "first/f.h", text);
+    direct_gridcc(d, &cache, &line);
+    let s = cache_stats(&cache, false);
+    assert_eq!(s["hits_direct"], 1, "{s:#}");
+    let after = std::fs::read(d.join("x.o")).unwrap();
+    assert_eq!(after, fresh_object(d, &line));
+    assert_ne!(after, before);
+    assert!(memchr::memmem::find(&after, b"first/f.h").is_some());
+}
+
+/// An `-include` file is entered like a header: an edit is a miss, and so
+/// is a copy created in the working directory, which gcc searches first for
+/// it. `-imacros` (whose output gcc throws away, markers and all) never
+/// writes a manifest.
+#[test]
+fn direct_mode_follows_include_files_and_refuses_imacros() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let cache = d.join("cache");
+    std::fs::create_dir(d.join("inc")).unwrap();
+    write(d, "inc/cfg.h", "#define V 1\n");
+    write(d, "x.c", "int v = V;\n");
+    let line = [
+        "gcc", "-O2", "-Iinc", "-include", "cfg.h", "-c", "x.c", "-o", "x.o",
+    ];
+    for (round, (path, text)) in [("inc/cfg.h", "#define V 2\n"), ("cfg.h", "#define V 3\n")]
+        .iter()
+        .enumerate()
+    {
+        age(d);
+        direct_gridcc(d, &cache, &line);
+        direct_gridcc(d, &cache, &line);
+        let s = cache_stats(&cache, false);
+        assert_eq!(s["hits_direct"], round as u64 + 1, "{path}: {s:#}");
+        let before = std::fs::read(d.join("x.o")).unwrap();
+        write(d, path, text);
+        direct_gridcc(d, &cache, &line);
+        let s = cache_stats(&cache, false);
+        assert_eq!(s["hits_direct"], round as u64 + 1, "{path}: {s:#}");
+        let after = std::fs::read(d.join("x.o")).unwrap();
+        assert_eq!(after, fresh_object(d, &line), "{path}");
+        assert_ne!(after, before, "{path}");
+    }
+
+    let line = ["gcc", "-O2", "-imacros", "cfg.h", "-c", "x.c", "-o", "x.o"];
+    for _ in 0..2 {
+        direct_gridcc(d, &cache, &line);
+        assert_eq!(
+            std::fs::read(d.join("x.o")).unwrap(),
+            fresh_object(d, &line)
+        );
+    }
+    let s = cache_stats(&cache, false);
+    assert_eq!(s["hits_direct"], 2, "{s:#}");
+    assert_eq!(s["direct_not_recorded"]["-imacros"], 2, "{s:#}");
+}
+
+/// A response file's contents are part of the manifest key: editing it
+/// (the command line itself unchanged) is never a direct hit.
+#[test]
+fn direct_mode_keys_on_response_file_contents() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let cache = d.join("cache");
+    write(d, "x.c", "int v = V;\n");
+    write(d, "flags.rsp", "-DV=1 -O2\n");
+    let line = ["gcc", "@flags.rsp", "-c", "x.c", "-o", "x.o"];
+    age(d);
+    direct_gridcc(d, &cache, &line);
+    direct_gridcc(d, &cache, &line);
+    assert_eq!(cache_stats(&cache, false)["hits_direct"], 1);
+    let before = std::fs::read(d.join("x.o")).unwrap();
+    write(d, "flags.rsp", "-DV=2 -O2\n");
+    direct_gridcc(d, &cache, &line);
+    let s = cache_stats(&cache, false);
+    assert_eq!(s["hits_direct"], 1, "{s:#}");
+    let after = std::fs::read(d.join("x.o")).unwrap();
+    assert_eq!(after, fresh_object(d, &line));
+    assert_ne!(after, before);
+}
+
+/// The include-path variables are in the manifest key: the same command
+/// with `CPATH` (or `C_INCLUDE_PATH`, `CPLUS_INCLUDE_PATH`) naming another
+/// directory is never answered by the manifest written under the first,
+/// even though every file that manifest lists is unchanged.
+#[test]
+fn direct_mode_keys_on_include_path_variables() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let cache = d.join("cache");
+    for (sub, v) in [("a", 1), ("b", 2)] {
+        std::fs::create_dir(d.join(sub)).unwrap();
+        write(d, &format!("{sub}/h.h"), &format!("#define V {v}\n"));
+    }
+    write(d, "x.c", "#include <h.h>\nint v = V;\n");
+    write(d, "y.cc", "#include <h.h>\nint v = V;\n");
+    age(d);
+    let mut hits = 0;
+    for (var, source) in [
+        ("CPATH", "x.c"),
+        ("C_INCLUDE_PATH", "x.c"),
+        ("CPLUS_INCLUDE_PATH", "y.cc"),
+    ] {
+        let line = ["gcc", "-O2", "-c", source, "-o", "x.o"];
+        let a = [(var, "a")];
+        let b = [(var, "b")];
+        direct_gridcc_env(d, &cache, &line, &a);
+        direct_gridcc_env(d, &cache, &line, &a);
+        hits += 1;
+        let s = cache_stats(&cache, false);
+        assert_eq!(s["hits_direct"], hits, "{var}: {s:#}");
+        let before = std::fs::read(d.join("x.o")).unwrap();
+        assert_eq!(before, fresh_object_env(d, &line, &a), "{var}");
+        direct_gridcc_env(d, &cache, &line, &b);
+        let s = cache_stats(&cache, false);
+        assert_eq!(s["hits_direct"], hits, "{var}: {s:#}");
+        let after = std::fs::read(d.join("x.o")).unwrap();
+        assert_eq!(after, fresh_object_env(d, &line, &b), "{var}");
+        assert_ne!(after, before, "{var}");
+    }
+}
+
+/// A compiler that changes (here a script rewritten to the same size, its
+/// mtime put back) is another compiler: no direct hit from the manifest
+/// the old one wrote, and the object is the new compiler's.
+#[test]
+fn direct_mode_sees_a_changed_compiler() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let cache = d.join("cache");
+    write(d, "x.c", "int v = V;\n");
+    let cc = d.join("cc");
+    let script = |v: u32| {
+        write(d, "cc", &format!("#!/bin/sh\nexec gcc -DV={v} \"$@\"\n"));
+        std::fs::set_permissions(&cc, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    };
+    script(1);
+    let cc_str = cc.display().to_string();
+    let line = [cc_str.as_str(), "-O2", "-c", "x.c", "-o", "x.o"];
+    age(d);
+    direct_gridcc(d, &cache, &line);
+    direct_gridcc(d, &cache, &line);
+    assert_eq!(cache_stats(&cache, false)["hits_direct"], 1);
+    let before = std::fs::read(d.join("x.o")).unwrap();
+    let mtime = std::fs::metadata(&cc).unwrap().modified().unwrap();
+    script(2);
+    std::fs::File::options()
+        .write(true)
+        .open(&cc)
+        .unwrap()
+        .set_modified(mtime)
+        .unwrap();
+    direct_gridcc(d, &cache, &line);
+    let s = cache_stats(&cache, false);
+    assert_eq!(s["hits_direct"], 1, "{s:#}");
+    let after = std::fs::read(d.join("x.o")).unwrap();
+    assert_eq!(after, fresh_object(d, &line));
+    assert_ne!(after, before);
+}
+
+/// gcc names the working directory by `$PWD` when that is the same
+/// directory (libiberty's `getpwd`), and writes it into debug info. The
+/// same directory reached through a symlink and through its real path is
+/// therefore two different objects under `-g`: neither the preprocessed
+/// key nor the direct one may hand one the other's.
+#[test]
+fn a_symlinked_working_directory_is_keyed_as_gcc_names_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    std::fs::create_dir(d.join("real")).unwrap();
+    std::os::unix::fs::symlink(d.join("real"), d.join("link")).unwrap();
+    write(&d.join("real"), "x.c", "int x(void) { return 1; }\n");
+    let line = ["gcc", "-g", "-O2", "-c", "x.c", "-o", "x.o"];
+    age(d);
+    for direct in ["0", "1"] {
+        let cache = d.join(format!("cache{direct}"));
+        let mut objects = Vec::new();
+        for name in ["link", "real", "link", "real"] {
+            let cwd = d.join(name);
+            let env = [("PWD", cwd.to_str().unwrap()), ("GRIDCC_DIRECT", direct)];
+            direct_gridcc_env(&cwd, &cache, &line, &env);
+            let object = std::fs::read(cwd.join("x.o")).unwrap();
+            assert_eq!(
+                object,
+                fresh_object_env(&cwd, &line, &env[..1]),
+                "{name} direct={direct}"
+            );
+            objects.push(object);
+        }
+        assert_ne!(objects[0], objects[1]);
+        let s = cache_stats(&cache, false);
+        assert_eq!(s["misses"], 2, "direct={direct}: {s:#}");
+        let hits = s["hits_local"].as_u64().unwrap() + s["hits_direct"].as_u64().unwrap();
+        assert_eq!(hits, 2, "direct={direct}: {s:#}");
     }
 }

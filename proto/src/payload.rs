@@ -22,6 +22,12 @@ pub const ZSTD_LEVEL: i32 = 1;
 /// Largest uncompressed payload accepted (preprocessed source or object).
 pub const MAX_PAYLOAD_BYTES: u64 = 512 * 1024 * 1024;
 
+/// Most memory reserved up front for a payload on the strength of a size
+/// its sender announced; past this, buffers grow with the bytes that
+/// actually arrive. A header costs its sender a few bytes, so it must not
+/// buy a limit-sized allocation on the receiver.
+const MAX_RESERVE_BYTES: u64 = 4 * 1024 * 1024;
+
 #[derive(Debug, Error)]
 pub enum PayloadError {
     #[error("payload of {size} bytes exceeds the limit of {limit} bytes")]
@@ -30,6 +36,8 @@ pub enum PayloadError {
     Truncated { got: u64, expected: u64 },
     #[error("payload decompresses to {got} bytes, header said {expected}")]
     SizeMismatch { got: u64, expected: u64 },
+    #[error("payload decompresses to more than the {expected} bytes its header said")]
+    Overlong { expected: u64 },
     #[error("payload digest does not match its header")]
     DigestMismatch,
     #[error("payload is not valid zstd: {0}")]
@@ -41,6 +49,32 @@ pub enum PayloadError {
 /// Compresses a payload for the wire.
 pub fn compress(data: &[u8]) -> Result<Vec<u8>, PayloadError> {
     zstd::bulk::compress(data, ZSTD_LEVEL).map_err(PayloadError::Compress)
+}
+
+/// Decompresses `compressed`, which must hold exactly `expected` bytes; a
+/// stream that would grow past `expected` stops there (no zstd bomb), and
+/// memory grows with the output, not with the declared size.
+pub fn decompress(compressed: &[u8], expected: u64) -> Result<Vec<u8>, PayloadError> {
+    use std::io::Read;
+    let mut decoder =
+        zstd::stream::read::Decoder::with_buffer(compressed).map_err(PayloadError::Corrupt)?;
+    let reserve = usize::try_from(expected.min(MAX_RESERVE_BYTES)).unwrap_or(0);
+    let mut data = Vec::with_capacity(reserve);
+    // One byte more than expected tells "too long" from "exactly right".
+    (&mut decoder)
+        .take(expected.saturating_add(1))
+        .read_to_end(&mut data)
+        .map_err(PayloadError::Corrupt)?;
+    if data.len() as u64 > expected {
+        return Err(PayloadError::Overlong { expected });
+    }
+    if data.len() as u64 != expected {
+        return Err(PayloadError::SizeMismatch {
+            got: data.len() as u64,
+            expected,
+        });
+    }
+    Ok(data)
 }
 
 /// blake3 digest of a payload, as carried in headers.
@@ -76,8 +110,7 @@ impl Assembler {
                 return Err(PayloadError::TooLarge { size, limit });
             }
         }
-        // The announced size is bounded above, so reserving it is safe.
-        let capacity = usize::try_from(expected_compressed).unwrap_or(0);
+        let capacity = usize::try_from(expected_compressed.min(MAX_RESERVE_BYTES)).unwrap_or(0);
         Ok(Self {
             expected_compressed,
             expected_size,
@@ -112,14 +145,7 @@ impl Assembler {
                 expected: self.expected_compressed,
             });
         }
-        let capacity = usize::try_from(self.expected_size).unwrap_or(usize::MAX);
-        let data = zstd::bulk::decompress(&self.buf, capacity).map_err(PayloadError::Corrupt)?;
-        if data.len() as u64 != self.expected_size {
-            return Err(PayloadError::SizeMismatch {
-                got: data.len() as u64,
-                expected: self.expected_size,
-            });
-        }
+        let data = decompress(&self.buf, self.expected_size)?;
         if digest(&data) != self.digest {
             return Err(PayloadError::DigestMismatch);
         }
@@ -186,5 +212,150 @@ mod tests {
         let mut asm = Assembler::new(23, n, digest(b"other"), 1000).unwrap();
         asm.push(&compressed).unwrap();
         assert!(matches!(asm.finish(), Err(PayloadError::DigestMismatch)));
+    }
+}
+
+/// Properties over arbitrary payloads and arbitrary damage to their chunk
+/// streams: every outcome is the payload itself or an error, never a panic
+/// or a wrong payload, and no announced size buys memory.
+#[cfg(test)]
+mod properties {
+    use super::*;
+    use proptest::prelude::*;
+
+    /// What a stream of chunks can suffer on the way.
+    #[derive(Debug, Clone)]
+    enum Damage {
+        None,
+        /// Stop after this many bytes.
+        Truncate(usize),
+        /// Swap two chunks.
+        Swap(usize, usize),
+        /// Flip bits of one byte.
+        Flip(usize, u8),
+        /// Add bytes at the end.
+        Extend(Vec<u8>),
+        /// Announce another uncompressed size.
+        Size(u64),
+    }
+
+    fn damage() -> impl Strategy<Value = Damage> {
+        prop_oneof![
+            Just(Damage::None),
+            any::<usize>().prop_map(Damage::Truncate),
+            (any::<usize>(), any::<usize>()).prop_map(|(a, b)| Damage::Swap(a, b)),
+            (any::<usize>(), 1..=255u8).prop_map(|(i, m)| Damage::Flip(i, m)),
+            proptest::collection::vec(any::<u8>(), 1..16).prop_map(Damage::Extend),
+            any::<u64>().prop_map(Damage::Size),
+        ]
+    }
+
+    /// Payloads that compress well and badly, so frames hold raw, RLE and
+    /// compressed blocks.
+    fn payload() -> impl Strategy<Value = Vec<u8>> {
+        prop_oneof![
+            proptest::collection::vec(any::<u8>(), 0..2048),
+            (any::<u8>(), 0..100_000usize).prop_map(|(b, n)| vec![b; n]),
+            "[a-z ;(){}\n]{0,3000}".prop_map(String::into_bytes),
+        ]
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(256))]
+
+        #[test]
+        fn damaged_chunk_streams_give_the_payload_or_an_error(
+            data in payload(),
+            chunk_size in 1..512usize,
+            damage in damage(),
+        ) {
+            let compressed = compress(&data).unwrap();
+            let mut chunks: Vec<Vec<u8>> =
+                compressed.chunks(chunk_size).map(<[u8]>::to_vec).collect();
+            let mut size = data.len() as u64;
+            let mut compressed_size = compressed.len() as u64;
+            match &damage {
+                Damage::None => {}
+                Damage::Truncate(n) => {
+                    let mut left = n % (compressed.len() + 1);
+                    for c in &mut chunks {
+                        let keep = left.min(c.len());
+                        c.truncate(keep);
+                        left -= keep;
+                    }
+                }
+                Damage::Swap(a, b) => {
+                    let (a, b) = (a % chunks.len(), b % chunks.len());
+                    chunks.swap(a, b);
+                }
+                Damage::Flip(i, mask) => {
+                    let i = i % compressed.len();
+                    chunks[i / chunk_size][i % chunk_size] ^= mask;
+                }
+                Damage::Extend(extra) => {
+                    chunks.push(extra.clone());
+                    compressed_size += extra.len() as u64;
+                }
+                Damage::Size(s) => size = *s,
+            }
+            let outcome = (|| {
+                let mut asm =
+                    Assembler::new(size, compressed_size, digest(&data), MAX_PAYLOAD_BYTES)?;
+                for c in &chunks {
+                    asm.push(c)?;
+                }
+                asm.finish()
+            })();
+            match outcome {
+                // The digest makes any payload that comes out the sent one.
+                Ok(got) => prop_assert_eq!(got, data),
+                Err(_) => prop_assert!(
+                    !matches!(damage, Damage::None),
+                    "an undamaged stream was refused"
+                ),
+            }
+        }
+
+        #[test]
+        fn arbitrary_bytes_and_sizes_never_panic(
+            bytes in proptest::collection::vec(any::<u8>(), 0..512),
+            size in prop_oneof![0..4096u64, any::<u64>()],
+            limit in prop_oneof![Just(MAX_PAYLOAD_BYTES), any::<u64>()],
+        ) {
+            match Assembler::new(size, bytes.len() as u64, vec![0; 32], limit) {
+                Ok(mut asm) => {
+                    prop_assert!(asm.buf.capacity() as u64 <= MAX_RESERVE_BYTES);
+                    asm.push(&bytes).unwrap();
+                    // A 32-byte digest of zeros matches nothing.
+                    prop_assert!(asm.finish().is_err());
+                }
+                Err(PayloadError::TooLarge { size: s, limit: l }) => {
+                    prop_assert!(s > l && l == limit)
+                }
+                Err(e) => prop_assert!(false, "unexpected error {e}"),
+            }
+            let _ = decompress(&bytes, size);
+        }
+
+        #[test]
+        fn announced_sizes_reserve_little_memory(size in 0..=MAX_PAYLOAD_BYTES) {
+            let asm = Assembler::new(size, size, vec![], MAX_PAYLOAD_BYTES).unwrap();
+            prop_assert!(asm.buf.capacity() as u64 <= MAX_RESERVE_BYTES);
+        }
+    }
+
+    /// A few bytes of zstd that expand far past what their header claims
+    /// stop at the claim instead of filling memory.
+    #[test]
+    fn a_compression_bomb_stops_at_the_announced_size() {
+        let bomb = compress(&vec![0u8; 64 * 1024 * 1024]).unwrap();
+        assert!(bomb.len() < 64 * 1024);
+        let err = decompress(&bomb, 1000).unwrap_err();
+        assert!(
+            matches!(err, PayloadError::Overlong { expected: 1000 }),
+            "{err}"
+        );
+        let err = decompress(&bomb[..bomb.len() / 2], 64 * 1024 * 1024).unwrap_err();
+        assert!(matches!(err, PayloadError::Corrupt(_)), "{err}");
     }
 }

@@ -852,3 +852,82 @@ mod tests {
         }
     }
 }
+
+/// Properties of the trace reader over arbitrary text and over traces
+/// with extreme costs: a trace or a line-numbered error, and a trace that
+/// parses simulates to a report or an error under every policy.
+#[cfg(test)]
+mod trace_properties {
+    use super::*;
+    use crate::{by_name, POLICY_NAMES};
+    use proptest::prelude::*;
+
+    fn seconds() -> impl Strategy<Value = String> {
+        prop_oneof![
+            (0.0..100.0f64).prop_map(|x| x.to_string()),
+            proptest::sample::select(
+                &[
+                    "0",
+                    "-1",
+                    "1e308",
+                    "1.7976931348623157e308",
+                    "5e-324",
+                    "1e-300",
+                    "null",
+                    "\"1\"",
+                    "true",
+                    "[]",
+                    "1e999",
+                    "NaN",
+                ][..]
+            )
+            .prop_map(str::to_owned),
+        ]
+    }
+
+    fn line() -> impl Strategy<Value = String> {
+        prop_oneof![
+            4 => (seconds(), proptest::option::of(seconds()))
+                .prop_map(|(c, e)| match e {
+                    Some(e) => format!("{{\"cost_s\":{c},\"estimate_s\":{e},\"key\":\"k\"}}"),
+                    None => format!("{{\"cost_s\":{c}}}"),
+                }),
+            1 => ".{0,20}",
+            1 => Just(String::new()),
+            1 => "[\\[\\]{}\":,0-9a-z ]{0,20}",
+        ]
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(512))]
+
+        #[test]
+        fn arbitrary_traces_parse_or_name_their_line(
+            lines in proptest::collection::vec(line(), 0..8),
+            workers in proptest::collection::vec((0.0..4.0f64, 0..3u32), 1..4),
+            parallelism in 1..6usize,
+        ) {
+            let text = lines.join("\n");
+            let jobs = match parse_trace(&text) {
+                Ok(jobs) => jobs,
+                Err(e) => {
+                    prop_assert!(e.line >= 1 && e.line <= lines.len().max(1), "{e}");
+                    return Ok(());
+                }
+            };
+            for job in &jobs {
+                prop_assert!(job.cost_s.is_finite() && job.cost_s >= 0.0);
+            }
+            let workers: Vec<SimWorker> = workers
+                .into_iter()
+                .map(|(speed, slots)| SimWorker { speed, slots })
+                .collect();
+            for name in POLICY_NAMES {
+                let mut policy = by_name(name).unwrap();
+                if let Ok(report) = simulate(&jobs, &workers, parallelism, policy.as_mut()) {
+                    prop_assert_eq!(report.jobs.len(), jobs.len());
+                }
+            }
+        }
+    }
+}

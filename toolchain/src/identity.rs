@@ -4,8 +4,10 @@
 //! identities produce the same objects from the same preprocessed input.
 //!
 //! Hashing ~60 MB of gcc internals costs tens of milliseconds, so results
-//! are cached in a small JSON file per compiler path, trusted while every
-//! hashed file keeps its size, mtime and inode.
+//! are cached in a small JSON file per compiler path, trusted while the
+//! path still resolves to the same driver and every hashed file keeps its
+//! size, mtime, ctime and inode. The ctime matters: an edit in place whose
+//! mtime is put back (`touch -r`, `cp -p` over the file) cannot reset it.
 
 use std::fs;
 use std::os::unix::fs::MetadataExt;
@@ -27,16 +29,17 @@ pub struct Identity {
 
 /// Computes a compiler's identity without any cache.
 pub fn identify(compiler: &Path) -> Result<Identity, ToolchainError> {
-    compute(compiler).map(|(identity, _)| identity)
+    compute(compiler).map(|(identity, _, _)| identity)
 }
 
-/// Size, mtime and inode of one hashed file: the cache is valid while they
-/// hold.
+/// Size, mtime, ctime and inode of one hashed file: the cache is valid
+/// while they hold.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 struct Stamp {
     path: PathBuf,
     size: u64,
     mtime_ns: i128,
+    ctime_ns: i128,
     ino: u64,
 }
 
@@ -47,6 +50,7 @@ impl Stamp {
             path: path.to_owned(),
             size: meta.len(),
             mtime_ns: i128::from(meta.mtime()) * 1_000_000_000 + i128::from(meta.mtime_nsec()),
+            ctime_ns: i128::from(meta.ctime()) * 1_000_000_000 + i128::from(meta.ctime_nsec()),
             ino: meta.ino(),
         })
     }
@@ -55,10 +59,14 @@ impl Stamp {
 #[derive(Debug, Serialize, Deserialize)]
 struct CacheEntry {
     identity: Identity,
+    /// The driver the compiler path resolved to. A symlink retargeted to
+    /// another install (`update-alternatives`) leaves the old install's
+    /// stamps intact, so the path must still resolve here.
+    driver: PathBuf,
     stamps: Vec<Stamp>,
 }
 
-fn compute(compiler: &Path) -> Result<(Identity, Vec<Stamp>), ToolchainError> {
+fn compute(compiler: &Path) -> Result<(Identity, PathBuf, Vec<Stamp>), ToolchainError> {
     let driver = fs::canonicalize(compiler).map_err(|source| ToolchainError::Read {
         path: compiler.to_owned(),
         source,
@@ -121,7 +129,7 @@ fn compute(compiler: &Path) -> Result<(Identity, Vec<Stamp>), ToolchainError> {
         digest: hasher.finalize().to_hex().to_string(),
         version,
     };
-    Ok((identity, stamps))
+    Ok((identity, driver, stamps))
 }
 
 /// On-disk cache of identities, one small JSON file per compiler path.
@@ -146,12 +154,13 @@ impl IdentityCache {
     /// ignored and rewritten.
     pub fn identify(&self, compiler: &Path) -> Result<Identity, ToolchainError> {
         let entry_path = self.entry_path(compiler);
-        if let Some(identity) = self.lookup(&entry_path) {
+        if let Some(identity) = self.lookup(compiler, &entry_path) {
             return Ok(identity);
         }
-        let (identity, stamps) = compute(compiler)?;
+        let (identity, driver, stamps) = compute(compiler)?;
         let entry = CacheEntry {
             identity: identity.clone(),
+            driver,
             stamps,
         };
         // A failed cache write costs only speed; the identity is still right.
@@ -165,13 +174,15 @@ impl IdentityCache {
         Ok(identity)
     }
 
-    fn lookup(&self, entry_path: &Path) -> Option<Identity> {
+    fn lookup(&self, compiler: &Path, entry_path: &Path) -> Option<Identity> {
         let bytes = fs::read(entry_path).ok()?;
+        // An entry written before a field existed does not parse: recomputed.
         let entry: CacheEntry = serde_json::from_slice(&bytes).ok()?;
-        let fresh = entry
-            .stamps
-            .iter()
-            .all(|s| Stamp::of(&s.path).is_ok_and(|now| now == *s));
+        let fresh = fs::canonicalize(compiler).is_ok_and(|d| d == entry.driver)
+            && entry
+                .stamps
+                .iter()
+                .all(|s| Stamp::of(&s.path).is_ok_and(|now| now == *s));
         fresh.then_some(entry.identity)
     }
 }
@@ -211,6 +222,61 @@ mod tests {
         assert_eq!(cache.identify(&gcc()).unwrap(), first);
         fs::write(&entry, b"{not json").unwrap();
         assert_eq!(cache.identify(&gcc()).unwrap(), first);
+    }
+
+    /// A script that runs gcc with `-DV=<v>`: a compiler of its own (its
+    /// bytes are hashed), and always the same size.
+    fn script(path: &Path, v: u32) {
+        fs::write(path, format!("#!/bin/sh\nexec gcc -DV={v} \"$@\"\n")).unwrap();
+        let mut perms = fs::metadata(path).unwrap().permissions();
+        std::os::unix::fs::PermissionsExt::set_mode(&mut perms, 0o755);
+        fs::set_permissions(path, perms).unwrap();
+    }
+
+    #[test]
+    fn a_compiler_changed_in_place_with_its_mtime_put_back_is_seen() {
+        let dir = tempfile::tempdir().unwrap();
+        let cache = IdentityCache::new(dir.path().join("ids"));
+        let cc = dir.path().join("cc");
+        script(&cc, 1);
+        let first = cache.identify(&cc).unwrap();
+        let meta = fs::metadata(&cc).unwrap();
+        script(&cc, 2);
+        fs::File::options()
+            .write(true)
+            .open(&cc)
+            .unwrap()
+            .set_modified(meta.modified().unwrap())
+            .unwrap();
+        let now = fs::metadata(&cc).unwrap();
+        assert_eq!(
+            (now.len(), now.modified().unwrap(), now.ino()),
+            (meta.len(), meta.modified().unwrap(), meta.ino())
+        );
+        let second = cache.identify(&cc).unwrap();
+        assert_ne!(first.digest, second.digest);
+        assert_eq!(second, identify(&cc).unwrap());
+    }
+
+    #[test]
+    fn a_retargeted_symlink_is_another_compiler() {
+        let dir = tempfile::tempdir().unwrap();
+        let cache = IdentityCache::new(dir.path().join("ids"));
+        let (a, b, link) = (
+            dir.path().join("a"),
+            dir.path().join("b"),
+            dir.path().join("cc"),
+        );
+        script(&a, 1);
+        script(&b, 2);
+        std::os::unix::fs::symlink(&a, &link).unwrap();
+        let first = cache.identify(&link).unwrap();
+        assert_eq!(first, identify(&a).unwrap());
+        fs::remove_file(&link).unwrap();
+        std::os::unix::fs::symlink(&b, &link).unwrap();
+        let second = cache.identify(&link).unwrap();
+        assert_eq!(second, identify(&b).unwrap());
+        assert_ne!(first.digest, second.digest);
     }
 
     #[test]

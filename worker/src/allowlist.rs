@@ -19,7 +19,8 @@ pub struct Refused {
 }
 
 /// Options with a separate value that are safe with any value not starting
-/// with `-` or `@`.
+/// with `-` or `@` and naming no path outside the job directory (as their
+/// joined `--param=…` spellings are checked).
 const SAFE_WITH_VALUE: &[&str] = &["--param", "-target", "-arch", "-G", "-mthread-model"];
 
 /// `-Xclang` values that only change how diagnostics look.
@@ -131,7 +132,7 @@ pub fn check(args: &[String]) -> Result<(), Refused> {
         }
         if SAFE_WITH_VALUE.contains(&arg) {
             match args.get(i) {
-                Some(v) if !v.starts_with('-') && !v.starts_with('@') => {
+                Some(v) if !v.starts_with('-') && !v.starts_with('@') && !escapes(v) => {
                     i += 1;
                     continue;
                 }
@@ -258,6 +259,10 @@ mod tests {
         ("-B /tmp/bin", "-B"),
         ("-specs=x", "-specs=x"),
         ("-specs x", "-specs"),
+        // Found by accepted_arguments_hold_no_file_input_or_output: the
+        // separate spelling took paths that `--param=…` refuses.
+        ("--param /etc/passwd", "--param"),
+        ("-target ../../x", "-target"),
         ("-wrapper gdb", "-wrapper"),
         ("-o /etc/x", "-o"),
         ("-o/etc/x", "-o/etc/x"),
@@ -357,6 +362,89 @@ mod tests {
                         !message.contains('\n') && message.contains(culprit),
                         "{message}"
                     );
+                }
+            }
+        }
+    }
+}
+
+/// Properties over arbitrary argument lists: an answer, never a panic, and
+/// nothing accepted that names a file, loads code or changes the output.
+#[cfg(test)]
+mod properties {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn word() -> impl Strategy<Value = String> {
+        let known = proptest::sample::select(
+            &[
+                "-O2",
+                "-g",
+                "-o",
+                "-c",
+                "-x",
+                "c",
+                "-B",
+                "-Bx",
+                "-fplugin=p.so",
+                "-specs=s",
+                "--param",
+                "-target",
+                "-arch",
+                "-G",
+                "-mthread-model",
+                "-Xclang",
+                "-Xassembler",
+                "-fcolor-diagnostics",
+                "-Wa,",
+                "-Wa,--noexecstack",
+                "-Wa,-a",
+                "-Wa,@f",
+                "-I",
+                "-isystem",
+                "/etc",
+                "../x",
+                "@rsp",
+                "-",
+                "--",
+                "--param=x=1",
+                "-fx-file=y",
+                "-ffile-prefix-map=/a=/b",
+                "-fa=/etc",
+                "-D",
+                "x=1",
+                "",
+            ][..],
+        );
+        prop_oneof![
+            3 => known.prop_map(str::to_owned),
+            1 => "-[a-zA-Z0-9=,./@~:;-]{0,10}",
+            1 => ".{0,6}",
+        ]
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(1024))]
+
+        #[test]
+        fn accepted_arguments_hold_no_file_input_or_output(
+            args in proptest::collection::vec(word(), 0..10)
+        ) {
+            if check(&args).is_err() {
+                return Ok(());
+            }
+            let mut i = 0;
+            while i < args.len() {
+                let arg = args[i].as_str();
+                i += 1;
+                prop_assert!(arg.starts_with('-') && arg != "-", "{args:?}");
+                for bad in ["-o", "-c", "-x", "-B", "-fplugin", "-specs", "-wrapper", "-I", "-E"] {
+                    prop_assert!(!arg.starts_with(bad), "{args:?} accepted {arg}");
+                }
+                if SAFE_WITH_VALUE.contains(&arg) || arg == "-Xclang" || arg == "-Xassembler" {
+                    let value = &args[i];
+                    prop_assert!(!value.starts_with('@') && !escapes(value), "{args:?}");
+                    i += 1;
                 }
             }
         }

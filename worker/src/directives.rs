@@ -155,3 +155,53 @@ mod tests {
         assert_eq!(check_text(b"/* see #include <x.h> */\nint a;\n"), Ok(()));
     }
 }
+
+/// Properties of the dependency-list check over arbitrary lists and names.
+#[cfg(test)]
+mod properties {
+    use super::*;
+    use proptest::prelude::*;
+
+    /// How gcc writes one name in a dependency list.
+    fn escape(name: &str) -> String {
+        name.replace(' ', "\\ ")
+            .replace('#', "\\#")
+            .replace('$', "$$")
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(512))]
+
+        #[test]
+        fn arbitrary_lists_and_texts_never_panic(
+            deps in proptest::option::of(".{0,80}"),
+            object in "[a-z/.]{0,6}",
+            text in proptest::collection::vec(any::<u8>(), 0..200),
+        ) {
+            let _ = check_deps(deps.as_deref(), &object, &["/j/in/a.c"]);
+            let _ = check_text(&text);
+        }
+
+        /// Names as gcc escapes them, split over lines with `\`, read back
+        /// as exactly those names; one more name is always reported.
+        #[test]
+        fn escaped_names_read_back(
+            names in proptest::collection::vec("[a-zA-Z0-9_./ #$:-]{1,12}", 1..6),
+            breaks in proptest::collection::vec(any::<bool>(), 6),
+        ) {
+            let mut list = "/j/o.o:".to_owned();
+            for (name, wrap) in names.iter().zip(&breaks) {
+                list.push_str(if *wrap { " \\\n " } else { " " });
+                list.push_str(&escape(name));
+            }
+            list.push('\n');
+            let inputs: Vec<&str> = names.iter().map(String::as_str).collect();
+            prop_assert_eq!(check_deps(Some(&list), "/j/o.o", &inputs), Ok(()));
+            list.push_str(" /etc/passwd\n");
+            prop_assert_eq!(
+                check_deps(Some(&list), "/j/o.o", &inputs),
+                Err(FileAccess::Read("/etc/passwd".to_owned()))
+            );
+        }
+    }
+}

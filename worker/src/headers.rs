@@ -536,3 +536,81 @@ mod tests {
         );
     }
 }
+
+/// Properties over arbitrary directives-only texts: markers that nest or
+/// not, names that can be laid out or not. Splitting never panics, text
+/// without markers comes back unchanged, and every line that is not a
+/// marker lands in exactly one output file.
+#[cfg(test)]
+mod properties {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn line() -> impl Strategy<Value = String> {
+        let name = proptest::sample::select(&["a.c", "x.h", "y.h", "<built-in>", "a\\b.h", ""][..]);
+        let flags = proptest::sample::select(&["", " 1", " 2", " 1 3 4", " 2 3", " 3", " 9"][..]);
+        prop_oneof![
+            3 => (0..20u64, name, flags).prop_map(|(n, name, f)| format!("# {n} \"{name}\"{f}")),
+            2 => "[a-z; ]{0,10}",
+            1 => "# [0-9a-z\" ]{0,10}",
+            1 => ".{0,10}",
+        ]
+    }
+
+    fn text() -> impl Strategy<Value = Vec<u8>> {
+        proptest::collection::vec(line(), 0..16).prop_map(|l| l.join("\n").into_bytes())
+    }
+
+    /// Every name in a file of its own.
+    fn places(names: &[String]) -> HashMap<String, Place> {
+        names
+            .iter()
+            .enumerate()
+            .map(|(file, n)| {
+                let place = Place {
+                    include_path: format!("/R/{file}"),
+                    file,
+                };
+                (n.clone(), place)
+            })
+            .collect()
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(1024))]
+
+        #[test]
+        fn splitting_arbitrary_text_never_panics(text in text(), bytes in any::<Vec<u8>>()) {
+            for text in [&text, &bytes] {
+                let Some(names) = names(text) else { continue };
+                let places = places(&names);
+                let Some(split) = split(text, &|n| places.get(n).cloned(), names.len()) else {
+                    continue;
+                };
+                // Each ordinary line of the text is in one of the outputs.
+                let outputs: Vec<&[u8]> = std::iter::once(split.main.as_slice())
+                    .chain(split.files.iter().map(Vec::as_slice))
+                    .collect();
+                for l in text.split(|c| *c == b'\n') {
+                    if l.is_empty() || l.starts_with(b"# ") {
+                        continue;
+                    }
+                    prop_assert!(
+                        outputs.iter().any(|o| o.split(|c| *c == b'\n').any(|ol| ol == l)),
+                        "line {:?} lost", String::from_utf8_lossy(l)
+                    );
+                }
+            }
+        }
+
+        #[test]
+        fn text_without_markers_is_unchanged(text in "[a-z#;\n ]{0,200}") {
+            let text = text.replace("\n# ", "\n#x").into_bytes();
+            prop_assume!(!text.starts_with(b"# "));
+            prop_assert_eq!(names(&text), Some(vec![]));
+            let split = split(&text, &|_| None, 0).unwrap();
+            prop_assert_eq!(split.main, text);
+            prop_assert!(split.files.is_empty());
+        }
+    }
+}

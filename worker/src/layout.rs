@@ -449,3 +449,77 @@ mod tests {
         }
     }
 }
+
+/// Properties over arbitrary client paths and prefix maps: a plan either
+/// fails or keeps every path it names inside the job directory.
+#[cfg(test)]
+mod properties {
+    use super::*;
+    use proptest::prelude::*;
+
+    /// Paths made of the segments that try to climb out.
+    fn path() -> impl Strategy<Value = String> {
+        let segment = proptest::sample::select(&["a", "b.c", "..", ".", "", "_", "x y", "\0"][..]);
+        (any::<bool>(), proptest::collection::vec(segment, 0..7)).prop_map(|(abs, segs)| {
+            let joined = segs.join("/");
+            if abs {
+                format!("/{joined}")
+            } else {
+                joined
+            }
+        })
+    }
+
+    fn arg() -> impl Strategy<Value = String> {
+        let option = proptest::sample::select(&PREFIX_MAP_OPTIONS[..]);
+        prop_oneof![
+            (option.clone(), path(), path()).prop_map(|(o, old, new)| format!("{o}{old}={new}")),
+            (option, path()).prop_map(|(o, old)| format!("{o}{old}")),
+            Just("-O2".to_owned()),
+        ]
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(1024))]
+
+        #[test]
+        fn source_plans_stay_inside_the_job_directory(
+            source in path(),
+            cwd in path(),
+            args in proptest::collection::vec(arg(), 0..3),
+        ) {
+            let root = Path::new("/tmp/job");
+            let layout = Layout::Source { source_path: source, cwd };
+            let Ok(p) = plan(root, &layout, &args) else { return Ok(()) };
+            prop_assert!(p.input_file.starts_with("/tmp/job/in"), "{:?}", p.input_file);
+            prop_assert!(p.input_file != Path::new("/tmp/job/in"));
+            prop_assert_eq!(resolve_inside(&p.input_arg, &root.join("in")), Some(p.input_file));
+            prop_assert!(p.workdir.starts_with("/tmp/job/w"));
+            for d in &p.dirs {
+                prop_assert!(resolve_inside(&d.display().to_string(), root).is_some(), "{d:?}");
+            }
+        }
+
+        #[test]
+        fn header_plans_stay_inside_their_roots(
+            names in proptest::collection::vec(path(), 0..5),
+            args in proptest::collection::vec(arg(), 0..2),
+        ) {
+            let root = Path::new("/tmp/job");
+            let Ok(h) = headers(root, &names, &args) else { return Ok(()) };
+            for name in &names {
+                let place = &h.places[name];
+                let file = &h.files[place.file];
+                prop_assert!(
+                    file.starts_with("/tmp/job/ha") || file.starts_with("/tmp/job/hr"),
+                    "{name:?} -> {file:?}"
+                );
+                let resolved = resolve_inside(&place.include_path, root);
+                prop_assert_eq!(resolved.as_ref(), Some(file));
+            }
+            for d in &h.dirs {
+                prop_assert!(resolve_inside(&d.display().to_string(), root).is_some(), "{d:?}");
+            }
+        }
+    }
+}
