@@ -39,7 +39,7 @@ grid_start() {
     echo "== coordinator on $url"
     for i in $(seq 1 "$workers"); do
         grid_server "$work" "worker$i" "$bin/gridcc-worker" --coordinator "$url" \
-            --listen 127.0.0.1:0 --slots "$slots" || return 1
+            --listen 127.0.0.1:0 --slots "$slots" --cache-size 0 || return 1
         echo "== worker $i on $addr ($slots slot(s))"
     done
     for _ in $(seq 1 200); do

@@ -242,7 +242,8 @@ if "gridcc" in tools:
         grid_url = f"http://{addr}"
         waddr = start_listening("gridcc-worker",
                                 [args.worker_bin, "--coordinator", grid_url,
-                                 "--listen", "127.0.0.1:0", "--slots", "1"],
+                                 "--listen", "127.0.0.1:0", "--slots", "1",
+                                 "--cache-size", "0"],
                                 os.path.join(work, "worker"))
         log(f"started gridcc-coordinator at {grid_url}, worker at {waddr} (logs in {work})")
 

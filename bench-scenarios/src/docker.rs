@@ -411,6 +411,10 @@ impl Backend for DockerBackend {
                 "127.0.0.1:0".into(),
                 "--slots".into(),
                 w.slots().to_string(),
+                // The runs measure compiles: repetitions must not be
+                // shared-cache hits (as the wrapper runs with GRIDCC_CACHE=0).
+                "--cache-size".into(),
+                "0".into(),
             ];
             worker.nano_cpus = Some((w.cpus * 1e9).round() as i64);
             worker.memory = w

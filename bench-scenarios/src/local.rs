@@ -95,6 +95,10 @@ impl Backend for LocalBackend {
                 "127.0.0.1:0".into(),
                 "--slots".into(),
                 w.slots().to_string(),
+                // The runs measure compiles: repetitions must not be
+                // shared-cache hits (as the wrapper runs with GRIDCC_CACHE=0).
+                "--cache-size".into(),
+                "0".into(),
             ];
             if limit.is_none() {
                 // No quota to read: tell the worker its shape, so the

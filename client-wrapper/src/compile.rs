@@ -17,7 +17,7 @@ use std::time::{Duration, SystemTime};
 use gridcc_proto::{payload, v1};
 
 use crate::args::{self, Classification, Language, RemoteCompile};
-use crate::cache::{self, Cache};
+use crate::cache::{self, debug_info_on, Cache};
 use crate::compiler::{self, Resolved};
 use crate::direct;
 use crate::joblog;
@@ -173,16 +173,6 @@ enum Mode {
     Preprocessed,
     /// The input is already preprocessed (`.i`, `.ii`): sent as it is.
     AsIs,
-}
-
-/// Whether a `-g…` option leaves debug info on (the last one decides).
-fn debug_info_on(args: &[String]) -> bool {
-    args.iter().fold(false, |on, a| match a.as_str() {
-        "-g0" => false,
-        a if a.starts_with("-gno-") || a.starts_with("-gz") || a == "-gsplit-dwarf" => on,
-        a if a.starts_with("-g") => true,
-        _ => on,
-    })
 }
 
 /// Flags under which directives-only output compiled as source would not
@@ -824,18 +814,10 @@ impl Prepared {
         original_args: &[String],
         job: &RemoteCompile,
     ) -> Result<cache::Key, &'static str> {
-        if self.mode == Mode::Source {
-            // Directives-only text leaves these unexpanded: the object
-            // would depend on the clock and on a file's mtime.
-            for word in ["__DATE__", "__TIME__", "__TIMESTAMP__"] {
-                if memchr::memmem::find(&self.text, word.as_bytes()).is_some() {
-                    return Err("__DATE__, __TIME__ or __TIMESTAMP__ in the source");
-                }
+        if self.mode != Mode::AsIs {
+            if let Some(why) = cache::uncacheable(self.mode == Mode::Source, &self.text) {
+                return Err(why);
             }
-        }
-        if self.mode != Mode::AsIs && !self.text.starts_with(b"# ") {
-            // Without line markers the text does not name the headers.
-            return Err("preprocessed text has no line markers");
         }
         let env = cache::key_env();
         let inputs = cache::KeyInputs {
@@ -953,7 +935,7 @@ fn compile_remote(
         _ => (input_name(job), String::new()),
     };
     let cwd = &prepared.cwd;
-    let remote_job = remote::Job {
+    let mut remote_job = remote::Job {
         toolchain: prepared.toolchain.clone(),
         args: job.compile_args.clone(),
         language: prepared.language.clone(),
@@ -966,7 +948,9 @@ fn compile_remote(
         digest: payload::digest(&prepared.text),
         compressed,
         env: locale_env(),
+        cache_key: String::new(),
     };
+    remote_job.cache_key = remote_job.grid_key();
 
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -977,15 +961,19 @@ fn compile_remote(
         let mut coordinator = remote::connect_coordinator(url, &access, &settings.timeouts).await?;
         remote::compile(&mut coordinator, &remote_job, &settings.timeouts).await
     });
-    event.bytes_sent += remote_job.compressed.len() as u64;
     let output = match output {
         Ok(out) => out,
         Err(e @ RemoteError::CoordinatorUnavailable(_)) => {
             settings.mark_coordinator_down();
             return Err(e.into());
         }
-        Err(e) => return Err(e.into()),
+        Err(e) => {
+            // How far a failed upload got is unknown; count it as sent.
+            event.bytes_sent += remote_job.compressed.len() as u64;
+            return Err(e.into());
+        }
     };
+    event.bytes_sent += output.sent_bytes;
     event.bytes_received += output.received_bytes;
     tracing::debug!(worker = %output.worker_addr, compile_ms = output.compile_ms, "compiled remotely");
 
@@ -1004,7 +992,15 @@ fn compile_remote(
         // worker's trouble; the local compiler gives the real answer.
         code => return Err(Fallback::OddExit(code)),
     }
-    event.remote = true;
+    if output.shared_hit {
+        // Answered from a worker's cache: a hit, not a compile (and not a
+        // miss, though this machine's cache did not have it).
+        event.hit_shared = true;
+        event.miss = false;
+        event.time_saved_ms = output.compile_ms.saturating_sub(clock.elapsed_ms() as u64);
+    } else {
+        event.remote = true;
+    }
     let mut stderr = prepared.pp_stderr.clone();
     stderr.extend_from_slice(&without_repeats(&output.stderr, &prepared.pp_stderr));
     replay(&output.stdout, &stderr);
@@ -1015,6 +1011,7 @@ fn compile_remote(
         prepared.preprocess_ms,
         output.compile_ms,
         output.exit_code,
+        output.shared_hit,
     );
     Ok(RemoteDone {
         exit_code: output.exit_code,

@@ -470,7 +470,7 @@ fn decode(key: &Key, bytes: &[u8]) -> Result<Manifest, Corrupt> {
         return Err(Corrupt::Fields);
     }
     let mut r = Reader(&raw);
-    let object = Key::parse(&r.string()?).ok_or(Corrupt::Fields)?;
+    let object = Key::from_hex(&r.string()?).ok_or(Corrupt::Fields)?;
     let n = r.count(8 + 32)?;
     let mut files = Vec::with_capacity(n);
     for _ in 0..n {

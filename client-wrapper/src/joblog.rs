@@ -32,7 +32,10 @@ pub fn remote(
     preprocess_ms: f64,
     compile_ms: u64,
     exit_code: i32,
+    shared_hit: bool,
 ) {
+    // A shared-cache hit ran no compiler: its whole time is overhead.
+    let compile_ms = if shared_hit { 0 } else { compile_ms };
     let wall_ms = clock.elapsed_ms();
     append(&serde_json::json!({
         "mode": "remote",
@@ -43,6 +46,7 @@ pub fn remote(
         "compile_ms": compile_ms,
         "overhead_ms": round(wall_ms - compile_ms as f64),
         "exit_code": exit_code,
+        "shared_hit": shared_hit,
     }));
 }
 

@@ -89,6 +89,38 @@ pub struct Job {
     pub compressed: Vec<u8>,
     pub digest: Vec<u8>,
     pub env: Vec<v1::EnvVar>,
+    /// Grid key (`gridcc_cache::GridJob`), the coordinator's placement hint.
+    pub cache_key: String,
+}
+
+impl Job {
+    /// The grid key of this job: what the worker will compute from the
+    /// header it receives.
+    pub fn grid_key(&self) -> String {
+        let env: Vec<(String, String)> = self
+            .env
+            .iter()
+            .map(|v| (v.name.clone(), v.value.clone()))
+            .collect();
+        let source_mode = !self.source_path.is_empty();
+        gridcc_cache::GridJob {
+            toolchain: &self.toolchain,
+            source_mode,
+            language: &self.language,
+            args: &self.args,
+            name: if source_mode {
+                &self.source_path
+            } else {
+                &self.input_name
+            },
+            cwd: &self.cwd,
+            env: &env,
+            input_digest: &self.digest,
+            input_size: self.input_size,
+        }
+        .key()
+        .to_string()
+    }
 }
 
 /// What the worker's compiler did.
@@ -102,6 +134,11 @@ pub struct Output {
     pub compile_ms: u64,
     /// Compressed object bytes that came over the wire.
     pub received_bytes: u64,
+    /// Compressed input bytes uploaded (0 when the worker had the input
+    /// or the result already).
+    pub sent_bytes: u64,
+    /// The worker answered from its shared cache.
+    pub shared_hit: bool,
 }
 
 /// Timeouts for grid calls.
@@ -207,6 +244,7 @@ pub async fn compile(
             client: String::new(),
             source_key: job.source_key.clone(),
             client_idle_cpus: crate::idle::idle_cpus(),
+            cache_key: job.cache_key.clone(),
         };
         let reply = tokio::time::timeout(timeouts.assign, coordinator.client.assign(request))
             .await
@@ -279,11 +317,32 @@ async fn run_on_worker(
         env: job.env.clone(),
         source_path: job.source_path.clone(),
         cwd: job.cwd.clone(),
+        // The worker asks for the chunks only when it has neither the
+        // result nor the input, so a repeated job is not uploaded again.
+        offer_input: placement.takes_input_offer,
     };
-    let messages: Vec<CompileRequest> = std::iter::once(compile_request::Msg::Header(header))
-        .chain(payload::chunks(&job.compressed).map(|c| compile_request::Msg::Chunk(c.to_vec())))
-        .map(|msg| CompileRequest { msg: Some(msg) })
-        .collect();
+    let offer = header.offer_input;
+    let send = |msg| CompileRequest { msg: Some(msg) };
+    // Offering: the request stream stays open until the exchange ends and
+    // the chunks go only after the worker's `SendInput`. Not offering (an
+    // older worker): header and chunks go at once, as a stream tonic
+    // drives by itself, so a worker that answers early cannot leave the
+    // client blocked on a full channel.
+    let (requests, waiting) = tokio::sync::mpsc::channel::<CompileRequest>(4);
+    let outgoing: std::pin::Pin<Box<dyn tokio_stream::Stream<Item = CompileRequest> + Send>> =
+        if offer {
+            Box::pin(tokio_stream::wrappers::ReceiverStream::new(waiting))
+        } else {
+            let messages: Vec<CompileRequest> =
+                std::iter::once(compile_request::Msg::Header(header.clone()))
+                    .chain(
+                        payload::chunks(&job.compressed)
+                            .map(|c| compile_request::Msg::Chunk(c.to_vec())),
+                    )
+                    .map(send)
+                    .collect();
+            Box::pin(tokio_stream::iter(messages))
+        };
 
     let exchange = async {
         let failed = |status: tonic::Status| match status.code() {
@@ -296,16 +355,39 @@ async fn run_on_worker(
                 status,
             },
         };
-        let mut inbound = client
-            .compile(tokio_stream::iter(messages))
-            .await
-            .map_err(failed)?
-            .into_inner();
         let protocol = |msg: String| RemoteError::Protocol {
             addr: addr.clone(),
             msg,
         };
-        let result = match inbound.message().await.map_err(failed)? {
+        let gone = || protocol("the worker closed the request stream".into());
+        let mut sent_bytes = 0;
+        if offer {
+            requests
+                .send(send(compile_request::Msg::Header(header)))
+                .await
+                .map_err(|_| gone())?;
+        } else {
+            sent_bytes = job.compressed.len() as u64;
+        }
+        let mut inbound = client.compile(outgoing).await.map_err(failed)?.into_inner();
+        let mut first = inbound.message().await.map_err(failed)?;
+        if let (
+            true,
+            Some(v1::CompileResponse {
+                msg: Some(compile_response::Msg::SendInput(_)),
+            }),
+        ) = (offer, &first)
+        {
+            for chunk in payload::chunks(&job.compressed) {
+                requests
+                    .send(send(compile_request::Msg::Chunk(chunk.to_vec())))
+                    .await
+                    .map_err(|_| gone())?;
+            }
+            sent_bytes = job.compressed.len() as u64;
+            first = inbound.message().await.map_err(failed)?;
+        }
+        let result = match first {
             Some(v1::CompileResponse {
                 msg: Some(compile_response::Msg::Result(r)),
             }) => r,
@@ -335,6 +417,8 @@ async fn run_on_worker(
             worker_addr: addr.clone(),
             compile_ms: result.compile_ms,
             received_bytes: result.compressed_size,
+            sent_bytes,
+            shared_hit: result.cache_hit,
         })
     };
     tokio::time::timeout(timeouts.job, exchange)
@@ -343,4 +427,137 @@ async fn run_on_worker(
             addr: addr.clone(),
             after: timeouts.job,
         })?
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::pin::Pin;
+    use tokio_stream::Stream;
+    use tonic::{Request, Response, Status, Streaming};
+
+    /// A worker from before `offer_input`: it ignores the flag, reads the
+    /// header and every chunk, and only then answers (it echoes the input
+    /// back as the object).
+    struct OldWorker;
+
+    type Replies = Pin<Box<dyn Stream<Item = Result<v1::CompileResponse, Status>> + Send>>;
+
+    #[tonic::async_trait]
+    impl v1::worker_server::Worker for OldWorker {
+        type CompileStream = Replies;
+
+        async fn compile(
+            &self,
+            request: Request<Streaming<CompileRequest>>,
+        ) -> Result<Response<Replies>, Status> {
+            let bad = |e: payload::PayloadError| Status::invalid_argument(e.to_string());
+            let mut inbound = request.into_inner();
+            let header = match inbound.message().await? {
+                Some(CompileRequest {
+                    msg: Some(compile_request::Msg::Header(h)),
+                }) => h,
+                _ => return Err(Status::invalid_argument("no header")),
+            };
+            let mut input = Assembler::new(
+                header.input_size,
+                header.compressed_size,
+                header.input_digest,
+                payload::MAX_PAYLOAD_BYTES,
+            )
+            .map_err(bad)?;
+            while !input.is_complete() {
+                match inbound.message().await? {
+                    Some(CompileRequest {
+                        msg: Some(compile_request::Msg::Chunk(c)),
+                    }) => input.push(&c).map_err(bad)?,
+                    _ => return Err(Status::invalid_argument("input ended early")),
+                }
+            }
+            let object = input.finish().map_err(bad)?;
+            let compressed = payload::compress(&object).map_err(bad)?;
+            let result = v1::CompileResult {
+                object_size: object.len() as u64,
+                compressed_size: compressed.len() as u64,
+                object_digest: payload::digest(&object),
+                ..Default::default()
+            };
+            let reply = |msg| Ok(v1::CompileResponse { msg: Some(msg) });
+            let replies: Vec<_> = std::iter::once(compile_response::Msg::Result(result))
+                .chain(
+                    payload::chunks(&compressed).map(|c| compile_response::Msg::Chunk(c.to_vec())),
+                )
+                .map(reply)
+                .collect();
+            Ok(Response::new(Box::pin(tokio_stream::iter(replies))))
+        }
+    }
+
+    /// An input of several chunks that zstd cannot shrink much.
+    fn noisy_input(len: usize) -> Vec<u8> {
+        let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
+        (0..len)
+            .map(|_| {
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+                x as u8
+            })
+            .collect()
+    }
+
+    #[tokio::test]
+    async fn without_takes_input_offer_the_input_goes_with_the_header() {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap().to_string();
+        let incoming = tokio_stream::wrappers::TcpListenerStream::new(listener);
+        tokio::spawn(
+            tonic::transport::Server::builder()
+                .add_service(v1::worker_server::WorkerServer::new(OldWorker))
+                .serve_with_incoming(incoming),
+        );
+
+        // Never dialled: the job goes straight to the worker.
+        let url = "http://127.0.0.1:9".to_owned();
+        let channel = Endpoint::from_shared(url.clone()).unwrap().connect_lazy();
+        let coordinator = Coordinator {
+            url,
+            access: Access::default(),
+            client: CoordinatorClient::with_interceptor(channel, AttachToken::new(None)),
+        };
+        let input = noisy_input(3 * payload::CHUNK_SIZE);
+        let compressed = payload::compress(&input).unwrap();
+        assert!(compressed.len() > 2 * payload::CHUNK_SIZE);
+        let job = Job {
+            toolchain: "t".into(),
+            args: vec!["-c".into()],
+            language: "c".into(),
+            input_name: "a.i".into(),
+            source_path: String::new(),
+            source_key: String::new(),
+            cwd: "/".into(),
+            input_size: input.len() as u64,
+            digest: payload::digest(&input),
+            compressed,
+            env: Vec::new(),
+            cache_key: String::new(),
+        };
+        let placement = v1::Placement {
+            worker_addr: addr,
+            takes_input_offer: false,
+            ..Default::default()
+        };
+        // Were the chunks held back for a `SendInput`, this would hang
+        // until the job timeout.
+        let timeouts = Timeouts {
+            job: Duration::from_secs(10),
+            ..Timeouts::default()
+        };
+        let out = run_on_worker(&coordinator, &placement, &job, &timeouts)
+            .await
+            .unwrap();
+        assert_eq!(out.object, input);
+        assert_eq!(out.sent_bytes, job.compressed.len() as u64);
+        assert!(!out.shared_hit);
+    }
 }

@@ -23,7 +23,8 @@ pub struct Stats {
     pub compiles_local: u64,
     /// Hits in this machine's object cache.
     pub hits_local: u64,
-    /// Hits in a worker's cache (not implemented yet: always 0).
+    /// Compiles a worker answered from its shared cache, without running
+    /// the compiler (another client, or this one, compiled it before).
     pub hits_shared: u64,
     /// Hits without local preprocessing (direct mode: a manifest whose
     /// every file and include-path probe still matched).
@@ -66,6 +67,7 @@ pub struct Event {
     pub remote: bool,
     pub local: bool,
     pub hit_local: bool,
+    pub hit_shared: bool,
     pub hit_direct: bool,
     pub miss: bool,
     pub corrupt: bool,
@@ -90,6 +92,7 @@ impl Stats {
         self.compiles_remote += bump(e.remote);
         self.compiles_local += bump(e.local);
         self.hits_local += bump(e.hit_local);
+        self.hits_shared += bump(e.hit_shared);
         self.hits_direct += bump(e.hit_direct);
         self.misses += bump(e.miss);
         self.corrupt_entries += bump(e.corrupt);

@@ -34,11 +34,17 @@ pub struct GridStatus {
     pub slots: u32,
     pub running: u32,
     pub jobs_assigned: u64,
-    /// Jobs compiled remotely (the worker's compiler ran).
+    /// Jobs a worker finished for a client: its compiler ran, or it
+    /// answered from its shared cache (`shared_hits` of them).
     pub jobs_remote: u64,
     pub jobs_failed: u64,
     /// Placement requests answered "compile locally".
     pub local_answers: u64,
+    /// Of `jobs_remote`, those a worker answered from its shared cache
+    /// without running the compiler.
+    pub shared_hits: u64,
+    /// Placements on the worker that held the job's key.
+    pub cache_placements: u64,
 }
 
 /// How long a `Status` call may take: a hung coordinator must not hang
@@ -94,6 +100,8 @@ async fn query(
         jobs_remote: reply.jobs_done,
         jobs_failed: reply.jobs_failed,
         local_answers: reply.local_answers,
+        shared_hits: reply.shared_hits,
+        cache_placements: reply.cache_placements,
     })
 }
 
@@ -178,10 +186,18 @@ fn table(s: &GridStatus, prev: Option<&GridStatus>) -> String {
         s.running,
         s.slots,
         s.jobs_assigned,
-        s.jobs_remote,
+        // The coordinator counts a shared-cache hit as a finished job; here
+        // it is not a compile.
+        s.jobs_remote.saturating_sub(s.shared_hits),
         s.jobs_failed,
         s.local_answers
     ));
+    if s.shared_hits > 0 || s.cache_placements > 0 {
+        out.push_str(&format!(
+            "shared cache: {} jobs answered without compiling, {} placed on the worker holding their key\n",
+            s.shared_hits, s.cache_placements
+        ));
+    }
     out
 }
 
@@ -320,6 +336,8 @@ mod tests {
             jobs_remote: done,
             jobs_failed: failed,
             local_answers: 0,
+            shared_hits: 0,
+            cache_placements: 0,
         }
     }
 
@@ -340,6 +358,23 @@ mod tests {
         assert!(
             failing.lines().nth(2).unwrap().contains("failing"),
             "{failing}"
+        );
+    }
+
+    #[test]
+    fn shared_hits_are_not_counted_as_remote_compiles() {
+        let mut s = status(13, 0, 3.0);
+        assert!(!render(&s).contains("shared cache"), "{}", render(&s));
+        s.jobs_remote = 26;
+        s.shared_hits = 13;
+        s.cache_placements = 13;
+        let text = render(&s);
+        let lines: Vec<&str> = text.lines().collect();
+        assert!(lines[3].contains("compiled remotely 13,"), "{text}");
+        assert_eq!(
+            lines[4],
+            "shared cache: 13 jobs answered without compiling, 13 placed on the worker holding their key",
+            "{text}"
         );
     }
 

@@ -16,6 +16,11 @@ use std::time::{Duration, Instant};
 #[path = "grid/auth.rs"]
 mod auth;
 
+/// The workers' shared cache: hits across client caches, corrupt entries,
+/// header edits, inputs not uploaded twice.
+#[path = "grid/shared.rs"]
+mod shared;
+
 fn gridcc() -> PathBuf {
     PathBuf::from(env!("CARGO_BIN_EXE_gridcc"))
 }
@@ -227,6 +232,14 @@ impl Grid {
             "--slots",
             &slots,
         ];
+        // Each worker's shared cache lives in the test's temp dir. It is off
+        // unless a test turns it on (`--cache-size`): the grid tests count
+        // compiles, and repeated builds would otherwise be hits.
+        let cache_dir = self.worker_cache_dir(n).display().to_string();
+        args.extend(["--cache-dir", &cache_dir]);
+        if !extra.contains(&"--cache-size") {
+            args.extend(["--cache-size", "0"]);
+        }
         args.extend_from_slice(extra);
         let server_args = self.security.server_args();
         args.extend(server_args.iter().map(String::as_str));
@@ -239,6 +252,11 @@ impl Grid {
             &log,
         );
         self.workers.push(worker);
+    }
+
+    /// The shared-cache dir of the `n`th worker started.
+    fn worker_cache_dir(&self, n: usize) -> PathBuf {
+        self.dir.path().join(format!("worker{n}-cache"))
     }
 
     fn status(&self) -> serde_json::Value {

@@ -160,6 +160,18 @@ pub(crate) fn render(m: &Metrics, s: &Snapshot) -> String {
         t.assigned_source_bytes as f64,
     );
     e.single(
+        "gridcc_coordinator_shared_hits_total",
+        "Jobs a worker answered from its shared cache without compiling (also counted as ok).",
+        Kind::Counter,
+        t.shared_hits as f64,
+    );
+    e.single(
+        "gridcc_coordinator_cache_placements_total",
+        "Placements on the worker that reported holding the job's key.",
+        Kind::Counter,
+        t.cache_placements as f64,
+    );
+    e.single(
         "gridcc_coordinator_workers",
         "Workers connected.",
         Kind::Gauge,

@@ -5,7 +5,7 @@
 //! keeps it behind a `std::sync::Mutex` and never holds the lock across an
 //! `.await`.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, VecDeque};
 
 use gridcc_proto::lease::{self, KEY_LEN};
 use gridcc_proto::v1;
@@ -121,6 +121,8 @@ pub struct TraceRecord {
     pub start_unix_ms: u64,
     pub end_unix_ms: u64,
     pub exit_code: i32,
+    /// Answered from the worker's shared cache: the compiler did not run.
+    pub shared_hit: bool,
 }
 
 /// Result of asking for a placement.
@@ -158,6 +160,10 @@ pub struct Totals {
     pub lost: u64,
     /// Assign requests answered "compile locally".
     pub local_answers: u64,
+    /// Jobs a worker answered from its shared cache (counted in `ok` too).
+    pub shared_hits: u64,
+    /// Placements on the worker that reported holding the job's key.
+    pub cache_placements: u64,
 }
 
 impl Totals {
@@ -187,6 +193,40 @@ pub struct WorkerLoad {
 /// beyond it the table is cleared (a build's worth is re-learned quickly).
 const MAX_LEARNED_COSTS: usize = 100_000;
 
+/// Grid keys remembered with the worker that holds their result; the
+/// oldest are forgotten first (about 150 bytes each, so ~30 MB at most).
+const MAX_CACHED_KEYS: usize = 200_000;
+
+/// Which worker holds which grid key (shared cache), bounded, oldest first
+/// out. Entries may be stale (the worker evicted the entry, or left): a
+/// stale one costs one placement that compiles, as it would have anyway.
+#[derive(Debug, Default)]
+struct Holders {
+    by_key: HashMap<String, u64>,
+    order: VecDeque<String>,
+}
+
+impl Holders {
+    fn note(&mut self, key: String, worker_id: u64) {
+        if let Some(w) = self.by_key.get_mut(&key) {
+            *w = worker_id;
+            return;
+        }
+        while self.by_key.len() >= MAX_CACHED_KEYS {
+            let Some(old) = self.order.pop_front() else {
+                break;
+            };
+            self.by_key.remove(&old);
+        }
+        self.order.push_back(key.clone());
+        self.by_key.insert(key, worker_id);
+    }
+
+    fn get(&self, key: &str) -> Option<u64> {
+        self.by_key.get(key).copied()
+    }
+}
+
 /// Workers, leases and the placement policy.
 pub struct Registry {
     policy: Box<dyn Policy>,
@@ -194,6 +234,7 @@ pub struct Registry {
     leases: HashMap<u64, LeaseState>,
     /// Cost learned per source key.
     learned_cost_s: HashMap<String, LearnedCost>,
+    holders: Holders,
     next_worker_id: u64,
     next_lease_id: u64,
     lease_ttl_ms: u64,
@@ -232,6 +273,7 @@ impl Registry {
             workers: BTreeMap::new(),
             leases: HashMap::new(),
             learned_cost_s: HashMap::new(),
+            holders: Holders::default(),
             next_worker_id: 1,
             next_lease_id: 1,
             lease_ttl_ms,
@@ -244,9 +286,18 @@ impl Registry {
     }
 
     /// Registers a worker from its hello; returns its id and lease key.
-    pub fn add_worker(&mut self, hello: v1::WorkerHello, key: [u8; KEY_LEN], now_ms: u64) -> u64 {
+    pub fn add_worker(
+        &mut self,
+        mut hello: v1::WorkerHello,
+        key: [u8; KEY_LEN],
+        now_ms: u64,
+    ) -> u64 {
         let id = self.next_worker_id;
         self.next_worker_id += 1;
+        // Oldest first, so the most recently used stay longest.
+        for cached in std::mem::take(&mut hello.cached_keys).into_iter().rev() {
+            self.holders.note(cached, id);
+        }
         self.workers.insert(
             id,
             Worker {
@@ -319,7 +370,19 @@ impl Registry {
             Some(l) if l.worker_id == worker_id => self.leases.remove(&finished.lease_id),
             _ => None,
         };
-        let compile_s = finished.compile_ms as f64 / 1000.0;
+        if !finished.cache_key.is_empty() {
+            self.holders.note(finished.cache_key.clone(), worker_id);
+        }
+        // A hit ran no compiler: it teaches nothing about costs or speeds.
+        let hit = finished.cache_hit;
+        if hit {
+            self.totals.shared_hits += 1;
+        }
+        let compile_s = if hit {
+            0.0
+        } else {
+            finished.compile_ms as f64 / 1000.0
+        };
         // A job shares its worker's CPU with the others running there: it
         // gets min(1, capacity / running) of a core (the simulator's model),
         // at the rate the worker's cores turned out to have.
@@ -331,6 +394,7 @@ impl Registry {
             // A cost learned on this very worker says nothing new about it.
             if let Some(l) = lease.as_ref().filter(|l| {
                 finished.ran
+                    && !hit
                     && finished.exit_code == 0
                     && l.cost_learned_on.is_some_and(|id| id != worker_id)
             }) {
@@ -355,7 +419,7 @@ impl Registry {
         // Its cost on one reference core: wall time times the part of a
         // core it got, times how fast this worker's cores are.
         let cost_s = compile_s * factor;
-        if finished.ran && finished.exit_code == 0 && !lease.source_key.is_empty() {
+        if finished.ran && !hit && finished.exit_code == 0 && !lease.source_key.is_empty() {
             if self.learned_cost_s.len() >= MAX_LEARNED_COSTS {
                 self.learned_cost_s.clear();
             }
@@ -373,6 +437,7 @@ impl Registry {
             start_unix_ms: lease.assigned_ms,
             end_unix_ms: now_ms,
             exit_code: finished.exit_code,
+            shared_hit: hit,
         };
         (true, Some(record))
     }
@@ -478,10 +543,24 @@ impl Registry {
         // caller then waits for the next finished job, exactly as when every
         // slot is taken. The scheduler only answers Wait while some job runs,
         // so a finishing job always re-triggers the decision.
-        let index = match self.policy.place_or_wait(&job, &views) {
-            Decision::Place(index) => index,
-            Decision::Wait => return Placement::Held,
-            Decision::NoFreeSlot => return Placement::Busy,
+        // A worker that holds this job's result answers it without
+        // compiling: prefer it while it is healthy and has a free slot;
+        // otherwise the policy decides (and that worker compiles it).
+        let holder = Some(req.cache_key.as_str())
+            .filter(|k| !k.is_empty())
+            .and_then(|k| self.holders.get(k))
+            .and_then(|id| views.iter().position(|v| v.id == id))
+            .filter(|&i| views[i].healthy && views[i].has_free_slot());
+        let index = match holder {
+            Some(index) => {
+                self.totals.cache_placements += 1;
+                index
+            }
+            None => match self.policy.place_or_wait(&job, &views) {
+                Decision::Place(index) => index,
+                Decision::Wait => return Placement::Held,
+                Decision::NoFreeSlot => return Placement::Busy,
+            },
         };
         let Some((worker_id, worker)) = candidates.get(index) else {
             return Placement::Busy;
@@ -498,6 +577,7 @@ impl Registry {
             worker_id: *worker_id,
             worker_addr: worker.hello.advertise_addr.clone(),
             lease: Some(lease::sign(&worker.key, lease_id, *worker_id, expires)),
+            takes_input_offer: worker.hello.takes_input_offers,
         };
         self.leases.insert(
             lease_id,
@@ -586,6 +666,8 @@ impl Registry {
             local_answers: self.totals.local_answers,
             uptime_ms: now_ms.saturating_sub(started_ms),
             version: gridcc_proto::VERSION.to_owned(),
+            shared_hits: self.totals.shared_hits,
+            cache_placements: self.totals.cache_placements,
         }
     }
 }
@@ -608,6 +690,8 @@ mod tests {
             }],
             hostname: "h".to_owned(),
             version: String::new(),
+            cached_keys: Vec::new(),
+            takes_input_offers: false,
         }
     }
 
@@ -649,6 +733,65 @@ mod tests {
             r.assign(&request("icc"), 0),
             Placement::NoWorker("no worker has this compiler".into())
         );
+    }
+
+    #[test]
+    fn a_key_goes_to_its_holder_while_it_has_a_free_slot() {
+        let mut r = registry();
+        let a = r.add_worker(hello("a:1", 1, "t"), KEY, 0);
+        let mut h = hello("b:1", 1, "t");
+        h.cached_keys = vec!["old".into()];
+        let b = r.add_worker(h, KEY, 0);
+        let keyed = |key: &str| v1::AssignRequest {
+            cache_key: key.into(),
+            ..request("t")
+        };
+        // least-loaded would take `a` (first of two idle workers).
+        let p = placed(r.assign(&keyed("old"), 0));
+        assert_eq!(p.worker_id, b);
+        assert!(!p.takes_input_offer, "b did not say it takes offers");
+        // Its holder full: the policy places it elsewhere, to compile.
+        assert_eq!(placed(r.assign(&keyed("old"), 0)).worker_id, a);
+        let mut r = registry();
+        let mut h = hello("a:1", 2, "t");
+        h.takes_input_offers = true;
+        let a = r.add_worker(h, KEY, 0);
+        let b = r.add_worker(hello("b:1", 2, "t"), KEY, 0);
+        let p = placed(r.assign(&keyed("k"), 0));
+        assert!(p.takes_input_offer);
+        let lease = p.lease.unwrap();
+        assert_eq!(lease.worker_id, a);
+        r.on_started(a, lease.id);
+        let stored = v1::JobFinished {
+            lease_id: lease.id,
+            ran: true,
+            compile_ms: 800,
+            cache_key: "k".into(),
+            ..Default::default()
+        };
+        r.on_finished(a, &stored, 1000);
+        // Busy a little, but with a free slot: still the holder.
+        placed(r.assign(&request("t"), 0));
+        let lease = placed(r.assign(&keyed("k"), 0)).lease.unwrap();
+        assert_eq!(lease.worker_id, a, "b is idler, but a holds k");
+        r.on_started(a, lease.id);
+        let hit = v1::JobFinished {
+            lease_id: lease.id,
+            ran: true,
+            cache_hit: true,
+            cache_key: "k".into(),
+            compile_ms: 800,
+            ..Default::default()
+        };
+        let (_, record) = r.on_finished(a, &hit, 1100);
+        let record = record.unwrap();
+        assert!(record.shared_hit);
+        assert_eq!(record.compile_s, 0.0, "a hit ran no compiler");
+        let status = r.status(2000, 0);
+        assert_eq!((status.shared_hits, status.cache_placements), (1, 1));
+        // A draining holder gets nothing.
+        r.on_going_away(a);
+        assert_eq!(placed(r.assign(&keyed("k"), 0)).worker_id, b);
     }
 
     #[test]

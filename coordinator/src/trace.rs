@@ -60,6 +60,7 @@ mod tests {
             start_unix_ms: 1,
             end_unix_ms: 2001,
             exit_code: 0,
+            shared_hit: false,
         };
         trace.write(&record);
         trace.write(&record);

@@ -173,6 +173,7 @@ fn wire() -> Seeds {
         }],
         source_path: "src/a.c".into(),
         cwd: "/home/me/project".into(),
+        offer_input: true,
     };
     let hello = v1::WorkerHello {
         advertise_addr: "127.0.0.1:7701".into(),
@@ -185,6 +186,8 @@ fn wire() -> Seeds {
         }],
         hostname: "worker-1".into(),
         version: "0.1.0".into(),
+        cached_keys: vec!["c4".repeat(32)],
+        takes_input_offers: true,
     };
     let worker = |m| v1::WorkerMessage { msg: Some(m) };
     vec![
@@ -222,6 +225,8 @@ fn wire() -> Seeds {
                     compile_ms: 812,
                     queue_ms: 3,
                     input_bytes: 18_342,
+                    cache_hit: false,
+                    cache_key: "c4".repeat(32),
                 })),
             ),
         ),
@@ -255,6 +260,7 @@ fn wire() -> Seeds {
                     client: "dev-host".into(),
                     source_key: "ab".repeat(32),
                     client_idle_cpus: 1.5,
+                    cache_key: "c4".repeat(32),
                 },
             ),
         ),
@@ -267,6 +273,7 @@ fn wire() -> Seeds {
                         worker_id: 3,
                         worker_addr: "127.0.0.1:7701".into(),
                         lease: Some(lease),
+                        takes_input_offer: true,
                     })),
                 },
             ),
@@ -316,6 +323,8 @@ fn wire() -> Seeds {
                     local_answers: 4,
                     uptime_ms: 61_000,
                     version: "0.1.0".into(),
+                    shared_hits: 17,
+                    cache_placements: 19,
                 },
             ),
         ),
@@ -353,6 +362,7 @@ fn wire() -> Seeds {
                         object_digest: digest(b"o"),
                         compile_ms: 812,
                         queue_ms: 3,
+                        cache_hit: false,
                     })),
                 },
             ),
@@ -453,6 +463,7 @@ fn worker_input(built: &Built) -> Seeds {
             env: Vec::new(),
             source_path: source_path.into(),
             cwd: cwd.into(),
+            offer_input: false,
         }
         .encode_to_vec();
         let mut out = (header.len() as u16).to_le_bytes().to_vec();

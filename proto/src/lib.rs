@@ -101,32 +101,48 @@ mod wire_properties {
             any::<f64>(),
             proptest::collection::vec(toolchain, 0..3),
             text(),
+            (proptest::collection::vec(text(), 0..3), any::<bool>()),
         )
-            .prop_map(|(advertise_addr, slots, capacity, toolchains, hostname)| {
-                Msg::Hello(v1::WorkerHello {
-                    advertise_addr,
-                    slots,
-                    capacity,
-                    toolchains,
-                    hostname,
-                    version: String::new(),
-                })
-            });
+            .prop_map(
+                |(advertise_addr, slots, capacity, toolchains, hostname, (keys, offers))| {
+                    Msg::Hello(v1::WorkerHello {
+                        advertise_addr,
+                        slots,
+                        capacity,
+                        toolchains,
+                        hostname,
+                        version: String::new(),
+                        cached_keys: keys,
+                        takes_input_offers: offers,
+                    })
+                },
+            );
         let msg = prop_oneof![
             hello,
             (any::<u32>(), any::<u32>())
                 .prop_map(|(running, queued)| Msg::Load(v1::LoadUpdate { running, queued })),
             any::<u64>().prop_map(|lease_id| Msg::Started(v1::JobStarted { lease_id })),
-            (any::<u64>(), any::<bool>(), any::<i32>(), any::<u64>()).prop_map(
-                |(lease_id, ran, exit_code, compile_ms)| Msg::Finished(v1::JobFinished {
-                    lease_id,
-                    ran,
-                    exit_code,
-                    compile_ms,
-                    queue_ms: compile_ms / 3,
-                    input_bytes: compile_ms / 7,
-                })
-            ),
+            (
+                any::<u64>(),
+                any::<bool>(),
+                any::<i32>(),
+                any::<u64>(),
+                (any::<bool>(), text())
+            )
+                .prop_map(
+                    |(lease_id, ran, exit_code, compile_ms, (cache_hit, cache_key))| {
+                        Msg::Finished(v1::JobFinished {
+                            lease_id,
+                            ran,
+                            exit_code,
+                            compile_ms,
+                            queue_ms: compile_ms / 3,
+                            input_bytes: compile_ms / 7,
+                            cache_hit,
+                            cache_key,
+                        })
+                    }
+                ),
             Just(Msg::KeepAlive(v1::KeepAlive {})),
             Just(Msg::GoingAway(v1::GoingAway {})),
         ];
@@ -142,6 +158,7 @@ mod wire_properties {
             any::<u64>(),
             text(),
             any::<f64>(),
+            text(),
         )
             .prop_map(
                 |(
@@ -152,6 +169,7 @@ mod wire_properties {
                     failed_lease,
                     client,
                     idle,
+                    cache_key,
                 )| {
                     v1::AssignRequest {
                         toolchain,
@@ -162,6 +180,7 @@ mod wire_properties {
                         client: client.clone(),
                         source_key: client,
                         client_idle_cpus: idle,
+                        cache_key,
                     }
                 },
             )
@@ -177,10 +196,19 @@ mod wire_properties {
             text(),
             (any::<u64>(), any::<u64>(), bytes()),
             proptest::collection::vec((text(), text()), 0..3),
-            (text(), text()),
+            (text(), text(), any::<bool>()),
         )
             .prop_map(
-                |(lease, toolchain, args, language, input_name, sizes, env, (source_path, cwd))| {
+                |(
+                    lease,
+                    toolchain,
+                    args,
+                    language,
+                    input_name,
+                    sizes,
+                    env,
+                    (source_path, cwd, offer_input),
+                )| {
                     Msg::Header(v1::CompileHeader {
                         lease,
                         toolchain,
@@ -196,6 +224,7 @@ mod wire_properties {
                             .collect(),
                         source_path,
                         cwd,
+                        offer_input,
                     })
                 },
             );
@@ -212,9 +241,10 @@ mod wire_properties {
             any::<u64>(),
             any::<u64>(),
             bytes(),
+            any::<bool>(),
         )
             .prop_map(
-                |(exit_code, stdout, stderr, object_size, compressed_size, digest)| {
+                |(exit_code, stdout, stderr, object_size, compressed_size, digest, cache_hit)| {
                     Msg::Result(v1::CompileResult {
                         exit_code,
                         stdout,
@@ -224,10 +254,15 @@ mod wire_properties {
                         object_digest: digest,
                         compile_ms: object_size / 3,
                         queue_ms: compressed_size / 5,
+                        cache_hit,
                     })
                 },
             );
-        let msg = prop_oneof![result, bytes().prop_map(Msg::Chunk)];
+        let msg = prop_oneof![
+            result,
+            bytes().prop_map(Msg::Chunk),
+            Just(Msg::SendInput(v1::SendInput {})),
+        ];
         proptest::option::of(msg).prop_map(|msg| v1::CompileResponse { msg })
     }
 

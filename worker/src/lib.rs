@@ -11,6 +11,8 @@
 //! - [`layout`]: where a job's input goes and the prefix maps that make the
 //!   object name the client's paths.
 //! - [`job`]: running one compile in a temp dir.
+//! - `shared_cache`: finished results by grid key on disk (the shared
+//!   cache) and recently received inputs by digest in memory.
 //! - [`sandbox`]: the user a compile runs as and its CPU, memory, wall-clock
 //!   and output limits.
 //! - `service`: the tonic `Worker` service.
@@ -28,6 +30,7 @@ mod metrics;
 pub mod sandbox;
 mod service;
 pub mod session;
+mod shared_cache;
 
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -40,6 +43,12 @@ use tokio::net::TcpListener;
 use tokio::sync::{mpsc, Semaphore};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
+
+/// Default bound of the shared cache on disk.
+pub const DEFAULT_SHARED_CACHE_BYTES: u64 = 10 << 30;
+/// Default memory for inputs kept by digest: a few hundred large
+/// translation units.
+pub const DEFAULT_INPUT_CACHE_BYTES: u64 = 256 << 20;
 
 /// Worker settings.
 #[derive(Debug, Clone)]
@@ -64,6 +73,12 @@ pub struct Config {
     pub compiler_path: String,
     /// Where compiler identities are cached.
     pub cache_dir: PathBuf,
+    /// The shared result cache's directory (entries under `objects/`).
+    pub shared_cache_dir: PathBuf,
+    /// The shared cache's size bound in bytes; 0 turns it off.
+    pub shared_cache_bytes: u64,
+    /// Memory for recently received inputs kept by digest; 0 turns it off.
+    pub input_cache_bytes: u64,
     /// The grid's token: sent to the coordinator, required of clients.
     pub token: Option<gridcc_proto::auth::Token>,
     /// Serve TLS with this certificate (clients come with `https://`).
@@ -89,6 +104,9 @@ impl Config {
             compiler_path: std::env::var("PATH")
                 .unwrap_or_else(|_| "/usr/local/bin:/usr/bin:/bin".into()),
             cache_dir: gridcc_toolchain::cache_dir().join("toolchains"),
+            shared_cache_dir: gridcc_toolchain::cache_dir().join("worker"),
+            shared_cache_bytes: DEFAULT_SHARED_CACHE_BYTES,
+            input_cache_bytes: DEFAULT_INPUT_CACHE_BYTES,
             token: None,
             tls: None,
             coordinator_ca: None,
@@ -172,6 +190,39 @@ pub async fn run_with_metrics(
     for t in &found {
         tracing::info!(names = ?t.names, version = %t.identity.version, "offering compiler");
     }
+    let results = if config.shared_cache_bytes == 0 {
+        None
+    } else {
+        let dir = config.shared_cache_dir.clone();
+        let max = config.shared_cache_bytes;
+        let opened =
+            tokio::task::spawn_blocking(move || shared_cache::ResultCache::open(&dir, max))
+                .await
+                .unwrap_or_else(|e| Err(std::io::Error::other(e.to_string())));
+        match opened {
+            Ok(results) => {
+                tracing::info!(dir = %results.dir().display(), bytes = results.bytes(), max, "shared cache");
+                Some(Arc::new(results))
+            }
+            // The worker still compiles; it only cannot keep results.
+            Err(e) => {
+                tracing::warn!(dir = %config.shared_cache_dir.display(), error = %e, "shared cache off: cannot use its directory");
+                None
+            }
+        }
+    };
+    let cached_keys = match &results {
+        Some(r) => {
+            let r = Arc::clone(r);
+            tokio::task::spawn_blocking(move || r.recent_keys(shared_cache::HELLO_KEYS))
+                .await
+                .unwrap_or_default()
+                .into_iter()
+                .map(|k| k.to_string())
+                .collect()
+        }
+        None => Vec::new(),
+    };
     let hello = v1::WorkerHello {
         advertise_addr: advertise,
         slots: config.slots.max(1),
@@ -188,6 +239,8 @@ pub async fn run_with_metrics(
             .map(|h| h.trim().to_owned())
             .unwrap_or_default(),
         version: gridcc_proto::VERSION.to_owned(),
+        cached_keys,
+        takes_input_offers: true,
     };
     let toolchains: HashMap<String, PathBuf> = found
         .into_iter()
@@ -245,6 +298,8 @@ pub async fn run_with_metrics(
         draining: draining.clone(),
         slots_total: config.slots.max(1),
         metrics: Default::default(),
+        results,
+        inputs: shared_cache::Inputs::new(config.input_cache_bytes),
     });
     if let Some(metrics) = metrics {
         let shared = Arc::clone(&shared);

@@ -80,6 +80,19 @@ struct Args {
     /// [env: GRIDCC_TLS_CA].
     #[arg(long, value_name = "FILE")]
     tls_ca: Option<PathBuf>,
+    /// Directory of the shared cache: results of finished jobs by key,
+    /// answered to any client that sends the same job (default:
+    /// $GRIDCC_CACHE_DIR/worker, else ~/.cache/gridcc/worker).
+    #[arg(long, value_name = "DIR")]
+    cache_dir: Option<PathBuf>,
+    /// Size bound of the shared cache, e.g. 10G, 500M; least recently used
+    /// entries are evicted past it. 0 turns the shared cache off.
+    #[arg(long, value_name = "SIZE", default_value = "10G")]
+    cache_size: String,
+    /// Memory for recently received inputs, kept by digest so a repeated
+    /// job's input is not uploaded again (e.g. 256M; 0 = off).
+    #[arg(long, value_name = "SIZE", default_value = "256M")]
+    input_cache_size: String,
 }
 
 fn main() -> ExitCode {
@@ -152,6 +165,22 @@ async fn serve(args: Args) -> anyhow::Result<()> {
         (false, Some(_), _) => anyhow::bail!("--compile-user needs a worker started as root"),
         (false, None, _) => None,
     };
+    config.shared_cache_bytes = gridcc_cache::parse_size(&args.cache_size).with_context(|| {
+        format!(
+            "--cache-size {:?} is not a size like 10G or 500M",
+            args.cache_size
+        )
+    })?;
+    config.input_cache_bytes =
+        gridcc_cache::parse_size(&args.input_cache_size).with_context(|| {
+            format!(
+                "--input-cache-size {:?} is not a size like 256M",
+                args.input_cache_size
+            )
+        })?;
+    if let Some(dir) = args.cache_dir {
+        config.shared_cache_dir = dir;
+    }
     config.advertise = args.advertise;
     config.token = gridcc_proto::auth::load(args.token_file.as_deref())?;
     config.tls = match (&args.tls_cert, &args.tls_key) {

@@ -56,6 +56,40 @@ pub(crate) struct Metrics {
     slot_wait: Histogram,
     received_bytes: AtomicU64,
     sent_bytes: AtomicU64,
+    cache: [AtomicU64; CacheEvent::ALL.len()],
+    inputs_reused: AtomicU64,
+    upload_saved_bytes: AtomicU64,
+}
+
+/// What the shared cache did for one job.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum CacheEvent {
+    /// Answered from the cache: the compiler did not run.
+    Hit,
+    /// Not in the cache: compiled.
+    Miss,
+    /// An entry failed its checksum: removed, the job compiled.
+    Corrupt,
+    /// A result was stored.
+    Stored,
+}
+
+impl CacheEvent {
+    const ALL: [CacheEvent; 4] = [
+        CacheEvent::Hit,
+        CacheEvent::Miss,
+        CacheEvent::Corrupt,
+        CacheEvent::Stored,
+    ];
+
+    fn label(self) -> &'static str {
+        match self {
+            CacheEvent::Hit => "hit",
+            CacheEvent::Miss => "miss",
+            CacheEvent::Corrupt => "corrupt",
+            CacheEvent::Stored => "stored",
+        }
+    }
 }
 
 impl Default for Metrics {
@@ -66,6 +100,9 @@ impl Default for Metrics {
             slot_wait: Histogram::new(JOB_SECONDS_BUCKETS),
             received_bytes: AtomicU64::new(0),
             sent_bytes: AtomicU64::new(0),
+            cache: Default::default(),
+            inputs_reused: AtomicU64::new(0),
+            upload_saved_bytes: AtomicU64::new(0),
         }
     }
 }
@@ -86,6 +123,19 @@ impl Metrics {
             .fetch_add(bytes as u64, Ordering::Relaxed);
     }
 
+    pub(crate) fn cache(&self, event: CacheEvent) {
+        self.cache[event as usize].fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// A job whose input was not uploaded: `reused` when this worker had
+    /// it already (a shared-cache hit needs none), `bytes` compressed.
+    pub(crate) fn upload_saved(&self, reused: bool, bytes: u64) {
+        if reused {
+            self.inputs_reused.fetch_add(1, Ordering::Relaxed);
+        }
+        self.upload_saved_bytes.fetch_add(bytes, Ordering::Relaxed);
+    }
+
     pub(crate) fn sent(&self, bytes: usize) {
         self.sent_bytes.fetch_add(bytes as u64, Ordering::Relaxed);
     }
@@ -100,6 +150,7 @@ pub(crate) struct Snapshot {
     pub(crate) temp_dirs: u64,
     pub(crate) draining: bool,
     pub(crate) registered: bool,
+    pub(crate) cache_bytes: u64,
 }
 
 /// The text exposition of one scrape.
@@ -145,6 +196,38 @@ pub(crate) fn render(m: &Metrics, s: &Snapshot) -> String {
         "zstd-compressed object bytes sent back to clients.",
         Kind::Counter,
         m.sent_bytes.load(Ordering::Relaxed) as f64,
+    );
+    e.by_label(
+        "gridcc_worker_cache_total",
+        "Shared-cache events: hit (answered without compiling), miss (compiled), corrupt \
+         (an entry failed its checksum, was removed and the job compiled), stored.",
+        Kind::Counter,
+        "result",
+        CacheEvent::ALL.map(|c| {
+            (
+                c.label(),
+                m.cache[c as usize].load(Ordering::Relaxed) as f64,
+            )
+        }),
+    );
+    e.single(
+        "gridcc_worker_cache_bytes",
+        "Bytes of the shared cache on disk (approximate between evictions).",
+        Kind::Gauge,
+        s.cache_bytes as f64,
+    );
+    e.single(
+        "gridcc_worker_inputs_reused_total",
+        "Jobs whose input this worker already held by digest, so the client did not upload it.",
+        Kind::Counter,
+        m.inputs_reused.load(Ordering::Relaxed) as f64,
+    );
+    e.single(
+        "gridcc_worker_upload_saved_bytes_total",
+        "zstd-compressed input bytes clients offered and did not have to upload (input \
+         held or shared-cache hit).",
+        Kind::Counter,
+        m.upload_saved_bytes.load(Ordering::Relaxed) as f64,
     );
     e.single(
         "gridcc_worker_slots",
@@ -207,6 +290,7 @@ mod tests {
                 temp_dirs: 1,
                 draining: false,
                 registered: true,
+                cache_bytes: 0,
             },
         );
         for line in [

@@ -18,10 +18,14 @@ use tokio::sync::{mpsc, Semaphore};
 use tokio_util::sync::CancellationToken;
 use tonic::{Request, Response, Status, Streaming};
 
+use futures_util::StreamExt;
+use gridcc_cache::{Entry, Key, Lookup};
+
 use crate::job::{self, Job};
 use crate::layout::Layout;
-use crate::metrics::{JobOutcome, Metrics};
+use crate::metrics::{CacheEvent, JobOutcome, Metrics};
 use crate::session::SharedRegistration;
+use crate::shared_cache::{Inputs, ResultCache};
 
 /// Languages of preprocessed input (preprocessed mode).
 const PREPROCESSED_LANGUAGES: &[&str] = &[
@@ -51,6 +55,10 @@ pub(crate) struct Shared {
     /// Jobs this worker runs at once.
     pub(crate) slots_total: u32,
     pub(crate) metrics: Metrics,
+    /// The shared result cache; `None` when `--cache-size 0`.
+    pub(crate) results: Option<Arc<ResultCache>>,
+    /// Recently received inputs by digest (`offer_input` jobs).
+    pub(crate) inputs: Inputs,
 }
 
 impl Shared {
@@ -73,6 +81,7 @@ impl Shared {
                 .read()
                 .unwrap_or_else(|e| e.into_inner())
                 .is_some(),
+            cache_bytes: self.results.as_ref().map_or(0, |r| r.bytes()),
         };
         crate::metrics::render(&self.metrics, &snapshot)
     }
@@ -180,7 +189,11 @@ impl v1::worker_server::Worker for WorkerService {
 }
 
 impl WorkerService {
-    /// The `Compile` call: checks, runs and answers one job.
+    /// The `Compile` call: checks a job, then answers it from the shared
+    /// cache or runs it. The checks answer as the call's status; from the
+    /// input on, the job runs as the response stream is read (so the
+    /// worker can ask an `offer_input` client for its input first), and a
+    /// failure is the stream's error.
     async fn accept(
         &self,
         request: Request<Streaming<CompileRequest>>,
@@ -252,167 +265,395 @@ impl WorkerService {
         if !source_mode {
             check_input_name(&header.input_name)?;
         }
+        if header.input_digest.len() != 32 {
+            return Err(Status::invalid_argument("input digest must be 32 bytes").into());
+        }
         shared.event(worker_message::Msg::Started(v1::JobStarted { lease_id }));
 
-        let result = self.run_job(header, compiler, &mut inbound).await;
-        let (ran, exit_code, compile_ms, queue_ms, input_bytes) = match &result {
-            Ok((r, _, input_bytes)) => (true, r.exit_code, r.compile_ms, r.queue_ms, *input_bytes),
-            Err(_) => (false, -1, 0, 0, 0),
-        };
-        shared.event(worker_message::Msg::Finished(v1::JobFinished {
-            lease_id,
-            ran,
-            exit_code,
-            compile_ms,
-            queue_ms,
-            input_bytes,
-        }));
-        shared.report_load();
-        let (result, chunks, _) = result?;
-        shared.metrics.job(if result.exit_code == 0 {
-            JobOutcome::Ok
-        } else {
-            JobOutcome::CompileError
-        });
-        shared.metrics.sent(chunks.iter().map(Vec::len).sum());
-        let messages = std::iter::once(CompileResponse {
-            msg: Some(compile_response::Msg::Result(result)),
-        })
-        .chain(chunks.into_iter().map(|chunk| CompileResponse {
-            msg: Some(compile_response::Msg::Chunk(chunk)),
-        }))
-        .map(Ok);
-        Ok(Response::new(Box::pin(tokio_stream::iter(messages))))
-    }
-
-    /// Receives the input, waits for a slot, compiles. Returns the result
-    /// header, the compressed object's chunks and the input size.
-    async fn run_job(
-        &self,
-        header: v1::CompileHeader,
-        compiler: PathBuf,
-        inbound: &mut Streaming<CompileRequest>,
-    ) -> Result<(v1::CompileResult, Vec<Vec<u8>>, u64), Failure> {
-        let shared = &self.shared;
-        let mut assembler = Assembler::new(
-            header.input_size,
-            header.compressed_size,
-            header.input_digest.clone(),
-            shared.max_payload,
-        )
-        .map_err(|e| Status::resource_exhausted(e.to_string()))?;
-        while !assembler.is_complete() {
-            match inbound.message().await.map_err(Failure::stream)? {
-                Some(CompileRequest {
-                    msg: Some(compile_request::Msg::Chunk(chunk)),
-                }) => {
-                    shared.metrics.received(chunk.len());
-                    assembler
-                        .push(&chunk)
-                        .map_err(|e| Status::invalid_argument(e.to_string()))?
+        let key = shared.results.as_ref().map(|_| grid_key(&header));
+        if let Some(key) = &key {
+            if let Some(entry) = self.lookup(key).await {
+                // A hit needs neither the input nor a slot.
+                let saved = header.compressed_size;
+                let done = answer_from_cache(key, entry).await;
+                if done.is_ok() && header.offer_input {
+                    shared.metrics.upload_saved(false, saved);
                 }
-                Some(_) => return Err(Status::invalid_argument("expected an input chunk").into()),
-                None => {
-                    return Err(Failure::stream(Status::invalid_argument(
-                        "input ended early",
-                    )))
-                }
+                let messages = finish(shared, lease_id, done);
+                return Ok(Response::new(Box::pin(tokio_stream::iter(messages))));
             }
         }
-        let input = tokio::task::spawn_blocking(move || assembler.finish())
-            .await
-            .map_err(|e| Failure::new(Status::internal(e.to_string()), JobOutcome::Error))?
-            .map_err(|e| Status::invalid_argument(e.to_string()))?;
-        let input_bytes = input.len() as u64;
-        crate::directives::check_text(&input)
-            .map_err(|e| Status::permission_denied(e.to_string()))?;
-        let layout = if header.source_path.is_empty() {
-            Layout::Preprocessed {
-                input_name: header.input_name,
-            }
+        let held = if header.offer_input {
+            shared.inputs.get(&header.input_digest, header.input_size)
         } else {
-            Layout::Source {
-                source_path: header.source_path,
-                cwd: header.cwd,
-            }
+            None
         };
-        // Refuse a bad layout before taking a slot.
-        crate::layout::plan(std::path::Path::new("/gridcc-check"), &layout, &header.args)
-            .map_err(|e| Status::invalid_argument(e.to_string()))?;
+        if held.is_some() {
+            shared.metrics.upload_saved(true, header.compressed_size);
+        }
+        let ask = header.offer_input && held.is_none();
+        let shared = Arc::clone(shared);
+        let job = async move {
+            let input = Input {
+                held,
+                inbound: &mut inbound,
+            };
+            let done = run_job(&shared, header, compiler, input, key).await;
+            tokio_stream::iter(finish(&shared, lease_id, done))
+        };
+        let first = ask.then(|| {
+            Ok(CompileResponse {
+                msg: Some(compile_response::Msg::SendInput(v1::SendInput {})),
+            })
+        });
+        let stream = tokio_stream::iter(first).chain(futures_util::stream::once(job).flatten());
+        Ok(Response::new(Box::pin(stream)))
+    }
 
-        let queued_at = Instant::now();
-        let permit = {
-            let _waiting = CountGuard::new(&shared.waiting);
-            if shared.waiting.load(Ordering::SeqCst)
-                > shared.queue_limit + shared.slots.available_permits() as u32
-            {
-                return Err(Status::resource_exhausted("worker queue is full").into());
-            }
-            shared.report_load();
-            shared
-                .slots
-                .acquire()
-                .await
-                .map_err(|_| Status::unavailable("worker is shutting down"))?
-        };
-        let slot_wait = queued_at.elapsed();
-        let queue_ms = slot_wait.as_millis() as u64;
-        let _running = CountGuard::new(&shared.running);
-        shared.report_load();
-
-        let job = Job {
-            compiler,
-            args: header.args,
-            language: header.language,
-            layout,
-            input,
-            env: header.env.into_iter().map(|v| (v.name, v.value)).collect(),
-        };
-        let outcome = job::run(job, &shared.work_dir, &shared.limits)
+    /// The shared cache's entry for `key`, when it holds a good one.
+    async fn lookup(&self, key: &Key) -> Option<Entry> {
+        let results = Arc::clone(self.shared.results.as_ref()?);
+        let lookup_key = key.clone();
+        let found = tokio::task::spawn_blocking(move || results.lookup(&lookup_key))
             .await
-            .map_err(|e| {
-                let kind = match &e {
-                    job::JobError::FileAccess(_) => JobOutcome::Refused,
-                    job::JobError::WallTime(_) => JobOutcome::WallTime,
-                    job::JobError::Resource(_)
-                    | job::JobError::Signal(_)
-                    | job::JobError::OutputTooLarge(_) => JobOutcome::Resource,
-                    job::JobError::Io(_)
-                    | job::JobError::Layout(_)
-                    | job::JobError::Spawn { .. }
-                    | job::JobError::NoObject => JobOutcome::Error,
-                };
-                let status = match e {
-                    job::JobError::FileAccess(e) => Status::permission_denied(e.to_string()),
-                    e => Status::internal(format!("compile failed on the worker: {e}")),
-                };
-                Failure::new(status, kind)
-            })?;
-        drop(permit);
-        shared.metrics.ran(outcome.elapsed, slot_wait);
+            .ok()?;
+        let metrics = &self.shared.metrics;
+        match found {
+            Lookup::Hit(entry) => {
+                metrics.cache(CacheEvent::Hit);
+                Some(entry)
+            }
+            Lookup::Corrupt(why) => {
+                // Removed by the lookup, so this is said once per bad entry.
+                tracing::warn!(%key, %why, "shared cache entry is corrupt; removed, recompiling");
+                metrics.cache(CacheEvent::Corrupt);
+                None
+            }
+            Lookup::Miss => {
+                metrics.cache(CacheEvent::Miss);
+                None
+            }
+        }
+    }
+}
 
-        let object = outcome.object.unwrap_or_default();
-        let object_size = object.len() as u64;
-        let (compressed, digest) = tokio::task::spawn_blocking(move || {
-            (payload::compress(&object), payload::digest(&object))
-        })
-        .await
-        .map_err(|e| Failure::new(Status::internal(e.to_string()), JobOutcome::Error))?;
-        let compressed = compressed
+/// The grid key of a job, from its header alone.
+fn grid_key(header: &v1::CompileHeader) -> Key {
+    let source_mode = !header.source_path.is_empty();
+    let env = passed_env(&header.env);
+    gridcc_cache::GridJob {
+        toolchain: &header.toolchain,
+        source_mode,
+        language: &header.language,
+        args: &header.args,
+        name: if source_mode {
+            &header.source_path
+        } else {
+            &header.input_name
+        },
+        cwd: &header.cwd,
+        env: &env,
+        input_digest: &header.input_digest,
+        input_size: header.input_size,
+    }
+    .key()
+}
+
+/// The client's variables the compiler gets (`job::PASSED_ENV`), in order.
+fn passed_env(env: &[v1::EnvVar]) -> Vec<(String, String)> {
+    env.iter()
+        .filter(|v| job::PASSED_ENV.contains(&v.name.as_str()))
+        .map(|v| (v.name.clone(), v.value.clone()))
+        .collect()
+}
+
+/// A job that ended with a result.
+struct Done {
+    result: v1::CompileResult,
+    /// The compressed object, in chunks.
+    chunks: Vec<Vec<u8>>,
+    input_bytes: u64,
+    /// The shared cache holds this result under this key now.
+    cached: Option<Key>,
+}
+
+/// Where a job's input comes from: held by digest, else the client's chunks.
+struct Input<'a> {
+    held: Option<Arc<Vec<u8>>>,
+    inbound: &'a mut Streaming<CompileRequest>,
+}
+
+async fn answer_from_cache(key: &Key, entry: Entry) -> Result<Done, Failure> {
+    let Entry {
+        exit_code,
+        object,
+        stdout,
+        stderr,
+        compile_ms,
+    } = entry;
+    let object_size = object.len() as u64;
+    let (compressed, digest) =
+        tokio::task::spawn_blocking(move || (payload::compress(&object), payload::digest(&object)))
+            .await
             .map_err(|e| Failure::new(Status::internal(e.to_string()), JobOutcome::Error))?;
-        let result = v1::CompileResult {
-            exit_code: outcome.exit_code,
-            stdout: outcome.stdout,
-            stderr: outcome.stderr,
+    let compressed =
+        compressed.map_err(|e| Failure::new(Status::internal(e.to_string()), JobOutcome::Error))?;
+    Ok(Done {
+        result: v1::CompileResult {
+            exit_code,
+            stdout,
+            stderr,
             object_size,
             compressed_size: compressed.len() as u64,
             object_digest: digest,
-            compile_ms: outcome.elapsed.as_millis() as u64,
-            queue_ms,
-        };
-        let chunks = payload::chunks(&compressed).map(<[u8]>::to_vec).collect();
-        Ok((result, chunks, input_bytes))
+            compile_ms,
+            queue_ms: 0,
+            cache_hit: true,
+        },
+        chunks: payload::chunks(&compressed).map(<[u8]>::to_vec).collect(),
+        input_bytes: 0,
+        cached: Some(key.clone()),
+    })
+}
+
+/// Reports the job's end to the coordinator and the metrics, and turns it
+/// into the response messages.
+fn finish(
+    shared: &Shared,
+    lease_id: u64,
+    done: Result<Done, Failure>,
+) -> Vec<Result<CompileResponse, Status>> {
+    let finished = match &done {
+        Ok(d) => v1::JobFinished {
+            lease_id,
+            ran: true,
+            exit_code: d.result.exit_code,
+            compile_ms: d.result.compile_ms,
+            queue_ms: d.result.queue_ms,
+            input_bytes: d.input_bytes,
+            cache_key: d.cached.as_ref().map(|k| k.to_string()).unwrap_or_default(),
+            cache_hit: d.result.cache_hit,
+        },
+        Err(_) => v1::JobFinished {
+            lease_id,
+            ran: false,
+            exit_code: -1,
+            ..Default::default()
+        },
+    };
+    shared.event(worker_message::Msg::Finished(finished));
+    shared.report_load();
+    let done = match done {
+        Ok(done) => done,
+        Err(f) => {
+            shared.metrics.job(f.outcome);
+            return vec![Err(f.status)];
+        }
+    };
+    shared.metrics.job(if done.result.exit_code == 0 {
+        JobOutcome::Ok
+    } else {
+        JobOutcome::CompileError
+    });
+    shared.metrics.sent(done.chunks.iter().map(Vec::len).sum());
+    std::iter::once(CompileResponse {
+        msg: Some(compile_response::Msg::Result(done.result)),
+    })
+    .chain(done.chunks.into_iter().map(|chunk| CompileResponse {
+        msg: Some(compile_response::Msg::Chunk(chunk)),
+    }))
+    .map(Ok)
+    .collect()
+}
+
+/// Receives the client's input chunks and verifies them.
+async fn receive(
+    shared: &Shared,
+    header: &v1::CompileHeader,
+    inbound: &mut Streaming<CompileRequest>,
+) -> Result<Vec<u8>, Failure> {
+    let mut assembler = Assembler::new(
+        header.input_size,
+        header.compressed_size,
+        header.input_digest.clone(),
+        shared.max_payload,
+    )
+    .map_err(|e| Status::resource_exhausted(e.to_string()))?;
+    while !assembler.is_complete() {
+        match inbound.message().await.map_err(Failure::stream)? {
+            Some(CompileRequest {
+                msg: Some(compile_request::Msg::Chunk(chunk)),
+            }) => {
+                shared.metrics.received(chunk.len());
+                assembler
+                    .push(&chunk)
+                    .map_err(|e| Status::invalid_argument(e.to_string()))?
+            }
+            Some(_) => return Err(Status::invalid_argument("expected an input chunk").into()),
+            None => {
+                return Err(Failure::stream(Status::invalid_argument(
+                    "input ended early",
+                )))
+            }
+        }
     }
+    let input = tokio::task::spawn_blocking(move || assembler.finish())
+        .await
+        .map_err(|e| Failure::new(Status::internal(e.to_string()), JobOutcome::Error))?
+        .map_err(|e| Status::invalid_argument(e.to_string()))?;
+    Ok(input)
+}
+
+/// Gets the input, waits for a slot, compiles, and stores a successful
+/// result in the shared cache under `key`.
+async fn run_job(
+    shared: &Shared,
+    header: v1::CompileHeader,
+    compiler: PathBuf,
+    input: Input<'_>,
+    key: Option<Key>,
+) -> Result<Done, Failure> {
+    let input = match input.held {
+        Some(text) => Vec::clone(&text),
+        None => {
+            let text = receive(shared, &header, input.inbound).await?;
+            crate::directives::check_text(&text)
+                .map_err(|e| Status::permission_denied(e.to_string()))?;
+            // Kept only once it passed every check on the text.
+            shared
+                .inputs
+                .put(header.input_digest.clone(), Arc::new(text.clone()));
+            text
+        }
+    };
+    let input_bytes = input.len() as u64;
+    crate::directives::check_text(&input).map_err(|e| Status::permission_denied(e.to_string()))?;
+    let source_mode = !header.source_path.is_empty();
+    let cacheable = gridcc_cache::uncacheable(source_mode, &input).is_none();
+    let layout = if source_mode {
+        Layout::Source {
+            source_path: header.source_path,
+            cwd: header.cwd,
+        }
+    } else {
+        Layout::Preprocessed {
+            input_name: header.input_name,
+        }
+    };
+    // Refuse a bad layout before taking a slot.
+    crate::layout::plan(std::path::Path::new("/gridcc-check"), &layout, &header.args)
+        .map_err(|e| Status::invalid_argument(e.to_string()))?;
+
+    let queued_at = Instant::now();
+    let permit = {
+        let _waiting = CountGuard::new(&shared.waiting);
+        if shared.waiting.load(Ordering::SeqCst)
+            > shared.queue_limit + shared.slots.available_permits() as u32
+        {
+            return Err(Status::resource_exhausted("worker queue is full").into());
+        }
+        shared.report_load();
+        shared
+            .slots
+            .acquire()
+            .await
+            .map_err(|_| Status::unavailable("worker is shutting down"))?
+    };
+    let slot_wait = queued_at.elapsed();
+    let queue_ms = slot_wait.as_millis() as u64;
+    let _running = CountGuard::new(&shared.running);
+    shared.report_load();
+
+    let job = Job {
+        compiler,
+        args: header.args,
+        language: header.language,
+        layout,
+        input,
+        env: header.env.into_iter().map(|v| (v.name, v.value)).collect(),
+    };
+    let outcome = job::run(job, &shared.work_dir, &shared.limits)
+        .await
+        .map_err(|e| {
+            let kind = match &e {
+                job::JobError::FileAccess(_) => JobOutcome::Refused,
+                job::JobError::WallTime(_) => JobOutcome::WallTime,
+                job::JobError::Resource(_)
+                | job::JobError::Signal(_)
+                | job::JobError::OutputTooLarge(_) => JobOutcome::Resource,
+                job::JobError::Io(_)
+                | job::JobError::Layout(_)
+                | job::JobError::Spawn { .. }
+                | job::JobError::NoObject => JobOutcome::Error,
+            };
+            let status = match e {
+                job::JobError::FileAccess(e) => Status::permission_denied(e.to_string()),
+                e => Status::internal(format!("compile failed on the worker: {e}")),
+            };
+            Failure::new(status, kind)
+        })?;
+    drop(permit);
+    shared.metrics.ran(outcome.elapsed, slot_wait);
+
+    let compile_ms = outcome.elapsed.as_millis() as u64;
+    let object = outcome.object.unwrap_or_default();
+    let object_size = object.len() as u64;
+    // Only successful compiles are kept, as in the wrapper's cache.
+    let store = match (&shared.results, key) {
+        (Some(results), Some(key)) if outcome.exit_code == 0 && cacheable => Some((
+            Arc::clone(results),
+            key,
+            outcome.stdout.clone(),
+            outcome.stderr.clone(),
+        )),
+        _ => None,
+    };
+    let (compressed, digest, cached) = tokio::task::spawn_blocking(move || {
+        let compressed = payload::compress(&object);
+        let digest = payload::digest(&object);
+        let cached = store.and_then(|(results, key, stdout, stderr)| {
+            let entry = Entry {
+                exit_code: 0,
+                object,
+                stdout,
+                stderr,
+                compile_ms,
+            };
+            match results.store(&key, &entry) {
+                Ok(()) => Some(key),
+                Err(e) => {
+                    tracing::warn!(%key, error = %e, dir = %results.dir().display(), "cannot store in the shared cache");
+                    None
+                }
+            }
+        });
+        (compressed, digest, cached)
+    })
+    .await
+    .map_err(|e| Failure::new(Status::internal(e.to_string()), JobOutcome::Error))?;
+    if cached.is_some() {
+        shared.metrics.cache(CacheEvent::Stored);
+    }
+    let compressed =
+        compressed.map_err(|e| Failure::new(Status::internal(e.to_string()), JobOutcome::Error))?;
+    let result = v1::CompileResult {
+        exit_code: outcome.exit_code,
+        stdout: outcome.stdout,
+        stderr: outcome.stderr,
+        object_size,
+        compressed_size: compressed.len() as u64,
+        object_digest: digest,
+        compile_ms,
+        queue_ms,
+        cache_hit: false,
+    };
+    let chunks = payload::chunks(&compressed).map(<[u8]>::to_vec).collect();
+    Ok(Done {
+        result,
+        chunks,
+        input_bytes,
+        cached,
+    })
 }
 
 #[cfg(test)]
