@@ -202,18 +202,30 @@ fn table(s: &GridStatus, prev: Option<&GridStatus>) -> String {
 }
 
 /// `jobs/s` line of a watch frame: jobs compiled remotely per second since
-/// the previous frame.
+/// the previous frame, and shared-cache hits per second when there were
+/// any (a hit is a finished job, but nothing was compiled).
 fn rate(now: &GridStatus, prev: Option<&(Instant, GridStatus)>, at: Instant) -> String {
     let Some((then, before)) = prev else {
         return "jobs/s: - (first frame)\n".to_owned();
     };
     let dt = at.duration_since(*then).as_secs_f64();
-    match now.jobs_remote.checked_sub(before.jobs_remote) {
+    let compiled = |s: &GridStatus| s.jobs_remote.saturating_sub(s.shared_hits);
+    match (
+        compiled(now).checked_sub(compiled(before)),
+        now.shared_hits.checked_sub(before.shared_hits),
+    ) {
         // A restarted coordinator counts from zero again.
-        Some(done) if dt > 0.0 && now.uptime_s >= before.uptime_s => format!(
-            "jobs/s: {:.1} compiled remotely over the last {dt:.1}s\n",
-            done as f64 / dt
-        ),
+        (Some(done), Some(hits)) if dt > 0.0 && now.uptime_s >= before.uptime_s => {
+            let hits = if hits > 0 {
+                format!(", {:.1} shared-cache hits", hits as f64 / dt)
+            } else {
+                String::new()
+            };
+            format!(
+                "jobs/s: {:.1} compiled remotely{hits} over the last {dt:.1}s\n",
+                done as f64 / dt
+            )
+        }
         _ => "jobs/s: - (coordinator restarted)\n".to_owned(),
     }
 }
@@ -386,6 +398,12 @@ mod tests {
         assert_eq!(
             rate(&status(10, 0, 12.0), Some(&before), t1),
             "jobs/s: 3.0 compiled remotely over the last 2.0s\n"
+        );
+        let mut hits = status(16, 0, 12.0);
+        hits.shared_hits = 4;
+        assert_eq!(
+            rate(&hits, Some(&before), t1),
+            "jobs/s: 4.0 compiled remotely, 2.0 shared-cache hits over the last 2.0s\n"
         );
         assert!(rate(&status(1, 0, 1.0), Some(&before), t1).contains("restarted"));
         assert!(rate(&status(1, 0, 1.0), None, t1).contains("first frame"));
