@@ -69,7 +69,10 @@ fn main() -> ExitCode {
     match serve(args) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("gridcc-coordinator: {e:#}");
+            eprintln!(
+                "gridcc-coordinator: {}",
+                gridcc_proto::error_line(e.as_ref())
+            );
             ExitCode::FAILURE
         }
     }

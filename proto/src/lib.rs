@@ -30,6 +30,51 @@ pub mod v1 {
 /// Version string shared by all binaries.
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");
 
+/// An error and its causes on one line, `outer: cause: cause`, for the
+/// binaries' last words. A cause whose text the message already shows (an
+/// error type that prints its `source` and also reports it as the source)
+/// is not repeated.
+pub fn error_line(error: &(dyn std::error::Error + 'static)) -> String {
+    let mut line = error.to_string();
+    let mut cause = error.source();
+    while let Some(c) = cause {
+        let text = c.to_string();
+        if !line.contains(&text) {
+            line.push_str(": ");
+            line.push_str(&text);
+        }
+        cause = c.source();
+    }
+    line.replace('\n', " ")
+}
+
+#[cfg(test)]
+mod error_line_tests {
+    #[derive(Debug, thiserror::Error)]
+    #[error("cannot open {path}: {source}")]
+    struct Open {
+        path: String,
+        source: std::io::Error,
+    }
+
+    #[derive(Debug, thiserror::Error)]
+    #[error("starting the server")]
+    struct Start(#[source] Open);
+
+    #[test]
+    fn causes_are_joined_once() {
+        let io = std::io::Error::new(std::io::ErrorKind::NotFound, "no such file");
+        let e = Start(Open {
+            path: "/x".into(),
+            source: io,
+        });
+        assert_eq!(
+            super::error_line(&e),
+            "starting the server: cannot open /x: no such file"
+        );
+    }
+}
+
 /// Every message a peer decodes from the wire, fed arbitrary bytes and
 /// damaged encodings of real messages: decoding gives a message or an
 /// error, never a panic, and whatever decodes encodes back to a stable

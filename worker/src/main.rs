@@ -100,7 +100,7 @@ fn main() -> ExitCode {
     match serve(args) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("gridcc-worker: {e:#}");
+            eprintln!("gridcc-worker: {}", gridcc_proto::error_line(e.as_ref()));
             ExitCode::FAILURE
         }
     }
