@@ -266,9 +266,7 @@ pub enum Corrupt {
     Fields,
 }
 
-/// Encodes an entry for `key`:
-/// `MAGIC | u64 raw_len | u64 packed_len | zstd(payload) | blake3(key | header | packed)`
-/// where payload is `i32 exit | u64 compile_ms | (u64 len | bytes)` × object,
+/// Encodes an entry for `key`, [`seal`]ed with `MAGIC`, where the payload is `i32 exit | u64 compile_ms | (u64 len | bytes)` × object,
 /// stdout, stderr. Integers are little-endian.
 pub fn encode(key: &Key, entry: &Entry) -> std::io::Result<Vec<u8>> {
     let mut raw = Vec::with_capacity(entry.object.len() + entry.stderr.len() + 64);
@@ -278,9 +276,17 @@ pub fn encode(key: &Key, entry: &Entry) -> std::io::Result<Vec<u8>> {
         raw.extend_from_slice(&(part.len() as u64).to_le_bytes());
         raw.extend_from_slice(part);
     }
-    let packed = zstd::bulk::compress(&raw, gridcc_proto::payload::ZSTD_LEVEL)?;
+    seal(key.0.as_bytes(), MAGIC, &raw)
+}
+
+/// The container an entry (and a direct-mode manifest) is stored in:
+/// `magic | u64 raw_len | u64 packed_len | zstd(raw) | blake3(key | header | packed)`,
+/// integers little-endian. `key` is the bytes the checksum binds the file
+/// to, so a file under another key's name is refused.
+pub fn seal(key: &[u8], magic: &[u8; 8], raw: &[u8]) -> std::io::Result<Vec<u8>> {
+    let packed = zstd::bulk::compress(raw, gridcc_proto::payload::ZSTD_LEVEL)?;
     let mut out = Vec::with_capacity(packed.len() + 56);
-    out.extend_from_slice(MAGIC);
+    out.extend_from_slice(magic);
     out.extend_from_slice(&(raw.len() as u64).to_le_bytes());
     out.extend_from_slice(&(packed.len() as u64).to_le_bytes());
     out.extend_from_slice(&packed);
@@ -289,21 +295,15 @@ pub fn encode(key: &Key, entry: &Entry) -> std::io::Result<Vec<u8>> {
     Ok(out)
 }
 
-fn checksum(key: &Key, body: &[u8]) -> blake3::Hash {
-    let mut h = blake3::Hasher::new();
-    h.update(key.0.as_bytes());
-    h.update(body);
-    h.finalize()
-}
-
-/// Decodes and verifies an entry read from `key`'s file.
-pub fn decode(key: &Key, bytes: &[u8]) -> Result<Entry, Corrupt> {
+/// Checks and unpacks a [`seal`]ed file: its magic, its checksum under
+/// `key`, its lengths (`raw_len` at most `max`), then the payload.
+pub fn unseal(key: &[u8], magic: &[u8; 8], bytes: &[u8], max: u64) -> Result<Vec<u8>, Corrupt> {
     const HEADER: usize = 24;
     if bytes.len() < HEADER + 32 {
         return Err(Corrupt::Short);
     }
     let (body, sum) = bytes.split_at(bytes.len() - 32);
-    if &body[..8] != MAGIC {
+    if &body[..8] != magic {
         return Err(Corrupt::Magic);
     }
     // Constant-time comparison is not needed; blake3::Hash's == is anyway.
@@ -313,14 +313,26 @@ pub fn decode(key: &Key, bytes: &[u8]) -> Result<Entry, Corrupt> {
     }
     let raw_len = u64::from_le_bytes(body[8..16].try_into().map_err(|_| Corrupt::Short)?);
     let packed_len = u64::from_le_bytes(body[16..24].try_into().map_err(|_| Corrupt::Short)?);
-    if raw_len > MAX_PAYLOAD || packed_len != (body.len() - HEADER) as u64 {
+    if raw_len > max || packed_len != (body.len() - HEADER) as u64 {
         return Err(Corrupt::Fields);
     }
     // Memory follows the bytes that decompress, not the header's claim.
-    let raw = gridcc_proto::payload::decompress(&body[HEADER..], raw_len).map_err(|e| match e {
+    gridcc_proto::payload::decompress(&body[HEADER..], raw_len).map_err(|e| match e {
         PayloadError::SizeMismatch { .. } | PayloadError::Overlong { .. } => Corrupt::Fields,
         _ => Corrupt::Decompress,
-    })?;
+    })
+}
+
+fn checksum(key: &[u8], body: &[u8]) -> blake3::Hash {
+    let mut h = blake3::Hasher::new();
+    h.update(key);
+    h.update(body);
+    h.finalize()
+}
+
+/// Decodes and verifies an entry read from `key`'s file.
+pub fn decode(key: &Key, bytes: &[u8]) -> Result<Entry, Corrupt> {
+    let raw = unseal(key.0.as_bytes(), MAGIC, bytes, MAX_PAYLOAD)?;
     let mut rest = raw.as_slice();
     let mut take = |n: usize| -> Result<&[u8], Corrupt> {
         if rest.len() < n {
@@ -936,7 +948,7 @@ mod properties {
             body.extend_from_slice(&raw_len.to_le_bytes());
             body.extend_from_slice(&(payload.len() as u64).to_le_bytes());
             body.extend_from_slice(&payload);
-            let sum = checksum(&k, &body);
+            let sum = checksum(k.0.as_bytes(), &body);
             body.extend_from_slice(sum.as_bytes());
             if let Ok(e) = decode(&k, &body) {
                 // Whatever decodes re-encodes to an entry that decodes the same.

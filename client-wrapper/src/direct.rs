@@ -340,16 +340,8 @@ fn put_bytes(out: &mut Vec<u8>, bytes: &[u8]) {
     out.extend_from_slice(bytes);
 }
 
-fn checksum(key: &Key, body: &[u8]) -> blake3::Hash {
-    let mut h = blake3::Hasher::new();
-    h.update(key.as_str().as_bytes());
-    h.update(body);
-    h.finalize()
-}
-
-/// Encodes a manifest stored under `key`:
-/// `MAGIC | u64 raw_len | u64 packed_len | zstd(payload) | blake3(key | header | packed)`,
-/// payload: the object key; `u64 n` × (path, 32-byte hash); `u64 n` ×
+/// Encodes a manifest stored under `key`, [`cache::seal`]ed with `MAGIC`
+/// (the checksum binds the key's hex spelling); payload: the object key; `u64 n` × (path, 32-byte hash); `u64 n` ×
 /// (path, tag, hash when a file); `u8` dependency file present, then its
 /// path and bytes. Strings and byte runs are `u64 len | bytes`,
 /// little-endian.
@@ -383,15 +375,7 @@ fn encode(key: &Key, m: &Manifest) -> std::io::Result<Vec<u8>> {
             put_bytes(&mut raw, bytes);
         }
     }
-    let packed = zstd::bulk::compress(&raw, gridcc_proto::payload::ZSTD_LEVEL)?;
-    let mut out = Vec::with_capacity(packed.len() + 56);
-    out.extend_from_slice(MAGIC);
-    out.extend_from_slice(&(raw.len() as u64).to_le_bytes());
-    out.extend_from_slice(&(packed.len() as u64).to_le_bytes());
-    out.extend_from_slice(&packed);
-    let sum = checksum(key, &out);
-    out.extend_from_slice(sum.as_bytes());
-    Ok(out)
+    cache::seal(key.as_str().as_bytes(), MAGIC, &raw)
 }
 
 /// Reads a payload field by field; any shortfall is [`Corrupt::Fields`].
@@ -447,28 +431,7 @@ impl<'a> Reader<'a> {
 
 /// Decodes and verifies a manifest read from `key`'s file.
 fn decode(key: &Key, bytes: &[u8]) -> Result<Manifest, Corrupt> {
-    const HEADER: usize = 24;
-    if bytes.len() < HEADER + 32 {
-        return Err(Corrupt::Short);
-    }
-    let (body, sum) = bytes.split_at(bytes.len() - 32);
-    if &body[..8] != MAGIC {
-        return Err(Corrupt::Magic);
-    }
-    if checksum(key, body) != blake3::Hash::from_bytes(sum.try_into().map_err(|_| Corrupt::Short)?)
-    {
-        return Err(Corrupt::Checksum);
-    }
-    let raw_len = u64::from_le_bytes(body[8..16].try_into().map_err(|_| Corrupt::Short)?);
-    let packed_len = u64::from_le_bytes(body[16..24].try_into().map_err(|_| Corrupt::Short)?);
-    if raw_len > MAX_MANIFEST || packed_len != (body.len() - HEADER) as u64 {
-        return Err(Corrupt::Fields);
-    }
-    let raw = zstd::bulk::decompress(&body[HEADER..], raw_len as usize)
-        .map_err(|_| Corrupt::Decompress)?;
-    if raw.len() as u64 != raw_len {
-        return Err(Corrupt::Fields);
-    }
+    let raw = cache::unseal(key.as_str().as_bytes(), MAGIC, bytes, MAX_MANIFEST)?;
     let mut r = Reader(&raw);
     let object = Key::from_hex(&r.string()?).ok_or(Corrupt::Fields)?;
     let n = r.count(8 + 32)?;
