@@ -6,13 +6,13 @@ use thiserror::Error;
 
 /// Size of one streamed chunk. Far below gRPC's 4 MiB message limit, large
 /// enough that per-message overhead is negligible: measured on CPython's
-/// preprocessed sources (`scripts/zstd-bench.sh`, README "Wire payloads"),
+/// preprocessed sources (`scripts/zstd-bench.sh`, docs/design.md, "Wire payloads"),
 /// framing is 0.006 % of the bytes at 256 KiB and 0.003 % at 1 MiB, while
 /// smaller messages keep what one stream buffers small.
 pub const CHUNK_SIZE: usize = 256 * 1024;
 
 /// zstd level for sources and objects, chosen by measurement
-/// (`scripts/zstd-bench.sh`, README "Wire payloads"): on CPython's
+/// (`scripts/zstd-bench.sh`, docs/design.md, "Wire payloads"): on CPython's
 /// directives-only sources level 1 compresses 4.5x at ~300 MB/s; level 3
 /// saves 10 % more bytes for 1.6x the CPU, which pays only below about
 /// 75 Mbit/s; levels 6-19 cost 4-130x the CPU for 18-27 % fewer bytes.
