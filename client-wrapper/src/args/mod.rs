@@ -17,13 +17,16 @@
 //!   for each family of options are in `scan/flag.rs`, `scan/valued.rs`
 //!   and `scan/forwarded.rs`, and `scan/decide.rs` turns what the walk saw
 //!   into a [`Classification`].
+//! - `dep_file`: the dependency-file options (`-MD`, `-MF`, `-MQ`, …): the
+//!   files a compile writes besides the object, and the options that make
+//!   the preprocessing step alone write them.
 //! - `input`: what gcc makes of an input ([`Language`] from `-x` or the
 //!   suffix) and the names it derives from it.
 //! - `reason`: [`LocalReason`], every reason to compile locally, shown as
 //!   one line.
 //!
 //! Findings this module relies on (gcc 12, checked against the real gcc by
-//! the tests in `scan/decide.rs`):
+//! the tests in `dep_file.rs` and `scan/decide.rs`):
 //! - `gcc -E` with the same flags writes the same `-MD`/`-MMD` dependency
 //!   file as the compile, once the `-MF` file and the `-MQ` target that the
 //!   driver derives from `-o` are made explicit (the driver only adds the
@@ -36,6 +39,7 @@
 //! - `-fno-working-directory` with debug info would give the remote object
 //!   the worker's directory as `DW_AT_comp_dir`.
 
+mod dep_file;
 mod input;
 #[cfg(test)]
 mod properties;

@@ -13,6 +13,7 @@ mod valued;
 
 use std::path::Path;
 
+use super::dep_file::DepFiles;
 use super::input::{kind_from_suffix, InputKind};
 use super::{Classification, LocalReason};
 
@@ -161,17 +162,7 @@ pub(super) struct Scan<'a> {
     deps_only: bool,
     syntax_only: bool,
     query: Option<String>,
-    /// Driver-level `-MD`/`-MMD`.
-    md: bool,
-    /// Driver-level `-MF` given.
-    mf: bool,
-    /// Every driver-level `-MF` value.
-    mf_values: Vec<String>,
-    /// The FILE of each `-Wp,-MD,FILE` or `-Wp,-MMD,FILE`.
-    wp_dep_files: Vec<String>,
-    /// Driver-level `-MT`/`-MQ` given.
-    mt: bool,
-    dep_to_stdout: bool,
+    deps: DepFiles,
     debug: bool,
     no_working_directory: bool,
     /// First option recorded in `DW_AT_producer` that the compiler of
@@ -198,12 +189,7 @@ impl<'a> Scan<'a> {
             deps_only: false,
             syntax_only: false,
             query: None,
-            md: false,
-            mf: false,
-            mf_values: Vec::new(),
-            wp_dep_files: Vec::new(),
-            mt: false,
-            dep_to_stdout: false,
+            deps: DepFiles::default(),
             debug: false,
             no_working_directory: false,
             recorded: None,
@@ -301,8 +287,4 @@ fn is_flag_with_value_prefix(arg: &str) -> bool {
         || arg.starts_with("-emit-")
         || arg.starts_with("-objcmt")
         || arg.starts_with("-lang-")
-}
-
-fn is_stdout(path: &str) -> bool {
-    path == "-" || path.starts_with("/dev/")
 }

@@ -1,10 +1,9 @@
 //! From what the walk saw to a [`Classification`]: which reason to stay
 //! local wins, the checks on the one input and the one output, and the two
-//! command lines of a remote split, with the dependency-file options the
-//! driver would derive made explicit.
+//! command lines of a remote split.
 
 use super::Scan;
-use crate::args::input::{basename, default_object, strip_suffix, InputKind};
+use crate::args::input::{default_object, InputKind};
 use crate::args::{Classification, Language, LocalReason, RemoteCompile};
 
 impl Scan<'_> {
@@ -68,7 +67,7 @@ impl Scan<'_> {
         if output.starts_with("/dev/") {
             return Local(LocalReason::OutputToDevice(output));
         }
-        if self.dep_to_stdout {
+        if self.deps.to_stdout() {
             return Local(LocalReason::DependenciesToStdout);
         }
         if self.debug {
@@ -89,27 +88,9 @@ impl Scan<'_> {
         if !preprocessed_input {
             preprocess_args = self.pre;
             search_args = self.search;
-            if self.md {
-                // gcc's cpp_unique_options: %{MD:-MD %{!o:%b.d}%{o*:%.d%*}}
-                // and, only when not -E, -MQ <output> when no -MT/-MQ.
-                if !self.mf {
-                    let dep = match self.outputs.first() {
-                        Some(o) => replace_suffix(o, ".d"),
-                        None => format!("{}.d", strip_suffix(basename(&input.path))),
-                    };
-                    preprocess_args.push("-MF".to_owned());
-                    preprocess_args.push(dep.clone());
-                    dep_files.push(dep);
-                }
-                dep_files.extend(self.mf_values);
-                if !self.mt {
-                    if let Some(o) = self.outputs.first() {
-                        preprocess_args.push("-MQ".to_owned());
-                        preprocess_args.push(o.clone());
-                    }
-                }
-            }
-            dep_files.extend(self.wp_dep_files);
+            dep_files = self
+                .deps
+                .make_explicit(&input.path, &self.outputs, &mut preprocess_args);
         }
         Classification::Remote(RemoteCompile {
             source: input.path.clone(),
@@ -125,23 +106,11 @@ impl Scan<'_> {
     }
 }
 
-/// gcc's `%.SUFFIX%*` (give_switch): drop the last `.suffix` of the last path
-/// component, even a leading one, then append `suffix`.
-fn replace_suffix(path: &str, suffix: &str) -> String {
-    let dir_end = path.rfind('/').map_or(0, |p| p + 1);
-    let stem = match path[dir_end..].rfind('.') {
-        Some(pos) => &path[..dir_end + pos],
-        None => path,
-    };
-    format!("{stem}{suffix}")
-}
-
 #[cfg(test)]
 mod tests {
     use crate::args::classify;
     use crate::args::tests::{gcc, no_env, project, remote, run, words};
     use crate::args::Classification;
-    use std::path::{Path, PathBuf};
 
     /// Exact preprocess and compile command lines.
     const SPLITS: &[(&str, &str, &str, &str)] = &[
@@ -303,124 +272,6 @@ mod tests {
             ("gcc -c a.i", ""),
         ] {
             assert_eq!(remote(line).search_args, words(search), "{line}");
-        }
-    }
-
-    #[test]
-    fn dependency_files_are_named() {
-        for (line, files) in [
-            ("gcc -c a.c", ""),
-            ("gcc -c a.c -MF x.d", ""),
-            ("gcc -c a.c -o obj/a.o -MD", "obj/a.d"),
-            ("gcc -c src/a.c -MMD", "a.d"),
-            ("gcc -c a.c -MD -MFx.d", "x.d"),
-            ("gcc -c a.c -Wp,-MD,.a.o.d", ".a.o.d"),
-            ("gcc -c a.c -Wp,-MF,x.d", ""),
-            ("gcc -c a.c -MD -MF x.d -Wp,-MMD,y.d", "x.d y.d"),
-            ("gcc -c a.i -MD", ""),
-        ] {
-            assert_eq!(remote(line).dep_files, words(files), "{line}");
-        }
-    }
-
-    fn snapshot(dir: &Path) -> std::collections::BTreeMap<PathBuf, Vec<u8>> {
-        let mut out = std::collections::BTreeMap::new();
-        let mut stack = vec![dir.to_path_buf()];
-        while let Some(d) = stack.pop() {
-            for e in std::fs::read_dir(&d).unwrap() {
-                let p = e.unwrap().path();
-                if p.is_dir() {
-                    stack.push(p);
-                } else {
-                    let rel = p.strip_prefix(dir).unwrap().to_path_buf();
-                    out.insert(rel, std::fs::read(&p).unwrap());
-                }
-            }
-        }
-        out
-    }
-
-    /// The files a command created or changed, minus the object.
-    fn side_files(
-        before: &std::collections::BTreeMap<PathBuf, Vec<u8>>,
-        after: std::collections::BTreeMap<PathBuf, Vec<u8>>,
-        object: &str,
-    ) -> std::collections::BTreeMap<PathBuf, Vec<u8>> {
-        after
-            .into_iter()
-            .filter(|(p, c)| before.get(p) != Some(c) && p != Path::new(object))
-            .collect()
-    }
-
-    #[test]
-    fn preprocess_args_write_the_same_dependency_files_as_gcc() {
-        let Some(gcc) = gcc() else { return };
-        let cases: &[(&str, &[(&str, &str)])] = &[
-            ("-Iinc -MD -c src/a.c -o obj/a.o", &[]),
-            ("-Iinc -MMD -MP -c src/a.c -o obj/a.o", &[]),
-            ("-Iinc -MD -MF x.d -MT t -c src/a.c -o obj/a.o", &[]),
-            ("-Iinc -MD -MF x.d -c src/a.c -o obj/a.o", &[]),
-            ("-Iinc -MD -MQ q$t -c src/a.c -o obj/a.o", &[]),
-            ("-Iinc -MD -c src/a.c -o obj/sub/a.c.o", &[]),
-            ("-Iinc -MD -c src/a.c -o obj/sub/a$x.o", &[]),
-            ("-Iinc -MD -c src/a.c -o obj/noext", &[]),
-            ("-Iinc -MMD -c src/a.c", &[]),
-            ("-Iinc -MD -MP -c src/a.c", &[]),
-            ("-Iinc -Wp,-MD,obj/.a.d -c src/a.c -o obj/a.o", &[]),
-            ("-Iinc -Wp,-MMD,obj/.a.d -c src/a.c -o obj/a.o", &[]),
-            ("-Iinc -MD -Wp,-MT,extra -c src/a.c -o obj/a.o", &[]),
-            ("-Iinc -O2 -g -c src/a.c -o obj/a.o", &[("DEPENDENCIES_OUTPUT", "env.d")]),
-            ("-Iinc -c src/a.c -o obj/a.o", &[("DEPENDENCIES_OUTPUT", "env.d my-target")]),
-            ("-Iinc -c src/a.c -o obj/a.o", &[("SUNPRO_DEPENDENCIES", "sun.d")]),
-            (
-                "-DHAVE_CONFIG_H -I. -Iinc -g -O2 -MT foo.lo -MD -MP -MF obj/foo.Tpo -c src/a.c -fPIC -DPIC -o obj/sub/foo.o",
-                &[],
-            ),
-            (
-                "-DFOO -Iinc -O3 -DNDEBUG -std=gnu11 -MD -MT obj/a.c.o -MF obj/a.c.o.d -o obj/a.c.o -c src/a.c",
-                &[],
-            ),
-        ];
-        for (line, env) in cases {
-            let dir = project();
-            let d = dir.path();
-            let args = words(line);
-            let envf = |k: &str| {
-                env.iter()
-                    .find(|(n, _)| *n == k)
-                    .map(|(_, v)| (*v).to_owned())
-            };
-            let Classification::Remote(job) = classify(&args, d, &envf).unwrap() else {
-                panic!("{line}: not remote");
-            };
-            let before = snapshot(d);
-            run(gcc, &args, d, env);
-            let original = side_files(&before, snapshot(d), &job.output);
-            assert!(!original.is_empty(), "{line}: gcc wrote no dependency file");
-
-            let fresh = project();
-            let f = fresh.path();
-            let before = snapshot(f);
-            let out = run(gcc, &job.preprocess_args, f, env);
-            assert!(
-                !out.stdout.is_empty(),
-                "{line}: no preprocessed text on stdout"
-            );
-            let split = side_files(&before, snapshot(f), &job.output);
-            assert_eq!(
-                original.keys().collect::<Vec<_>>(),
-                split.keys().collect::<Vec<_>>(),
-                "{line}: different dependency files"
-            );
-            for (path, bytes) in &original {
-                assert!(
-                    split[path] == *bytes,
-                    "{line}: {} differs:\n{}\n---\n{}",
-                    path.display(),
-                    String::from_utf8_lossy(bytes),
-                    String::from_utf8_lossy(&split[path])
-                );
-            }
         }
     }
 

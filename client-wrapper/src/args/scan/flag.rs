@@ -83,7 +83,7 @@ impl Scan<'_> {
                 return Dest::Neither;
             }
             "-MD" | "-MMD" => {
-                self.md = true;
+                self.deps.md();
                 return Dest::Preprocess;
             }
             "-MP" | "-MG" => return Dest::Preprocess,

@@ -2,7 +2,7 @@
 //! `-Xpreprocessor`) and to the assembler (`-Wa,`, `-Xassembler`): the
 //! files they write or read, and what they record in debug info.
 
-use super::{is_stdout, Scan};
+use super::Scan;
 use crate::args::LocalReason;
 
 impl Scan<'_> {
@@ -14,12 +14,7 @@ impl Scan<'_> {
         for sub in subs {
             if expect_dep_file {
                 expect_dep_file = false;
-                if is_stdout(sub) {
-                    self.dep_to_stdout = true;
-                }
-                if writes_deps {
-                    self.wp_dep_files.push((*sub).to_owned());
-                }
+                self.deps.preprocessor_file(sub, writes_deps);
                 continue;
             }
             match *sub {

@@ -1,7 +1,7 @@
 //! Options with a value, joined (`-Ifoo`) or separate (`-I foo`): where
 //! each goes in the split, and which keep a compile local.
 
-use super::{is_stdout, Dest, Scan};
+use super::{Dest, Scan};
 use crate::args::input::{kind_from_x, InputKind};
 use crate::args::LocalReason;
 
@@ -68,15 +68,11 @@ impl Scan<'_> {
                 Dest::Neither
             }
             "-MF" => {
-                self.mf = true;
-                self.mf_values.push(value.to_owned());
-                if is_stdout(value) {
-                    self.dep_to_stdout = true;
-                }
+                self.deps.mf(value);
                 Dest::Preprocess
             }
             "-MT" | "-MQ" => {
-                self.mt = true;
+                self.deps.target();
                 Dest::Preprocess
             }
             "-MJ" | "-serialize-diagnostics" | "-index-store-path" => {
