@@ -152,3 +152,56 @@ pub(super) fn strip_suffix(base: &str) -> &str {
 pub(super) fn default_object(source: &str) -> String {
     format!("{}.o", strip_suffix(basename(source)))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn kinds_from_suffixes_and_x_names() {
+        for (path, kind) in [
+            ("a.c", InputKind::Source(Language::C)),
+            ("a.C", InputKind::Source(Language::Cxx)),
+            ("a.ii", InputKind::Source(Language::PreprocessedCxx)),
+            ("a.S", InputKind::Source(Language::AsmCpp)),
+            ("a.hpp", InputKind::Header),
+            ("a.f90", InputKind::Unsupported(".f90".to_owned())),
+            // A leading dot is not a suffix; a dot in a directory is none.
+            (".c", InputKind::Linker),
+            ("dir.c/noext", InputKind::Linker),
+            ("a.CXX", InputKind::Linker),
+        ] {
+            assert_eq!(kind_from_suffix(path), kind, "{path}");
+        }
+        for (name, kind) in [
+            ("none", None),
+            ("c++", Some(InputKind::Source(Language::Cxx))),
+            (
+                "objc-cpp-output",
+                Some(InputKind::Source(Language::PreprocessedObjC)),
+            ),
+            ("c-header", Some(InputKind::Header)),
+            ("ada", Some(InputKind::Unsupported("-x ada".to_owned()))),
+            (
+                "fortran-ish",
+                Some(InputKind::Unknown("fortran-ish".to_owned())),
+            ),
+        ] {
+            assert_eq!(kind_from_x(name), kind, "-x {name}");
+        }
+    }
+
+    #[test]
+    fn the_object_gcc_names_without_o() {
+        for (source, object) in [
+            ("a.c", "a.o"),
+            ("src/a.c", "a.o"),
+            ("a.b.c", "a.b.o"),
+            ("noext", "noext.o"),
+            (".c", ".c.o"),
+            ("dir.x/noext", "noext.o"),
+        ] {
+            assert_eq!(default_object(source), object, "{source}");
+        }
+    }
+}

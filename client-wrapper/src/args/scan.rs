@@ -147,6 +147,7 @@ struct Input {
     kind: InputKind,
 }
 
+/// What the walk has seen so far; `decide` turns it into the answer.
 pub(super) struct Scan<'a> {
     cwd: &'a Path,
     pre: Vec<String>,
@@ -162,6 +163,7 @@ pub(super) struct Scan<'a> {
     deps_only: bool,
     syntax_only: bool,
     query: Option<String>,
+    /// `-MD`, `-MF`, `-MT`/`-MQ` and the preprocessor's own dependency files.
     deps: DepFiles,
     debug: bool,
     no_working_directory: bool,
