@@ -55,6 +55,37 @@ pub fn compress(data: &[u8]) -> Result<Vec<u8>, PayloadError> {
 /// stream that would grow past `expected` stops there (no zstd bomb), and
 /// memory grows with the output, not with the declared size.
 pub fn decompress(compressed: &[u8], expected: u64) -> Result<Vec<u8>, PayloadError> {
+    // Small enough to reserve whole: one pass into the buffer, which zstd
+    // writes without it being zeroed first (the streaming read below
+    // zeroes every byte it reads into, the largest cost of a big input).
+    // A frame that does not fit is told apart by the streaming path.
+    if expected < MAX_RESERVE_BYTES {
+        thread_local! {
+            // A context per thread, made once: making one costs as much as
+            // decompressing a small input.
+            static BULK: std::cell::RefCell<Option<zstd::bulk::Decompressor<'static>>> =
+                std::cell::RefCell::new(zstd::bulk::Decompressor::new().ok());
+        }
+        let mut data = Vec::with_capacity(expected as usize + 1);
+        let done = BULK.with(|bulk| {
+            bulk.borrow_mut()
+                .as_mut()
+                .is_some_and(|b| b.decompress_to_buffer(compressed, &mut data).is_ok())
+        });
+        if done {
+            return match data.len() as u64 {
+                n if n == expected => Ok(data),
+                n if n > expected => Err(PayloadError::Overlong { expected }),
+                got => Err(PayloadError::SizeMismatch { got, expected }),
+            };
+        }
+    }
+    decompress_streaming(compressed, expected)
+}
+
+/// [`decompress`] a frame at a time: memory follows the bytes that really
+/// decompress, never the size the sender claims.
+fn decompress_streaming(compressed: &[u8], expected: u64) -> Result<Vec<u8>, PayloadError> {
     use std::io::Read;
     let mut decoder =
         zstd::stream::read::Decoder::with_buffer(compressed).map_err(PayloadError::Corrupt)?;
