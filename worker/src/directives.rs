@@ -22,15 +22,57 @@ pub enum FileAccess {
     NoDeps,
 }
 
-/// Refuses texts with `#pragma GCC dependency` (or its `_Pragma` form).
+/// Refuses texts with `#pragma GCC dependency` (or its `_Pragma` form): a
+/// line that holds both words, read as the preprocessor reads it, after
+/// line splices (`\` + newline, blanks allowed between) are joined, so
+/// `dep\` + newline + `endency` is caught too.
 pub fn check_text(text: &[u8]) -> Result<(), FileAccess> {
-    for (n, line) in text.split(|c| *c == b'\n').enumerate() {
-        let has = |needle: &[u8]| line.windows(needle.len()).any(|w| w == needle);
-        if has(b"dependency") && has(b"ragma") {
-            return Err(FileAccess::DependencyPragma(n + 1));
+    let (joined, splices) = join_splices(text);
+    let text = joined.as_deref().unwrap_or(text);
+    for at in memchr::memmem::find_iter(text, b"dependency") {
+        let start = memchr::memrchr(b'\n', &text[..at]).map_or(0, |n| n + 1);
+        let end = memchr::memchr(b'\n', &text[at..]).map_or(text.len(), |n| at + n);
+        if memchr::memmem::find(&text[start..end], b"ragma").is_some() {
+            // The physical line the logical one starts on.
+            let newlines = memchr::memchr_iter(b'\n', &text[..start]).count();
+            let spliced = splices.iter().take_while(|p| **p < start).count();
+            return Err(FileAccess::DependencyPragma(newlines + spliced + 1));
         }
     }
     Ok(())
+}
+
+/// `text` with its line splices removed (`None` when it has none, the
+/// common case), and where each splice was, in the joined text.
+fn join_splices(text: &[u8]) -> (Option<Vec<u8>>, Vec<usize>) {
+    // A backslash, then blanks, then a newline (gcc accepts the blanks with
+    // a warning).
+    let splice_len = |at: usize| {
+        let blanks = text[at + 1..]
+            .iter()
+            .take_while(|c| matches!(c, b' ' | b'\t' | b'\r' | b'\x0b' | b'\x0c'))
+            .count();
+        (text.get(at + 1 + blanks) == Some(&b'\n')).then_some(blanks + 2)
+    };
+    let mut joined: Option<Vec<u8>> = None;
+    let mut splices = Vec::new();
+    let mut kept = 0;
+    for at in memchr::memchr_iter(b'\\', text) {
+        if at < kept {
+            continue;
+        }
+        let Some(len) = splice_len(at) else {
+            continue;
+        };
+        let out = joined.get_or_insert_with(|| Vec::with_capacity(text.len()));
+        out.extend_from_slice(&text[kept..at]);
+        splices.push(out.len());
+        kept = at + len;
+    }
+    if let Some(out) = &mut joined {
+        out.extend_from_slice(&text[kept..]);
+    }
+    (joined, splices)
 }
 
 /// Splits a make-style dependency list into unescaped file names.
@@ -153,6 +195,25 @@ mod tests {
             Err(FileAccess::DependencyPragma(1))
         );
         assert_eq!(check_text(b"/* see #include <x.h> */\nint a;\n"), Ok(()));
+        assert_eq!(check_text(b"a dependency\nno pragma\n"), Ok(()));
+    }
+
+    #[test]
+    fn sees_dependency_pragmas_through_line_splices() {
+        assert_eq!(
+            check_text(b"int a;\n#pragma GCC dep\\\nendency \"/etc/passwd\"\n"),
+            Err(FileAccess::DependencyPragma(2))
+        );
+        assert_eq!(
+            check_text(b"\\\nint a;\n#pra\\ \t\ngma GCC \\\r\ndependency \"x\"\n"),
+            Err(FileAccess::DependencyPragma(3))
+        );
+        assert_eq!(
+            check_text(b"#pragma once\\\n\nint dependency;\n"),
+            Ok(()),
+            "a splice followed by an empty line ends the directive"
+        );
+        assert_eq!(check_text(b"char *s = \"\\\\\";\nint a;\\"), Ok(()));
     }
 }
 
