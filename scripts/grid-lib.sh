@@ -2,7 +2,8 @@
 #   grid_start BIN_DIR WORK_DIR WORKERS SLOTS   # sets $url, starts everything
 #   grid_stop                                   # kills what grid_start started
 # COORDINATOR_ARGS (environment) adds arguments to the coordinator, e.g.
-#   COORDINATOR_ARGS="--trace-out /tmp/trace.jsonl --policy weighted".
+#   COORDINATOR_ARGS="--trace-out /tmp/trace.jsonl --policy weighted",
+# and WORKER_ARGS to each worker.
 # Servers print "listening on IP:PORT" as their first stdout line (contract).
 
 grid_pids=()
@@ -38,8 +39,9 @@ grid_start() {
     url="http://$addr"
     echo "== coordinator on $url"
     for i in $(seq 1 "$workers"); do
+        # shellcheck disable=SC2086 # word splitting of WORKER_ARGS is wanted
         grid_server "$work" "worker$i" "$bin/gridcc-worker" --coordinator "$url" \
-            --listen 127.0.0.1:0 --slots "$slots" --cache-size 0 || return 1
+            --listen 127.0.0.1:0 --slots "$slots" --cache-size 0 ${WORKER_ARGS:-} || return 1
         echo "== worker $i on $addr ($slots slot(s))"
     done
     for _ in $(seq 1 200); do

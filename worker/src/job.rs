@@ -1,23 +1,27 @@
-//! Running one compile job: a private temp dir, the preprocessed input
-//! written there, the advertised compiler run on it with the client's
-//! (already checked) arguments, the object read back. The temp dir is removed
-//! when the job ends, whatever the outcome, and the compiler is killed if the
-//! client goes away or the job outlives its wall-clock limit. The limits and
-//! the user it runs as are in [`crate::sandbox`].
+//! Running one compile job: a stage taken from the pool ([`crate::stage`]),
+//! the input laid out there, the advertised compiler run on it with the
+//! client's (already checked) arguments, the object read back. The stage
+//! goes back to the pool when the job ends cleanly and is discarded
+//! otherwise; the compiler is killed if the client goes away or the job
+//! outlives its wall-clock limit. The limits and the user it runs as are in
+//! [`crate::sandbox`].
 
 use std::path::PathBuf;
 use std::process::Stdio;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use crate::headers;
 use crate::layout::{self, Layout};
 use crate::sandbox::{self, Limits};
+use crate::stage::{Stage, Stages};
 
 /// A job ready to run.
 #[derive(Debug)]
 pub struct Job {
     pub compiler: PathBuf,
+    /// blake3 of `input`, checked by the caller.
+    pub input_digest: [u8; 32],
     pub args: Vec<String>,
     pub language: String,
     pub layout: Layout,
@@ -63,42 +67,6 @@ pub enum JobError {
     FileAccess(#[from] crate::directives::FileAccess),
 }
 
-/// Job temp dirs that exist now in this process (the metrics' gauge).
-static LIVE_DIRS: AtomicU64 = AtomicU64::new(0);
-
-/// Job temp dirs that exist now: made and not yet removed.
-pub fn live_dirs() -> u64 {
-    LIVE_DIRS.load(Ordering::Relaxed)
-}
-
-/// A job's temp dir, counted in [`live_dirs`] until it is removed.
-struct JobDir(Option<tempfile::TempDir>);
-
-impl JobDir {
-    fn new(work_dir: &std::path::Path) -> std::io::Result<Self> {
-        let dir = tempfile::Builder::new()
-            .prefix("gridcc-job-")
-            .tempdir_in(work_dir)?;
-        LIVE_DIRS.fetch_add(1, Ordering::Relaxed);
-        Ok(Self(Some(dir)))
-    }
-
-    fn path(&self) -> &std::path::Path {
-        // Some until dropped.
-        self.0
-            .as_ref()
-            .map_or(std::path::Path::new(""), |d| d.path())
-    }
-}
-
-impl Drop for JobDir {
-    fn drop(&mut self) {
-        // Removed first, so the gauge never shows fewer dirs than exist.
-        drop(self.0.take());
-        LIVE_DIRS.fetch_sub(1, Ordering::Relaxed);
-    }
-}
-
 /// Locale and diagnostics variables a client may pass to the compiler.
 pub const PASSED_ENV: &[&str] = &[
     "LANG",
@@ -109,49 +77,25 @@ pub const PASSED_ENV: &[&str] = &[
     "TERM",
 ];
 
-/// Runs the job in a fresh directory under `work_dir`.
-pub async fn run(
-    job: Job,
-    work_dir: &std::path::Path,
-    limits: &Limits,
-) -> Result<Outcome, JobError> {
+/// Runs the job in a stage taken from `stages` (see [`crate::stage`]).
+pub async fn run(job: Job, stages: &Arc<Stages>, limits: &Limits) -> Result<Outcome, JobError> {
     let max_output = limits.max_output;
-    let dir = JobDir::new(work_dir)?;
-    let plan = layout::plan(dir.path(), &job.layout, &job.args)?;
-    for d in &plan.dirs {
-        tokio::fs::create_dir_all(d).await?;
-    }
-    // Source mode: one file per header, as on the client (see `headers`).
-    let split = match job.layout {
-        Layout::Source { .. } => split_headers(dir.path(), &job.input, &job.args)?,
-        Layout::Preprocessed { .. } => None,
-    };
-    let mut extra_args = plan.extra_args.clone();
-    let mut inputs = vec![plan.input_arg.clone()];
-    let mut worker_prefixes = Vec::new();
-    match &split {
-        Some((headers, split)) => {
-            tokio::fs::write(&plan.input_file, &split.main).await?;
-            for d in &headers.dirs {
-                tokio::fs::create_dir_all(d).await?;
-            }
-            for (path, text) in headers.files.iter().zip(&split.files) {
-                tokio::fs::write(path, text).await?;
-            }
-            inputs.extend(headers.places.values().map(|p| p.include_path.clone()));
-            extra_args.extend(headers.extra_args.iter().cloned());
-            // Diagnostics name headers by their worker path (prefix maps do
-            // not apply to them); `client_paths` rewrites it. Source excerpts
-            // would come from the rebuilt files, whose lines need not match
-            // the client's, so none are shown, as none are when the text is
-            // compiled whole (its files do not exist on the worker).
-            extra_args.push("-fno-diagnostics-show-caret".to_owned());
-            worker_prefixes = vec![headers.relative_root.clone(), headers.absolute_root.clone()];
-        }
-        None => tokio::fs::write(&plan.input_file, &job.input).await?,
-    }
-    let object = dir.path().join("gridcc-out.o");
-
+    let stages = Arc::clone(stages);
+    let (job, stage, staged) = tokio::task::spawn_blocking(move || {
+        let mut stage = stages.take()?;
+        let staged = lay_out(&mut stage, &job)?;
+        Ok::<_, JobError>((job, stage, staged))
+    })
+    .await
+    .map_err(|e| JobError::Io(std::io::Error::other(e)))??;
+    let mut stage = stage;
+    let Staged {
+        plan,
+        extra_args,
+        inputs,
+        worker_prefixes,
+        object,
+    } = staged;
     let mut cmd = tokio::process::Command::new(&job.compiler);
     // -pipe streams cc1's assembly straight into as: 3-5 ms less per job
     // than a temp file, and a driver-only flag, so the object is unchanged.
@@ -177,12 +121,8 @@ pub async fn run(
             cmd.env(name, value);
         }
     }
-    // gcc puts its temporary .s files in TMPDIR; keep them inside the job.
-    cmd.env("TMPDIR", dir.path());
-
-    if let Some(user) = limits.run_as {
-        sandbox::hand_over(dir.path(), user)?;
-    }
+    // gcc puts its temporary files in TMPDIR; keep them inside the job.
+    cmd.env("TMPDIR", stage.out());
     sandbox::confine(&mut cmd, limits);
 
     let started = Instant::now();
@@ -231,6 +171,10 @@ pub async fn run(
         let meta = tokio::fs::metadata(&object)
             .await
             .map_err(|_| JobError::NoObject)?;
+        // Emptied before the run (`Stage::clear_output`): empty is unwritten.
+        if meta.len() == 0 {
+            return Err(JobError::NoObject);
+        }
         if meta.len() > max_output {
             return Err(JobError::OutputTooLarge(max_output));
         }
@@ -238,9 +182,10 @@ pub async fn run(
     } else {
         None
     };
-    // Removing a split job's hundred-odd files takes over a millisecond; the
-    // client need not wait for it. (Error paths remove the dir on return.)
-    tokio::task::spawn_blocking(move || drop(dir));
+    // Every process of the job has exited (its group was waited for by
+    // the driver), so the stage can serve the next job. Error paths drop it
+    // unmarked, and it is discarded.
+    stage.clean();
     Ok(Outcome {
         exit_code,
         stdout: client_paths(output.stdout, &worker_prefixes),
@@ -263,6 +208,113 @@ fn resource_failure(stderr: &[u8]) -> Option<String> {
     text.lines()
         .find(|l| MARKS.iter().any(|m| l.contains(m)))
         .map(|l| l.trim().to_owned())
+}
+
+/// Where a job's files went, and what the compile needs to know of them.
+#[derive(Debug, Clone)]
+struct Staged {
+    plan: layout::Plan,
+    /// Arguments after the client's: prefix maps and the like.
+    extra_args: Vec<String>,
+    /// The files the compile may read (source mode's dependency check).
+    inputs: Vec<String>,
+    /// Worker paths to take out of the compiler's output.
+    worker_prefixes: Vec<String>,
+    /// Where the object goes, emptied.
+    object: PathBuf,
+}
+
+/// Blocking: writes `job`'s input into `stage` (only what differs from
+/// what it holds) and empties the outputs of the last job there.
+fn lay_out(stage: &mut Stage, job: &Job) -> Result<Staged, JobError> {
+    // The same input laid out the same way as the stage's last job: its
+    // files are all there already (a stage is only ever written by jobs).
+    let key = layout_key(job);
+    if let Some(staged) = stage.last::<Staged>(&key) {
+        let staged = staged.clone();
+        clear_outputs(stage, &staged)?;
+        return Ok(staged);
+    }
+    let staged = lay_out_anew(stage, job)?;
+    clear_outputs(stage, &staged)?;
+    stage.remember_last(key, staged.clone());
+    Ok(staged)
+}
+
+/// What decides how a job is laid out: its input and everything
+/// `layout::plan` and `headers::split` read.
+fn layout_key(job: &Job) -> blake3::Hash {
+    let mut h = blake3::Hasher::new();
+    h.update(&job.input_digest);
+    let (kind, a, b) = match &job.layout {
+        Layout::Preprocessed { input_name } => (0u8, input_name.as_str(), ""),
+        Layout::Source { source_path, cwd } => (1u8, source_path.as_str(), cwd.as_str()),
+    };
+    h.update(&[kind]);
+    for part in std::iter::once(a)
+        .chain([b])
+        .chain(job.args.iter().map(String::as_str))
+    {
+        h.update(&(part.len() as u64).to_le_bytes());
+        h.update(part.as_bytes());
+    }
+    h.finalize()
+}
+
+/// Empties the outputs the last job left.
+fn clear_outputs(stage: &Stage, staged: &Staged) -> Result<(), JobError> {
+    stage.clear_output(&staged.object)?;
+    if let Some(deps) = &staged.plan.deps_file {
+        stage.clear_output(deps)?;
+    }
+    Ok(())
+}
+
+fn lay_out_anew(stage: &mut Stage, job: &Job) -> Result<Staged, JobError> {
+    let root = stage.root().to_owned();
+    let plan = layout::plan(&root, &job.layout, &job.args)?;
+    for d in &plan.dirs {
+        stage.dir(d)?;
+    }
+    stage.workdir(&plan.workdir)?;
+    let mut staged = Staged {
+        extra_args: plan.extra_args.clone(),
+        inputs: vec![plan.input_arg.clone()],
+        worker_prefixes: Vec::new(),
+        object: stage.out().join("gridcc-out.o"),
+        plan,
+    };
+    // Source mode: one file per header, as on the client (see `headers`).
+    let split = match job.layout {
+        Layout::Source { .. } => split_headers(&root, &job.input, &job.args)?,
+        Layout::Preprocessed { .. } => None,
+    };
+    match split {
+        Some((headers, split)) => {
+            stage.file(&staged.plan.input_file, &split.main)?;
+            for d in &headers.dirs {
+                stage.dir(d)?;
+            }
+            for (path, text) in headers.files.iter().zip(&split.files) {
+                stage.file(path, text)?;
+            }
+            staged
+                .inputs
+                .extend(headers.places.values().map(|p| p.include_path.clone()));
+            staged.extra_args.extend(headers.extra_args.iter().cloned());
+            // Diagnostics name headers by their worker path (prefix maps do
+            // not apply to them); `client_paths` rewrites it. Source excerpts
+            // would come from the rebuilt files, whose lines need not match
+            // the client's, so none are shown, as none are when the text is
+            // compiled whole (its files do not exist on the worker).
+            staged
+                .extra_args
+                .push("-fno-diagnostics-show-caret".to_owned());
+            staged.worker_prefixes = vec![headers.relative_root, headers.absolute_root];
+        }
+        None => stage.file(&staged.plan.input_file, &job.input)?,
+    }
+    Ok(staged)
 }
 
 /// Splits source-mode `input` into a main text and header files laid out in
@@ -312,11 +364,20 @@ fn client_paths(output: Vec<u8>, prefixes: &[String]) -> Vec<u8> {
 mod tests {
     use super::*;
 
-    /// Waits (bounded) for the background removal of the job dirs.
+    fn stages(work: &tempfile::TempDir, limits: &Limits) -> Arc<Stages> {
+        Stages::new(work.path(), limits.run_as)
+    }
+
+    /// The stages under `work`: one after clean jobs, as they reuse it.
+    fn stage_count(work: &std::path::Path) -> usize {
+        std::fs::read_dir(work).unwrap().count()
+    }
+
+    /// Waits (bounded) for the background removal of discarded stages.
     async fn assert_removed(work: &std::path::Path) {
         let deadline = Instant::now() + Duration::from_secs(10);
         while std::fs::read_dir(work).unwrap().count() > 0 {
-            assert!(Instant::now() < deadline, "job dir left behind in {work:?}");
+            assert!(Instant::now() < deadline, "stage left behind in {work:?}");
             tokio::time::sleep(Duration::from_millis(5)).await;
         }
     }
@@ -324,6 +385,7 @@ mod tests {
     fn job(source: &str) -> Job {
         Job {
             compiler: PathBuf::from("/usr/bin/gcc"),
+            input_digest: *blake3::hash(source.as_bytes()).as_bytes(),
             args: vec!["-O2".into(), "-Wall".into()],
             language: "cpp-output".into(),
             layout: Layout::Preprocessed {
@@ -346,19 +408,44 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn compiles_and_cleans_up() {
+    async fn compiles_and_keeps_its_stage_for_the_next_job() {
         let work = tempfile::tempdir().unwrap();
+        let limits = Limits::output_only(1 << 20);
+        let stages = stages(&work, &limits);
         let out = run(
             job("int f(void) { int unused; return 1; }\n"),
-            work.path(),
-            &Limits::output_only(1 << 20),
+            &stages,
+            &limits,
         )
         .await
         .unwrap();
         assert_eq!(out.exit_code, 0);
         assert!(String::from_utf8_lossy(&out.stderr).contains("unused"));
-        assert!(out.object.unwrap().starts_with(b"\x7fELF"));
-        assert_removed(work.path()).await;
+        let first = out.object.unwrap();
+        assert!(first.starts_with(b"\x7fELF"));
+        assert_eq!(stage_count(work.path()), 1);
+        // The same input again (laid out already), then another one: each
+        // gets its own object from the one stage.
+        let again = run(
+            job("int f(void) { int unused; return 1; }\n"),
+            &stages,
+            &limits,
+        )
+        .await
+        .unwrap();
+        assert_eq!(again.object.as_deref(), Some(&first[..]));
+        let other = run(job("int g(void) { return 2; }\n"), &stages, &limits)
+            .await
+            .unwrap();
+        let other = other.object.unwrap();
+        assert!(other.windows(2).any(|w| w == b"g\0") && !other.windows(2).any(|w| w == b"f\0"));
+        assert_eq!(stage_count(work.path()), 1);
+        // A compile error leaves no object for the next job to find.
+        let failed = run(job("int f(void) { return }\n"), &stages, &limits)
+            .await
+            .unwrap();
+        assert!(failed.object.is_none());
+        assert_eq!(stage_count(work.path()), 1);
     }
 
     #[tokio::test]
@@ -371,9 +458,13 @@ mod tests {
             source_path: "src/a.c".into(),
             cwd: "/home/someone/project".into(),
         };
-        let out = run(j, work.path(), &Limits::output_only(1 << 20))
-            .await
-            .unwrap();
+        let out = run(
+            j,
+            &stages(&work, &Limits::output_only(1 << 20)),
+            &Limits::output_only(1 << 20),
+        )
+        .await
+        .unwrap();
         assert_eq!(out.exit_code, 0, "{}", String::from_utf8_lossy(&out.stderr));
         let object = out.object.unwrap();
         let contains = |needle: &[u8]| object.windows(needle.len()).any(|w| w == needle);
@@ -383,7 +474,6 @@ mod tests {
             !contains(work.path().to_str().unwrap().as_bytes()),
             "no worker path leaks"
         );
-        assert_removed(work.path()).await;
     }
 
     #[tokio::test]
@@ -397,9 +487,13 @@ mod tests {
             source_path: "a.c".into(),
             cwd: "/p".into(),
         };
-        let err = run(j, work.path(), &Limits::output_only(1 << 20))
-            .await
-            .unwrap_err();
+        let err = run(
+            j,
+            &stages(&work, &Limits::output_only(1 << 20)),
+            &Limits::output_only(1 << 20),
+        )
+        .await
+        .unwrap_err();
         assert!(matches!(err, JobError::FileAccess(_)), "{err}");
     }
 
@@ -408,7 +502,7 @@ mod tests {
         let work = tempfile::tempdir().unwrap();
         let out = run(
             job("int f(void) { return }\n"),
-            work.path(),
+            &stages(&work, &Limits::output_only(1 << 20)),
             &Limits::output_only(1 << 20),
         )
         .await
@@ -416,7 +510,6 @@ mod tests {
         assert_eq!(out.exit_code, 1);
         assert!(out.object.is_none());
         assert!(!out.stderr.is_empty());
-        assert_removed(work.path()).await;
     }
 
     #[tokio::test]
@@ -424,7 +517,7 @@ mod tests {
         let work = tempfile::tempdir().unwrap();
         let err = run(
             job("int f(void) { return 1; }\n"),
-            work.path(),
+            &stages(&work, &Limits::output_only(10)),
             &Limits::output_only(10),
         )
         .await
@@ -439,9 +532,13 @@ mod tests {
             wall: Some(Duration::from_millis(1)),
             ..Limits::output_only(1 << 20)
         };
-        let err = run(job("int f(void) { return 1; }\n"), work.path(), &limits)
-            .await
-            .unwrap_err();
+        let err = run(
+            job("int f(void) { return 1; }\n"),
+            &stages(&work, &limits),
+            &limits,
+        )
+        .await
+        .unwrap_err();
         assert!(matches!(err, JobError::WallTime(_)), "{err}");
         assert_removed(work.path()).await;
     }
@@ -457,7 +554,9 @@ mod tests {
         let big: String = (0..3000)
             .map(|i| format!("int f{i}(int x) {{ return x * {i} + (x >> 3); }}\n"))
             .collect();
-        let err = run(job(&big), work.path(), &limits).await.unwrap_err();
+        let err = run(job(&big), &stages(&work, &limits), &limits)
+            .await
+            .unwrap_err();
         assert!(
             matches!(err, JobError::Resource(_) | JobError::Signal(_)),
             "{err}"
@@ -480,11 +579,14 @@ mod tests {
             wall: Some(Duration::from_secs(60)),
             ..Limits::output_only(1 << 20)
         };
-        let out = run(job("int f(void) { return 1; }\n"), work.path(), &limits)
-            .await
-            .unwrap();
+        let out = run(
+            job("int f(void) { return 1; }\n"),
+            &stages(&work, &limits),
+            &limits,
+        )
+        .await
+        .unwrap();
         assert_eq!(out.exit_code, 0, "{}", String::from_utf8_lossy(&out.stderr));
         assert!(out.object.unwrap().starts_with(b"\x7fELF"));
-        assert_removed(work.path()).await;
     }
 }

@@ -121,7 +121,7 @@ pub fn plan(root: &Path, layout: &Layout, args: &[String]) -> Result<Plan, Layou
     // No client path may reach outside the job directory.
     let resolved = resolve_inside(&input_arg, &root.join("in")).ok_or_else(bad_source)?;
 
-    let deps_file = root.join("gridcc-deps.d");
+    let deps_file = root.join("out/gridcc-deps.d");
     // -nostdinc and -MD/-MF change nothing in the object (gcc leaves them out
     // of DW_AT_producer); the dependency list shows what the input read.
     let mut extra_args = vec![
@@ -326,12 +326,15 @@ mod tests {
                 "-nostdinc",
                 "-MD",
                 "-MF",
-                "/tmp/job/gridcc-deps.d",
+                "/tmp/job/out/gridcc-deps.d",
                 "-ffile-prefix-map=/tmp/job/w=",
                 "-ffile-prefix-map=/tmp/job/in/="
             ]
         );
-        assert_eq!(p.deps_file, Some(PathBuf::from("/tmp/job/gridcc-deps.d")));
+        assert_eq!(
+            p.deps_file,
+            Some(PathBuf::from("/tmp/job/out/gridcc-deps.d"))
+        );
 
         let p = plan(root, &source("/abs/x.c", "/"), &[]).unwrap();
         assert_eq!(p.input_arg, "/tmp/job/in/abs/x.c");

@@ -10,9 +10,13 @@
 //!   the compiler keeps one name per file as it does locally.
 //! - [`layout`]: where a job's input goes and the prefix maps that make the
 //!   object name the client's paths.
-//! - [`job`]: running one compile in a temp dir.
+//! - [`stage`]: job roots kept per slot across jobs, so a job writes only
+//!   the files that differ from the last one's.
+//! - [`job`]: running one compile in a stage.
 //! - `shared_cache`: finished results by grid key on disk (the shared
-//!   cache) and recently received inputs by digest in memory.
+//!   cache).
+//! - [`store`]: received inputs by digest on disk, so a repeated input is
+//!   not uploaded again.
 //! - [`sandbox`]: the user a compile runs as and its CPU, memory, wall-clock
 //!   and output limits.
 //! - `service`: the tonic `Worker` service.
@@ -31,6 +35,8 @@ pub mod sandbox;
 mod service;
 pub mod session;
 mod shared_cache;
+pub mod stage;
+pub mod store;
 
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -46,9 +52,9 @@ use tokio_util::task::TaskTracker;
 
 /// Default bound of the shared cache on disk.
 pub const DEFAULT_SHARED_CACHE_BYTES: u64 = 10 << 30;
-/// Default memory for inputs kept by digest: a few hundred large
+/// Default disk for inputs kept by digest: a few thousand large
 /// translation units.
-pub const DEFAULT_INPUT_CACHE_BYTES: u64 = 256 << 20;
+pub const DEFAULT_INPUT_CACHE_BYTES: u64 = 1 << 30;
 
 /// Worker settings.
 #[derive(Debug, Clone)]
@@ -63,7 +69,7 @@ pub struct Config {
     pub capacity: f64,
     /// Jobs that may wait for a slot beyond those running.
     pub queue_limit: u32,
-    /// Where job temp dirs are made.
+    /// Where job stages are made (one per slot, kept across jobs).
     pub work_dir: PathBuf,
     /// Largest input or output accepted, in bytes.
     pub max_payload: u64,
@@ -77,7 +83,8 @@ pub struct Config {
     pub shared_cache_dir: PathBuf,
     /// The shared cache's size bound in bytes; 0 turns it off.
     pub shared_cache_bytes: u64,
-    /// Memory for recently received inputs kept by digest; 0 turns it off.
+    /// Disk for received inputs kept by digest (under
+    /// `shared_cache_dir/inputs`); 0 turns it off.
     pub input_cache_bytes: u64,
     /// The grid's token: sent to the coordinator, required of clients.
     pub token: Option<gridcc_proto::auth::Token>,
@@ -211,6 +218,23 @@ pub async fn run_with_metrics(
             }
         }
     };
+    let inputs = if config.input_cache_bytes == 0 {
+        None
+    } else {
+        let dir = config.shared_cache_dir.join("inputs");
+        let max = config.input_cache_bytes;
+        let opened = tokio::task::spawn_blocking(move || store::Store::open(&dir, max))
+            .await
+            .unwrap_or_else(|e| Err(std::io::Error::other(e.to_string())));
+        match opened {
+            Ok(store) => Some(Arc::new(store)),
+            // The worker still compiles; clients only upload every input.
+            Err(e) => {
+                tracing::warn!(dir = %config.shared_cache_dir.join("inputs").display(), error = %e, "input store off: cannot use its directory");
+                None
+            }
+        }
+    };
     let cached_keys = match &results {
         Some(r) => {
             let r = Arc::clone(r);
@@ -240,7 +264,7 @@ pub async fn run_with_metrics(
             .unwrap_or_default(),
         version: gridcc_proto::VERSION.to_owned(),
         cached_keys,
-        takes_input_offers: true,
+        takes_input_offers: config.input_cache_bytes > 0,
     };
     let toolchains: HashMap<String, PathBuf> = found
         .into_iter()
@@ -289,7 +313,7 @@ pub async fn run_with_metrics(
         queue_limit: config.queue_limit,
         waiting: AtomicU32::new(0),
         running: AtomicU32::new(0),
-        work_dir: config.work_dir.clone(),
+        stages: stage::Stages::new(&config.work_dir, config.limits.run_as),
         max_payload: config.max_payload,
         limits: sandbox::Limits {
             max_output: config.max_payload,
@@ -299,7 +323,7 @@ pub async fn run_with_metrics(
         slots_total: config.slots.max(1),
         metrics: Default::default(),
         results,
-        inputs: shared_cache::Inputs::new(config.input_cache_bytes),
+        inputs,
     });
     if let Some(metrics) = metrics {
         let shared = Arc::clone(&shared);

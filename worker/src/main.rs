@@ -35,7 +35,7 @@ struct Args {
     /// Jobs allowed to wait for a slot (default: twice the slots).
     #[arg(long)]
     queue: Option<u32>,
-    /// Directory for job temp dirs.
+    /// Directory for the job stages: one per slot, kept across jobs so a job writes only the files that differ from the last one's
     #[arg(long)]
     work_dir: Option<PathBuf>,
     /// CPU seconds a compile may use (each of its processes); 0 = no limit.
@@ -89,9 +89,10 @@ struct Args {
     /// entries are evicted past it. 0 turns the shared cache off.
     #[arg(long, value_name = "SIZE", default_value = "10G")]
     cache_size: String,
-    /// Memory for recently received inputs, kept by digest so a repeated
-    /// job's input is not uploaded again (e.g. 256M; 0 = off).
-    #[arg(long, value_name = "SIZE", default_value = "256M")]
+    /// Disk for received inputs, kept by digest under the cache dir's
+    /// `inputs/` so a repeated job's input is not uploaded again (e.g. 1G,
+    /// 256M; 0 = off). Least recently used inputs are evicted past it
+    #[arg(long, value_name = "SIZE", default_value = "1G")]
     input_cache_size: String,
 }
 

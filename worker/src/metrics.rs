@@ -249,7 +249,7 @@ pub(crate) fn render(m: &Metrics, s: &Snapshot) -> String {
     );
     e.single(
         "gridcc_worker_temp_dirs",
-        "Job temp dirs that exist now (one per job being prepared, run or cleaned up).",
+        "Job stages in use by a job or being removed now (idle stages kept for the next job are not counted).",
         Kind::Gauge,
         s.temp_dirs as f64,
     );

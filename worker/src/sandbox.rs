@@ -7,7 +7,6 @@
 //! they bind the compiler driver and everything it starts (cc1, as), and the
 //! job runs in its own process group, so a wall-clock kill reaches them all.
 
-use std::path::Path;
 use std::time::Duration;
 
 /// Limits of one job.
@@ -145,23 +144,6 @@ pub(crate) fn kill_group(pid: u32) {
     unsafe {
         libc::kill(-pid, libc::SIGKILL);
     }
-}
-
-/// Gives the job's directories to the user the compiler runs as, so it can
-/// write its object and temporary files there; files stay the worker's and
-/// readable.
-pub(crate) fn hand_over(dir: &Path, user: User) -> std::io::Result<()> {
-    let mut stack = vec![dir.to_path_buf()];
-    while let Some(d) = stack.pop() {
-        std::os::unix::fs::chown(&d, Some(user.uid), Some(user.gid))?;
-        for entry in std::fs::read_dir(&d)? {
-            let entry = entry?;
-            if entry.file_type()?.is_dir() {
-                stack.push(entry.path());
-            }
-        }
-    }
-    Ok(())
 }
 
 #[cfg(test)]

@@ -25,7 +25,8 @@ use crate::job::{self, Job};
 use crate::layout::Layout;
 use crate::metrics::{CacheEvent, JobOutcome, Metrics};
 use crate::session::SharedRegistration;
-use crate::shared_cache::{Inputs, ResultCache};
+use crate::shared_cache::ResultCache;
+use crate::store::Store;
 
 /// Languages of preprocessed input (preprocessed mode).
 const PREPROCESSED_LANGUAGES: &[&str] = &[
@@ -47,7 +48,7 @@ pub(crate) struct Shared {
     pub(crate) queue_limit: u32,
     pub(crate) waiting: AtomicU32,
     pub(crate) running: AtomicU32,
-    pub(crate) work_dir: PathBuf,
+    pub(crate) stages: Arc<crate::stage::Stages>,
     pub(crate) max_payload: u64,
     pub(crate) limits: crate::sandbox::Limits,
     /// Fires when the worker drains: new jobs are refused.
@@ -58,7 +59,7 @@ pub(crate) struct Shared {
     /// The shared result cache; `None` when `--cache-size 0`.
     pub(crate) results: Option<Arc<ResultCache>>,
     /// Recently received inputs by digest (`offer_input` jobs).
-    pub(crate) inputs: Inputs,
+    pub(crate) inputs: Option<Arc<Store>>,
 }
 
 impl Shared {
@@ -74,7 +75,7 @@ impl Shared {
             slots: self.slots_total,
             running: self.running.load(Ordering::SeqCst),
             waiting: self.waiting.load(Ordering::SeqCst),
-            temp_dirs: job::live_dirs(),
+            temp_dirs: crate::stage::live(),
             draining: self.draining.is_cancelled(),
             registered: self
                 .registration
@@ -283,10 +284,22 @@ impl WorkerService {
                 return Ok(Response::new(Box::pin(tokio_stream::iter(messages))));
             }
         }
-        let held = if header.offer_input {
-            shared.inputs.get(&header.input_digest, header.input_size)
-        } else {
-            None
+        let held = match (
+            &shared.inputs,
+            <[u8; 32]>::try_from(&header.input_digest[..]),
+        ) {
+            (Some(store), Ok(digest))
+                if header.offer_input && store.has(&digest, header.input_size) =>
+            {
+                // Read and checked now, so a blob lost or corrupt since is
+                // asked of the client like any other.
+                let store = Arc::clone(store);
+                tokio::task::spawn_blocking(move || store.get(&digest))
+                    .await
+                    .ok()
+                    .flatten()
+            }
+            _ => None,
         };
         if held.is_some() {
             shared.metrics.upload_saved(true, header.compressed_size);
@@ -379,7 +392,7 @@ struct Done {
 
 /// Where a job's input comes from: held by digest, else the client's chunks.
 struct Input<'a> {
-    held: Option<Arc<Vec<u8>>>,
+    held: Option<Vec<u8>>,
     inbound: &'a mut Streaming<CompileRequest>,
 }
 
@@ -513,21 +526,31 @@ async fn run_job(
     input: Input<'_>,
     key: Option<Key>,
 ) -> Result<Done, Failure> {
-    let input = match input.held {
-        Some(text) => Vec::clone(&text),
-        None => {
-            let text = receive(shared, &header, input.inbound).await?;
-            crate::directives::check_text(&text)
-                .map_err(|e| Status::permission_denied(e.to_string()))?;
-            // Kept only once it passed every check on the text.
-            shared
-                .inputs
-                .put(header.input_digest.clone(), Arc::new(text.clone()));
-            text
-        }
+    let (input, received) = match input.held {
+        Some(text) => (text, false),
+        None => (receive(shared, &header, input.inbound).await?, true),
     };
     let input_bytes = input.len() as u64;
     crate::directives::check_text(&input).map_err(|e| Status::permission_denied(e.to_string()))?;
+    let input = match (
+        &shared.inputs,
+        <[u8; 32]>::try_from(&header.input_digest[..]),
+    ) {
+        // Kept only once it passed every check on the text (its digest was
+        // checked as it arrived).
+        (Some(store), Ok(digest)) if received && header.offer_input => {
+            let store = Arc::clone(store);
+            tokio::task::spawn_blocking(move || {
+                if let Err(e) = store.put(&digest, &input) {
+                    tracing::warn!(error = %e, "cannot keep an input in the store");
+                }
+                input
+            })
+            .await
+            .map_err(|e| Failure::new(Status::internal(e.to_string()), JobOutcome::Error))?
+        }
+        _ => input,
+    };
     let source_mode = !header.source_path.is_empty();
     let cacheable = gridcc_cache::uncacheable(source_mode, &input).is_none();
     let layout = if source_mode {
@@ -566,13 +589,15 @@ async fn run_job(
 
     let job = Job {
         compiler,
+        // Checked against the text as it arrived, or as the store read it.
+        input_digest: <[u8; 32]>::try_from(&header.input_digest[..]).unwrap_or_default(),
         args: header.args,
         language: header.language,
         layout,
         input,
         env: header.env.into_iter().map(|v| (v.name, v.value)).collect(),
     };
-    let outcome = job::run(job, &shared.work_dir, &shared.limits)
+    let outcome = job::run(job, &shared.stages, &shared.limits)
         .await
         .map_err(|e| {
             let kind = match &e {
