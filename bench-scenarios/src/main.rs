@@ -13,11 +13,13 @@ fn print_report(dir: &std::path::Path) -> anyhow::Result<()> {
     println!("results: {}", dir.display());
     for c in &summary.cells {
         println!(
-            "  {:<28} {:<13} median {:>8.2} s  speedup {:>5.2}  efficiency {:>5.2}  ok {}/{}",
+            "  {:<28} {:<13} median {:>8.2} s  speedup {:>5.2} {:<14} efficiency {:>5.2}  ok {}/{}",
             c.configuration,
             if c.policy.is_empty() { "-" } else { &c.policy },
             c.median_s,
             c.speedup,
+            c.speedup_ci
+                .map_or_else(|| "[no CI]".to_owned(), |ci| ci.to_string()),
             c.efficiency,
             c.ok_runs,
             c.runs
@@ -33,6 +35,9 @@ fn print_report(dir: &std::path::Path) -> anyhow::Result<()> {
             v.measured,
             v.required
         );
+    }
+    for c in &summary.comparisons {
+        println!("  {}", c.sentence().replace("**", ""));
     }
     println!("  summary: {}", dir.join("summary.md").display());
     if summary.passed() {

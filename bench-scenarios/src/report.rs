@@ -16,7 +16,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::run::{Machine, RunRecord};
 use crate::scenario::{Cell, Scenario, LOCAL_MAKE};
-use crate::stats::{self, median};
+use crate::stats::{self, bootstrap_median_ci, difference, median, Difference, Interval};
 
 /// The arguments of `gridcc-bench report`.
 #[derive(Debug, Clone, clap::Args)]
@@ -41,8 +41,21 @@ pub struct CellSummary {
     /// Mean and sample standard deviation of the successful runs.
     pub mean_s: f64,
     pub sd_s: f64,
-    /// Baseline median / this median.
+    /// Median of the paired speedups (`speedup_runs`); baseline median /
+    /// this median when no repetition has both.
     pub speedup: f64,
+    /// Per repetition in which both succeeded: the baseline's wall clock in
+    /// that repetition / this cell's. Pairing within a repetition cancels
+    /// the drift that interleaving spreads over all cells.
+    #[serde(default)]
+    pub speedup_runs: Vec<f64>,
+    /// Bootstrap 95 % interval of the median paired speedup (none with
+    /// fewer than two pairs).
+    #[serde(default)]
+    pub speedup_ci: Option<Interval>,
+    /// Bootstrap 95 % interval of the median wall clock.
+    #[serde(default)]
+    pub wall_ci: Option<Interval>,
     /// Total worker CPU / the baseline's (client CPU for `local-make`).
     pub ideal: f64,
     pub efficiency: f64,
@@ -70,6 +83,38 @@ pub struct Verdict {
     pub pass: bool,
 }
 
+/// Two cells of one configuration (policies, peers) set side by side by
+/// their speedup intervals.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Comparison {
+    pub configuration: String,
+    pub a: String,
+    pub b: String,
+    /// `higher`: `a`'s interval lies wholly above `b`'s (a is faster);
+    /// `lower`: wholly below; `not-shown`: they overlap or one is missing.
+    pub a_vs_b: Difference,
+}
+
+impl Comparison {
+    /// The sentence the summary prints.
+    pub fn sentence(&self) -> String {
+        match self.a_vs_b {
+            Difference::Higher => format!(
+                "{}: **{} faster than {}** (speedup intervals apart)",
+                self.configuration, self.a, self.b
+            ),
+            Difference::Lower => format!(
+                "{}: **{} faster than {}** (speedup intervals apart)",
+                self.configuration, self.b, self.a
+            ),
+            Difference::NotShown => format!(
+                "{}: {} vs {}: no difference shown (intervals overlap or too few runs)",
+                self.configuration, self.a, self.b
+            ),
+        }
+    }
+}
+
 /// The whole report.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Summary {
@@ -77,6 +122,9 @@ pub struct Summary {
     pub baseline: String,
     pub cells: Vec<CellSummary>,
     pub verdicts: Vec<Verdict>,
+    /// Every pair of cells on the same configuration.
+    #[serde(default)]
+    pub comparisons: Vec<Comparison>,
 }
 
 impl Summary {
@@ -170,6 +218,19 @@ pub fn summarize(s: &Scenario, runs: &[RunRecord], dir: &Path) -> Summary {
             .collect()
     };
     let baseline_s = median(&ok_walls(&s.baseline, None));
+    // The baseline's wall clock per repetition, for paired ratios. A
+    // baseline configuration with several policies pairs with its first.
+    let baseline_policy = runs
+        .iter()
+        .find(|r| r.configuration == s.baseline)
+        .map(|r| r.policy.clone());
+    let baseline_by_rep: BTreeMap<u32, f64> = runs
+        .iter()
+        .filter(|r| {
+            r.ok && r.configuration == s.baseline && Some(&r.policy) == baseline_policy.as_ref()
+        })
+        .map(|r| (r.repetition, r.wall_s))
+        .collect();
     let local_cpu = median(
         &runs
             .iter()
@@ -199,7 +260,16 @@ pub fn summarize(s: &Scenario, runs: &[RunRecord], dir: &Path) -> Summary {
             let ok_walls: Vec<f64> = ok.iter().map(|r| r.wall_s).collect();
             let median_s = median(&ok_walls);
             let (mean_s, sd_s) = mean_sd(&ok_walls);
-            let speedup = baseline_s / median_s;
+            let speedup_runs: Vec<f64> = ok
+                .iter()
+                .filter_map(|r| baseline_by_rep.get(&r.repetition).map(|b| b / r.wall_s))
+                .filter(|x| x.is_finite())
+                .collect();
+            let speedup = if speedup_runs.is_empty() {
+                baseline_s / median_s
+            } else {
+                median(&speedup_runs)
+            };
             let total_cpus = cpus_of(&c.configuration);
             let ideal = total_cpus / baseline_cpus;
             let cpu = median(&ok.iter().map(|r| r.cpu.total_s).collect::<Vec<_>>());
@@ -220,6 +290,9 @@ pub fn summarize(s: &Scenario, runs: &[RunRecord], dir: &Path) -> Summary {
                 mean_s,
                 sd_s,
                 speedup,
+                speedup_ci: bootstrap_median_ci(&speedup_runs),
+                speedup_runs,
+                wall_ci: bootstrap_median_ci(&ok_walls),
                 ideal,
                 efficiency: speedup / ideal,
                 cost_ratio: cpu / local_cpu,
@@ -254,9 +327,34 @@ pub fn summarize(s: &Scenario, runs: &[RunRecord], dir: &Path) -> Summary {
     Summary {
         scenario: s.name.clone(),
         baseline: s.baseline.clone(),
+        comparisons: comparisons(&cells),
         cells,
         verdicts,
     }
+}
+
+/// Every pair of cells sharing a configuration, in cell order, judged by
+/// their speedup intervals only.
+fn comparisons(cells: &[CellSummary]) -> Vec<Comparison> {
+    let mut out = Vec::new();
+    for (i, a) in cells.iter().enumerate() {
+        for b in cells[i + 1..]
+            .iter()
+            .filter(|b| b.configuration == a.configuration)
+        {
+            out.push(Comparison {
+                configuration: a.configuration.clone(),
+                a: a.policy.clone(),
+                b: b.policy.clone(),
+                a_vs_b: difference(a.speedup_ci.as_ref(), b.speedup_ci.as_ref()),
+            });
+        }
+    }
+    out
+}
+
+fn fmt_ci(ci: Option<&Interval>) -> String {
+    ci.map_or_else(|| "—".to_owned(), Interval::to_string)
 }
 
 /// Mean and sample standard deviation (NaN where undefined).
@@ -340,7 +438,7 @@ fn markdown(s: &Scenario, m: Option<&Machine>, sum: &Summary, runs: &[RunRecord]
     );
     let _ = writeln!(
         o,
-        "| configuration | policy | worker CPU | wall s (every run) | ok | median s | mean ± sd s | speedup | ideal | efficiency | CPU cost ratio | compile span s: measured / simulated | fell back |"
+        "| configuration | policy | worker CPU | wall s (every run) | ok | median s [95% CI] | mean ± sd s | speedup [95% CI] | ideal | efficiency | CPU cost ratio | compile span s: measured / simulated | fell back |"
     );
     let _ = writeln!(
         o,
@@ -350,7 +448,7 @@ fn markdown(s: &Scenario, m: Option<&Machine>, sum: &Summary, runs: &[RunRecord]
         let walls: Vec<String> = c.wall_s.iter().map(|w| format!("{w:.2}")).collect();
         let _ = writeln!(
             o,
-            "| {} | {} | {:.3} | {} | {}/{} | {} | {} ± {} | {} | {} | {} | {} | {} / {} | {} |",
+            "| {} | {} | {:.3} | {} | {}/{} | {} {} | {} ± {} | {} {} | {} | {} | {} | {} / {} | {} |",
             c.configuration,
             if c.policy.is_empty() {
                 "—"
@@ -362,9 +460,11 @@ fn markdown(s: &Scenario, m: Option<&Machine>, sum: &Summary, runs: &[RunRecord]
             c.ok_runs,
             c.runs,
             fmt_ratio(c.median_s),
+            fmt_ci(c.wall_ci.as_ref()),
             fmt_ratio(c.mean_s),
             fmt_ratio(c.sd_s),
             fmt_ratio(c.speedup),
+            fmt_ci(c.speedup_ci.as_ref()),
             fmt_ratio(c.ideal),
             fmt_ratio(c.efficiency),
             fmt_ratio(c.cost_ratio),
@@ -375,6 +475,17 @@ fn markdown(s: &Scenario, m: Option<&Machine>, sum: &Summary, runs: &[RunRecord]
             c.fell_back
         );
     }
+    let _ = writeln!(o, "\n## Differences between policies and peers\n");
+    if sum.comparisons.is_empty() {
+        let _ = writeln!(o, "No configuration has more than one cell.");
+    }
+    for c in &sum.comparisons {
+        let _ = writeln!(o, "- {}", c.sentence());
+    }
+    let _ = writeln!(
+        o,
+        "\nA cell is called faster only where the bootstrap 95 % intervals of the median paired speedup do not overlap."
+    );
     let _ = writeln!(o, "\n## Verdicts\n");
     if sum.verdicts.is_empty() {
         let _ = writeln!(o, "No thresholds in the scenario.");
@@ -452,6 +563,8 @@ fn markdown(s: &Scenario, m: Option<&Machine>, sum: &Summary, runs: &[RunRecord]
         o,
         "\nSpeedup = baseline median / median; ideal = worker CPU / baseline CPU; efficiency = speedup / ideal; \
          CPU cost ratio = CPU seconds of client + coordinator + workers / the plain local build's. \
+         Speedup is the median over repetitions of (baseline wall / this wall) in the same repetition; \
+         its interval is a percentile bootstrap (4000 resamples, fixed seed) of that median, and the wall interval likewise. \
          Medians are over successful runs only; every run is listed above. \
          'compile span' is the first remote job's start to the last one's end, measured (median) and as `gridcc-bench simulate` replays the first successful run's own trace on the same shape and policy; the wall time also holds the link steps and everything else make runs."
     );
@@ -768,31 +881,64 @@ fn utilization_svg(run: &RunRecord, trace_path: &Path) -> anyhow::Result<String>
     Ok(o)
 }
 
-/// `gridcc-bench compare OLD NEW`: each cell's median in both result sets
-/// and the ratio, as a markdown table.
+/// `gridcc-bench compare OLD NEW`: each cell's median wall clock and
+/// speedup in both result sets, with their intervals, and the same rule as
+/// the summary: "faster" or "slower" only where the intervals are apart,
+/// else "no difference shown". The wall-clock verdict sees everything that
+/// changed between the sessions (machine load included); the speedup
+/// verdict, each against its own session's baseline, cancels what moved
+/// the baseline too.
 pub fn compare(old: &Path, new: &Path) -> anyhow::Result<String> {
     let load = |d: &Path| -> anyhow::Result<Summary> {
         let (s, runs) = load_results(d)?;
         Ok(summarize(&s, &runs, d))
     };
     let (a, b) = (load(old)?, load(new)?);
+    Ok(compare_summaries(&a, &b))
+}
+
+/// One word for a difference of `new` against `old` where higher is better
+/// (`higher_better`) or worse.
+fn verdict(new: Option<&Interval>, old: Option<&Interval>, higher_better: bool) -> &'static str {
+    match (difference(new, old), higher_better) {
+        (Difference::NotShown, _) => "no difference shown",
+        (Difference::Higher, true) | (Difference::Lower, false) => "**new faster**",
+        _ => "**new slower**",
+    }
+}
+
+fn compare_summaries(a: &Summary, b: &Summary) -> String {
     let mut o = String::new();
-    let _ = writeln!(o, "| cell | old median s | new median s | new / old | old speedup | new speedup | old ok | new ok |");
-    let _ = writeln!(o, "|---|---:|---:|---:|---:|---:|---:|---:|");
+    let _ = writeln!(
+        o,
+        "| cell | old median s [95% CI] | new median s [95% CI] | new / old | wall clock | old speedup [95% CI] | new speedup [95% CI] | speedup | old ok | new ok |"
+    );
+    let _ = writeln!(o, "|---|---:|---:|---:|---|---:|---:|---|---:|---:|");
     for c in &b.cells {
         let before = a
             .cells
             .iter()
             .find(|x| x.configuration == c.configuration && x.policy == c.policy);
+        let with_ci = |m: f64, ci: Option<&Interval>| format!("{} {}", fmt_ratio(m), fmt_ci(ci));
         let _ = writeln!(
             o,
-            "| {} | {} | {} | {} | {} | {} | {} | {}/{} |",
+            "| {} | {} | {} | {} | {} | {} | {} | {} | {} | {}/{} |",
             cell_name(c),
-            before.map_or("—".into(), |x| fmt_ratio(x.median_s)),
-            fmt_ratio(c.median_s),
+            before.map_or("—".into(), |x| with_ci(x.median_s, x.wall_ci.as_ref())),
+            with_ci(c.median_s, c.wall_ci.as_ref()),
             before.map_or("—".into(), |x| fmt_ratio(c.median_s / x.median_s)),
-            before.map_or("—".into(), |x| fmt_ratio(x.speedup)),
-            fmt_ratio(c.speedup),
+            before.map_or("—", |x| verdict(
+                c.wall_ci.as_ref(),
+                x.wall_ci.as_ref(),
+                false
+            )),
+            before.map_or("—".into(), |x| with_ci(x.speedup, x.speedup_ci.as_ref())),
+            with_ci(c.speedup, c.speedup_ci.as_ref()),
+            before.map_or("—", |x| verdict(
+                c.speedup_ci.as_ref(),
+                x.speedup_ci.as_ref(),
+                true
+            )),
             before.map_or("—".into(), |x| format!("{}/{}", x.ok_runs, x.runs)),
             c.ok_runs,
             c.runs
@@ -805,17 +951,91 @@ pub fn compare(old: &Path, new: &Path) -> anyhow::Result<String> {
     }) {
         let _ = writeln!(
             o,
-            "| {} | {} | — (not in NEW) | | | | | |",
+            "| {} | {} | — (not in NEW) | | | | | | | |",
             cell_name(c),
             fmt_ratio(c.median_s)
         );
     }
-    Ok(o)
+    let _ = writeln!(
+        o,
+        "\n\"faster\"/\"slower\" only where the bootstrap 95 % intervals do not overlap; otherwise \"no difference shown\"."
+    );
+    o
 }
 
 #[cfg(test)]
 mod tests {
-    use super::wrap_label;
+    use super::*;
+
+    fn cell(policy: &str, walls: &[f64], speedups: &[f64]) -> CellSummary {
+        CellSummary {
+            configuration: "3w".into(),
+            policy: policy.into(),
+            total_cpus: 1.0,
+            wall_s: walls.to_vec(),
+            ok_runs: walls.len(),
+            runs: walls.len(),
+            median_s: median(walls),
+            mean_s: f64::NAN,
+            sd_s: f64::NAN,
+            speedup: median(speedups),
+            speedup_ci: bootstrap_median_ci(speedups),
+            speedup_runs: speedups.to_vec(),
+            wall_ci: bootstrap_median_ci(walls),
+            ideal: 1.0,
+            efficiency: median(speedups),
+            cost_ratio: f64::NAN,
+            fell_back: 0,
+            compile_span_s: None,
+            simulated_s: None,
+        }
+    }
+
+    #[test]
+    fn policies_are_ranked_only_where_intervals_are_apart() {
+        let cells = [
+            cell("least-loaded", &[10.0, 10.2, 9.9], &[2.0, 1.98, 2.02]),
+            cell("weighted", &[8.0, 8.1, 7.9], &[2.5, 2.45, 2.55]),
+            cell("lookahead", &[8.0, 11.0, 9.5], &[2.5, 1.8, 2.1]),
+        ];
+        let c = comparisons(&cells);
+        assert_eq!(c.len(), 3);
+        assert_eq!(c[0].a_vs_b, Difference::Lower);
+        assert!(
+            c[0].sentence()
+                .contains("weighted faster than least-loaded"),
+            "{}",
+            c[0].sentence()
+        );
+        assert_eq!(c[1].a_vs_b, Difference::NotShown);
+        assert!(c[1].sentence().contains("no difference shown"));
+        assert_eq!(c[2].a_vs_b, Difference::NotShown);
+    }
+
+    #[test]
+    fn compare_uses_the_same_rule() {
+        let summary = |cells: Vec<CellSummary>| Summary {
+            scenario: "s".into(),
+            baseline: "1w".into(),
+            cells,
+            verdicts: Vec::new(),
+            comparisons: Vec::new(),
+        };
+        let old = summary(vec![
+            cell("least-loaded", &[10.0, 10.2, 9.9], &[2.0, 1.98, 2.02]),
+            cell("weighted", &[8.0, 8.1, 7.9], &[2.5, 2.45, 2.55]),
+        ]);
+        let new = summary(vec![
+            cell("least-loaded", &[8.0, 8.1, 7.9], &[2.5, 2.45, 2.55]),
+            cell("weighted", &[7.5, 8.5, 9.0], &[2.6, 2.3, 2.2]),
+        ]);
+        let table = compare_summaries(&old, &new);
+        let rows: Vec<&str> = table.lines().filter(|l| l.starts_with("| 3w")).collect();
+        assert_eq!(rows.len(), 2, "{table}");
+        assert!(rows[0].contains("**new faster**"), "{}", rows[0]);
+        assert!(!rows[1].contains("**new"), "{}", rows[1]);
+        assert!(rows[1].contains("no difference shown"), "{}", rows[1]);
+    }
 
     #[test]
     fn long_shapes_break_at_plus_signs() {
