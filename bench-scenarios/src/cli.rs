@@ -18,6 +18,12 @@ pub enum Command {
     /// or every placement policy, and compare each makespan with the lower
     /// bound no policy can beat.
     Simulate(crate::simulate::Args),
+    /// Replay one recorded run (its job log and trace) as it happened: each
+    /// job released after the job it waited for, the client's CPU per job
+    /// under its limit, transfers; on the run's own shape or others, with
+    /// its policy or others. Prints the makespan, the naive bound and the
+    /// trace-aware bound (release chain, client CPU, grid work).
+    Replay(crate::replay::Args),
     /// Run a scenario: real builds of its workload on each configuration
     /// and policy, interleaved over the repetitions, every run kept in
     /// DIR/runs.jsonl; then write the report (summary.md, results.csv,

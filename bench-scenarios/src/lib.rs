@@ -11,6 +11,9 @@
 //!   ([`scenario`]) on grids started by a [`backend`] ([`local`] processes
 //!   under cgroup quotas, or [`docker`] containers), one JSON line per run;
 //!   [`stats`] holds the status/trace readers and statistics it uses.
+//! - [`replay`]: a run's recording (job log joined with the trace) for
+//!   `gridcc_scheduler::replay`, which predicts each run and gives the
+//!   trace-aware lower bound.
 //! - [`report`]: `gridcc-bench report DIR` and `compare OLD NEW`, computed
 //!   from the raw runs only.
 //!
@@ -26,6 +29,7 @@ pub mod cli;
 pub mod docker;
 pub mod local;
 mod reap;
+pub mod replay;
 pub mod report;
 pub mod run;
 pub mod scenario;

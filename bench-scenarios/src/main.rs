@@ -1,10 +1,10 @@
-use std::io::ErrorKind;
+use std::io::{ErrorKind, Write};
 use std::process::ExitCode;
 
 use anyhow::Context;
 use clap::Parser;
 use gridcc_bench::cli::{Cli, Command};
-use gridcc_bench::{exit_code, report, run, simulate};
+use gridcc_bench::{exit_code, replay, report, run, simulate};
 
 /// Writes the report files of `dir`, prints where they are and the
 /// verdicts; a failed threshold is an error (exit 1).
@@ -56,6 +56,20 @@ fn main() -> ExitCode {
         Command::Simulate(args) => simulate::run(args).and_then(|report| {
             match report.write_to(&mut std::io::stdout().lock(), args.json) {
                 // A reader that stopped early (`| head`) is not an error.
+                Err(e) if e.kind() == ErrorKind::BrokenPipe => Ok(()),
+                other => other.context("writing the report"),
+            }
+        }),
+        Command::Replay(args) => replay::run(args).and_then(|report| {
+            let mut out = std::io::stdout().lock();
+            let written = if args.json {
+                serde_json::to_writer_pretty(&mut out, &report)
+                    .map_err(std::io::Error::from)
+                    .and_then(|()| writeln!(out))
+            } else {
+                write!(out, "{report}")
+            };
+            match written {
                 Err(e) if e.kind() == ErrorKind::BrokenPipe => Ok(()),
                 other => other.context("writing the report"),
             }

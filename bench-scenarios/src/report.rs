@@ -70,6 +70,28 @@ pub struct CellSummary {
     /// The simulator's makespan for this shape and policy on the first
     /// successful run's own trace (compile jobs only, no link steps).
     pub simulated_s: Option<f64>,
+    /// The replay (`gridcc_scheduler::replay`) of each successful run's own
+    /// recording on its shape and policy: median predicted wall clock.
+    #[serde(default)]
+    pub predicted_s: Option<f64>,
+    /// Median over runs of measured wall / predicted wall.
+    #[serde(default)]
+    pub measured_vs_predicted: Option<f64>,
+    /// Median over runs of the replay's compile span (first placement to
+    /// last worker end), to set beside `compile_span_s`.
+    #[serde(default)]
+    pub predicted_span_s: Option<f64>,
+    /// Median trace-aware lower bound (release chain, client CPU, grid
+    /// work) of the runs' own recordings.
+    #[serde(default)]
+    pub trace_bound_s: Option<f64>,
+    /// Median over runs of trace-aware bound / wall: how close the run came
+    /// to what any scheduler could do with this build's own structure.
+    #[serde(default)]
+    pub bound_efficiency: Option<f64>,
+    /// Why no run could be replayed, when none could.
+    #[serde(default)]
+    pub replay_note: Option<String>,
 }
 
 /// A threshold's outcome.
@@ -279,7 +301,33 @@ pub fn summarize(s: &Scenario, runs: &[RunRecord], dir: &Path) -> Summary {
                 .filter_map(|r| compile_span_s(&dir.join(&r.dir).join("trace.jsonl")))
                 .collect();
             let compile_span_s = (!spans.is_empty()).then(|| median(&spans));
+            let replays: Vec<anyhow::Result<RunReplay>> = if c.configuration == LOCAL_MAKE {
+                Vec::new()
+            } else {
+                ok.iter()
+                    .map(|r| replay_run(r, &dir.join(&r.dir)))
+                    .collect()
+            };
+            let good: Vec<&RunReplay> = replays.iter().filter_map(|r| r.as_ref().ok()).collect();
+            let med = |f: &dyn Fn(&RunReplay) -> Option<f64>| -> Option<f64> {
+                let v: Vec<f64> = good.iter().filter_map(|r| f(r)).collect();
+                (!v.is_empty()).then(|| median(&v))
+            };
+            let replay_note = if good.is_empty() {
+                replays
+                    .iter()
+                    .find_map(|r| r.as_ref().err())
+                    .map(|e| format!("{e:#}"))
+            } else {
+                None
+            };
             CellSummary {
+                predicted_s: med(&|r| Some(r.predicted_s)),
+                measured_vs_predicted: med(&|r| Some(r.wall_s / r.predicted_s)),
+                predicted_span_s: med(&|r| r.predicted_span_s),
+                trace_bound_s: med(&|r| Some(r.bound_s)),
+                bound_efficiency: med(&|r| Some(r.bound_s / r.wall_s)),
+                replay_note,
                 configuration: c.configuration.clone(),
                 policy: c.policy.clone(),
                 total_cpus,
@@ -322,6 +370,14 @@ pub fn summarize(s: &Scenario, runs: &[RunRecord], dir: &Path) -> Summary {
             if let Some(min) = t.min_efficiency {
                 push("efficiency", min, c.efficiency);
             }
+            if let Some(min) = t.min_bound_efficiency {
+                // No replay (an old run, no trace): NaN, which fails.
+                push(
+                    "efficiency against the trace-aware bound",
+                    min,
+                    c.bound_efficiency.unwrap_or(f64::NAN),
+                );
+            }
         }
     }
     Summary {
@@ -353,6 +409,10 @@ fn comparisons(cells: &[CellSummary]) -> Vec<Comparison> {
     out
 }
 
+fn fmt_opt(x: Option<f64>) -> String {
+    x.map_or_else(|| "—".to_owned(), fmt_ratio)
+}
+
 fn fmt_ci(ci: Option<&Interval>) -> String {
     ci.map_or_else(|| "—".to_owned(), Interval::to_string)
 }
@@ -379,6 +439,41 @@ fn compile_span_s(trace: &Path) -> Option<f64> {
     Some(end.saturating_sub(start) as f64 / 1000.0)
 }
 
+/// One run replayed on its own shape and policy.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct RunReplay {
+    pub wall_s: f64,
+    pub predicted_s: f64,
+    pub predicted_span_s: Option<f64>,
+    pub bound_s: f64,
+}
+
+/// Replays the run `r` (directory `dir`) on its own shape and policy.
+pub fn replay_run(r: &RunRecord, dir: &Path) -> anyhow::Result<RunReplay> {
+    let recorded = crate::replay::load(dir, r)?;
+    let workers = sim_workers(r);
+    let mut policy = gridcc_scheduler::by_name(&r.policy)?;
+    let rep = gridcc_scheduler::replay::replay(&recorded.recording, &workers, policy.as_mut())
+        .with_context(|| format!("replaying {}", dir.display()))?;
+    Ok(RunReplay {
+        wall_s: r.wall_s,
+        predicted_s: rep.makespan_s,
+        predicted_span_s: crate::replay::replayed_compile_span_s(&recorded.recording, &rep),
+        bound_s: rep.bound.bound_s,
+    })
+}
+
+/// The simulated workers of a run's shape.
+pub fn sim_workers(r: &RunRecord) -> Vec<gridcc_scheduler::sim::SimWorker> {
+    r.workers
+        .iter()
+        .map(|w| gridcc_scheduler::sim::SimWorker {
+            speed: w.cpus,
+            slots: w.slots(),
+        })
+        .collect()
+}
+
 /// The simulator on a run's own trace, shape and policy.
 fn simulate_run(r: &RunRecord, dir: &Path) -> Option<f64> {
     if r.configuration == LOCAL_MAKE {
@@ -389,14 +484,7 @@ fn simulate_run(r: &RunRecord, dir: &Path) -> Option<f64> {
     if jobs.is_empty() {
         return None;
     }
-    let workers: Vec<gridcc_scheduler::sim::SimWorker> = r
-        .workers
-        .iter()
-        .map(|w| gridcc_scheduler::sim::SimWorker {
-            speed: w.cpus,
-            slots: w.slots(),
-        })
-        .collect();
+    let workers = sim_workers(r);
     let mut policy = gridcc_scheduler::by_name(&r.policy).ok()?;
     gridcc_scheduler::sim::simulate(&jobs, &workers, r.make_jobs as usize, policy.as_mut())
         .ok()
@@ -438,17 +526,17 @@ fn markdown(s: &Scenario, m: Option<&Machine>, sum: &Summary, runs: &[RunRecord]
     );
     let _ = writeln!(
         o,
-        "| configuration | policy | worker CPU | wall s (every run) | ok | median s [95% CI] | mean ± sd s | speedup [95% CI] | ideal | efficiency | CPU cost ratio | compile span s: measured / simulated | fell back |"
+        "| configuration | policy | worker CPU | wall s (every run) | ok | median s [95% CI] | mean ± sd s | speedup [95% CI] | ideal | efficiency (naive) | trace-aware bound s | efficiency vs bound | predicted wall s (replay) | measured / predicted | compile span s: measured / replay / make -jJ model | CPU cost ratio | fell back |"
     );
     let _ = writeln!(
         o,
-        "|---|---|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
+        "|---|---|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
     );
     for c in &sum.cells {
         let walls: Vec<String> = c.wall_s.iter().map(|w| format!("{w:.2}")).collect();
         let _ = writeln!(
             o,
-            "| {} | {} | {:.3} | {} | {}/{} | {} {} | {} ± {} | {} {} | {} | {} | {} | {} / {} | {} |",
+            "| {} | {} | {:.3} | {} | {}/{} | {} {} | {} ± {} | {} {} | {} | {} | {} | {} | {} | {} | {} / {} / {} | {} | {} |",
             c.configuration,
             if c.policy.is_empty() {
                 "—"
@@ -467,12 +555,40 @@ fn markdown(s: &Scenario, m: Option<&Machine>, sum: &Summary, runs: &[RunRecord]
             fmt_ci(c.speedup_ci.as_ref()),
             fmt_ratio(c.ideal),
             fmt_ratio(c.efficiency),
+            fmt_opt(c.trace_bound_s),
+            fmt_opt(c.bound_efficiency),
+            fmt_opt(c.predicted_s),
+            fmt_opt(c.measured_vs_predicted),
+            fmt_opt(c.compile_span_s),
+            fmt_opt(c.predicted_span_s),
+            fmt_opt(c.simulated_s),
             fmt_ratio(c.cost_ratio),
-            c.compile_span_s
-                .map_or_else(|| "—".to_owned(), |x| format!("{x:.2}")),
-            c.simulated_s
-                .map_or_else(|| "—".to_owned(), |x| format!("{x:.2}")),
             c.fell_back
+        );
+    }
+    let _ = writeln!(o, "\n## The replay against the measurement\n");
+    let mut misses = 0;
+    for c in sum.cells.iter().filter(|c| c.configuration != LOCAL_MAKE) {
+        match (c.measured_vs_predicted, &c.replay_note) {
+            (Some(x), _) if (x - 1.0).abs() > 0.10 => {
+                misses += 1;
+                let _ = writeln!(
+                    o,
+                    "- **{}**: measured wall is {:.2}× the replay's prediction (outside ±10 %).",
+                    cell_name(c),
+                    x
+                );
+            }
+            (None, Some(why)) => {
+                let _ = writeln!(o, "- {}: not replayed: {why}", cell_name(c));
+            }
+            _ => {}
+        }
+    }
+    if misses == 0 {
+        let _ = writeln!(
+            o,
+            "Every replayed cell's measured wall clock is within ±10 % of the replay of its own runs."
         );
     }
     let _ = writeln!(o, "\n## Differences between policies and peers\n");
@@ -566,6 +682,8 @@ fn markdown(s: &Scenario, m: Option<&Machine>, sum: &Summary, runs: &[RunRecord]
          Speedup is the median over repetitions of (baseline wall / this wall) in the same repetition; \
          its interval is a percentile bootstrap (4000 resamples, fixed seed) of that median, and the wall interval likewise. \
          Medians are over successful runs only; every run is listed above. \
+         Efficiency vs bound = the trace-aware lower bound (the run's own job releases, critical path and client CPU, on its shape, whatever the policy) / wall, median over runs; \
+         the predicted wall is `gridcc_scheduler::replay` on each run's own recording (docs/experiments.md). \
          'compile span' is the first remote job's start to the last one's end, measured (median) and as `gridcc-bench simulate` replays the first successful run's own trace on the same shape and policy; the wall time also holds the link steps and everything else make runs."
     );
     o
@@ -988,6 +1106,12 @@ mod tests {
             fell_back: 0,
             compile_span_s: None,
             simulated_s: None,
+            predicted_s: None,
+            measured_vs_predicted: None,
+            predicted_span_s: None,
+            trace_bound_s: None,
+            bound_efficiency: None,
+            replay_note: None,
         }
     }
 

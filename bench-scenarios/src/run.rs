@@ -74,6 +74,10 @@ pub struct RunRecord {
     pub client_cpus: Option<f64>,
     pub workers: Vec<WorkerSpec>,
     pub started_unix_ms: u64,
+    /// When the build command started (after cleaning and the grid's
+    /// start): time zero of the replay.
+    #[serde(default)]
+    pub build_started_unix_ms: Option<u64>,
     /// Wall clock of the build command alone.
     pub wall_s: f64,
     /// The build, its check and every server survived, and every object is
@@ -357,6 +361,7 @@ impl Session<'_> {
             client_cpus: s.client_cpus,
             workers: workers.clone(),
             started_unix_ms: unix_ms(),
+            build_started_unix_ms: None,
             wall_s: 0.0,
             ok: false,
             failure: None,
@@ -421,6 +426,7 @@ impl Session<'_> {
         let log = std::fs::File::create(dir.join("build.log"))?;
         cmd.stdout(log.try_clone()?).stderr(log);
         let start = Instant::now();
+        record.build_started_unix_ms = Some(unix_ms());
         // Its own process group, so an interrupt can stop make and every
         // compiler it started (see reap.rs).
         let mut child = cmd.process_group(0).spawn().context("starting the build")?;

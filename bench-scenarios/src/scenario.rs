@@ -85,6 +85,11 @@ pub struct Threshold {
     pub min_speedup: Option<f64>,
     #[serde(default)]
     pub min_efficiency: Option<f64>,
+    /// The least trace-aware bound / wall: the threshold that says
+    /// something about the scheduler, since the bound already holds the
+    /// build's own serial parts (see docs/experiments.md).
+    #[serde(default)]
+    pub min_bound_efficiency: Option<f64>,
 }
 
 /// A workload file: how to get, prepare and build one project. Commands

@@ -55,6 +55,14 @@ pub struct TraceLine {
     pub end_unix_ms: u64,
     #[serde(default)]
     pub exit_code: i32,
+    /// The job's `source_key`, which the wrapper's job log names too.
+    #[serde(default)]
+    pub key: String,
+    /// Seconds on one reference core, as the coordinator learned it.
+    #[serde(default)]
+    pub cost_s: Option<f64>,
+    #[serde(default)]
+    pub shared_hit: bool,
 }
 
 /// Reads a trace file; a missing file is an empty trace (no remote job).
@@ -83,6 +91,21 @@ pub struct JobLogLine {
     pub overhead_ms: Option<f64>,
     #[serde(default)]
     pub reason: Option<String>,
+    /// The trace key of a remote job.
+    #[serde(default)]
+    pub key: Option<String>,
+    /// When the wrapper started, and how long it ran.
+    #[serde(default)]
+    pub start_unix_ms: Option<u64>,
+    #[serde(default)]
+    pub wall_ms: Option<f64>,
+    /// CPU of the wrapper and its preprocessor.
+    #[serde(default)]
+    pub cpu_ms: Option<f64>,
+    #[serde(default)]
+    pub preprocess_ms: Option<f64>,
+    #[serde(default)]
+    pub shared_hit: bool,
 }
 
 /// Reads a job log; missing means no line was written. Lines that do not

@@ -34,9 +34,15 @@
 //!   that never reached a worker, such as a cache hit) queues FIFO at the
 //!   policy and runs on processor-sharing workers exactly as in
 //!   [`crate::sim`].
+//! - **Slot overhead.** `slot_s`: the time the job held its worker slot
+//!   beyond the compile (upload, the worker's staging, sending the object
+//!   back), a fixed delay after the compile during which the slot stays
+//!   taken but the worker's CPU is not shared. A worker's slot is free only
+//!   once the coordinator hears the job finished, so on a one-slot worker
+//!   this time adds up job after job.
 //! - **Transfer.** `transfer_s`: the rest of the recorded job that no
-//!   resource models (connections, upload, download, writing the object), a
-//!   fixed delay after the compile.
+//!   resource models (receiving and writing the object), a fixed delay
+//!   after the slot is freed.
 //!
 //! The build ends `tail_s` after the last job (the final links).
 //!
@@ -65,6 +71,8 @@ pub struct ReplayJob {
     pub cost_s: Option<f64>,
     /// What the policy is told; `None` means `cost_s`.
     pub estimate_s: Option<f64>,
+    /// Time the slot stays taken after the compile.
+    pub slot_s: f64,
     pub transfer_s: f64,
 }
 
@@ -146,6 +154,7 @@ enum Phase {
     Client { left_s: f64 },
     Queued,
     Remote { worker: usize, left_s: f64 },
+    Hold { worker: usize, until_s: f64 },
     Transfer { until_s: f64 },
     Done,
 }
@@ -174,6 +183,9 @@ fn check(rec: &Recording) -> Result<(), ReplayError> {
         }
         if !ok(j.transfer_s) {
             return bad("transfer_s");
+        }
+        if !ok(j.slot_s) {
+            return bad("slot_s");
         }
         if j.cost_s.is_some_and(|c| !ok(c)) {
             return bad("cost_s");
@@ -323,6 +335,12 @@ pub fn replay(
                             })
                         }
                     }
+                    Phase::Hold { worker, until_s } if until_s <= now + EPS => {
+                        views[worker].running -= 1;
+                        Some(Phase::Transfer {
+                            until_s: now + jobs[i].transfer_s,
+                        })
+                    }
                     Phase::Transfer { until_s } if until_s <= now + EPS => {
                         out[i].finish_s = now;
                         outstanding -= 1;
@@ -404,7 +422,7 @@ pub fn replay(
             let t = match *p {
                 Phase::Client { left_s } => left_s / client_rate,
                 Phase::Remote { worker, left_s } => left_s / rate(worker),
-                Phase::Transfer { until_s } => until_s - now,
+                Phase::Transfer { until_s } | Phase::Hold { until_s, .. } => until_s - now,
                 Phase::Waiting if outstanding < rec.parallelism => {
                     ready_at(i, &out).map_or(f64::INFINITY, |t| t - now)
                 }
@@ -437,10 +455,12 @@ pub fn replay(
                     let left_s = left_s - rates[worker] * step;
                     let scale = jobs[i].cost_s.unwrap_or(0.0).max(1e-3);
                     phase[i] = if left_s <= EPS * scale {
+                        // Off the CPU, still on the slot until the hold
+                        // ends (which frees it, possibly at once).
                         on[worker].retain(|&j| j != i);
-                        views[worker].running -= 1;
-                        Phase::Transfer {
-                            until_s: now + jobs[i].transfer_s,
+                        Phase::Hold {
+                            worker,
+                            until_s: now + jobs[i].slot_s,
                         }
                     } else {
                         Phase::Remote { worker, left_s }
@@ -483,6 +503,7 @@ mod tests {
             client_cpu_s: client,
             cost_s: Some(cost),
             estimate_s: None,
+            slot_s: 0.0,
             transfer_s: transfer,
         }
     }
@@ -548,6 +569,25 @@ mod tests {
                 < 1e-9
         );
         assert!((run(&rec(jobs, 2, None, 0.0), &w, "least-loaded").makespan_s - 1.0).abs() < 1e-9);
+    }
+
+    #[test]
+    fn slot_overhead_keeps_the_slot_but_not_the_cpu() {
+        // One one-slot worker: each job holds it 1 s compiling and 0.5 s
+        // after; the second waits for both.
+        let mut a = job(None, 0.0, 0.0, 1.0, 0.25);
+        a.slot_s = 0.5;
+        let r = rec(vec![a.clone(), a], 4, None, 0.0);
+        let rep = run(&r, &[SimWorker::with_quota(1.0)], "least-loaded");
+        assert!((rep.makespan_s - 3.25).abs() < 1e-9, "{rep:?}");
+        // Two slots on one core: the compiles share the core (2 s), the
+        // holds overlap.
+        let w = [SimWorker {
+            speed: 1.0,
+            slots: 2,
+        }];
+        let rep = run(&r, &w, "least-loaded");
+        assert!((rep.makespan_s - 2.75).abs() < 1e-9, "{rep:?}");
     }
 
     #[test]
