@@ -47,13 +47,16 @@ pub enum UsageError {
     SlotsMismatch { workers: usize, slots: usize },
 }
 
-/// The exit status for an error: 2 for a [`UsageError`], 1 for anything
+/// The exit status for an error: 2 for a [`UsageError`], 130 for a run
+/// stopped by Ctrl-C or SIGTERM (as a shell reports SIGINT), 1 for anything
 /// else (unreadable or malformed input, a failed simulation).
 pub fn exit_code(err: &anyhow::Error) -> u8 {
     // The only downcast in the crate: the exit status is decided at the
     // boundary from the error's type, not from its message.
     if err.downcast_ref::<UsageError>().is_some() {
         2
+    } else if err.downcast_ref::<run::Interrupted>().is_some() {
+        130
     } else {
         1
     }

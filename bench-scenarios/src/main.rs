@@ -74,7 +74,19 @@ fn main() -> ExitCode {
                 other => other.context("writing the report"),
             }
         }),
-        Command::Run(args) => run::run(args).and_then(|dir| print_report(&dir)),
+        Command::Run(args) => run::run(args).and_then(|dir| {
+            if run::interrupted() {
+                // The finished runs are kept and reported; the verdicts of
+                // an incomplete session decide nothing.
+                if std::fs::metadata(dir.join("runs.jsonl")).is_ok_and(|m| m.len() > 0) {
+                    let _ = print_report(&dir);
+                } else {
+                    eprintln!("gridcc-bench: interrupted before any run finished");
+                }
+                return Err(anyhow::Error::new(run::Interrupted));
+            }
+            print_report(&dir)
+        }),
         Command::Report(args) => print_report(&args.dir),
         Command::Compare(args) => {
             report::compare(&args.old, &args.new).map(|table| print!("{table}"))

@@ -13,6 +13,7 @@ use std::io::Write;
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use anyhow::{bail, Context};
@@ -265,7 +266,12 @@ pub fn run(args: &Args) -> anyhow::Result<PathBuf> {
     )?;
     install_interrupt_handler(args.backend);
 
-    prepare(&loaded.workload, &root, &source)?;
+    if let Err(e) = prepare(&loaded.workload, &root, &source) {
+        if interrupted() {
+            return Ok(out);
+        }
+        return Err(e);
+    }
     let reference = if loaded.scenario.local_make {
         None
     } else {
@@ -299,9 +305,22 @@ pub fn run(args: &Args) -> anyhow::Result<PathBuf> {
         .append(true)
         .open(out.join("runs.jsonl"))?;
     let mut index = 0;
-    for rep in 1..=loaded.scenario.repetitions {
+    'runs: for rep in 1..=loaded.scenario.repetitions {
         for cell in &cells {
-            let record = session.one(index, rep, cell)?;
+            if interrupted() {
+                break 'runs;
+            }
+            let result = session.one(index, rep, cell);
+            // A run cut short by Ctrl-C measured nothing: it is left out,
+            // and the runs before it are reported as they are.
+            if interrupted() {
+                eprintln!(
+                    "gridcc-bench: interrupted during run {} ({cell}); it is not recorded",
+                    index + 1
+                );
+                break 'runs;
+            }
+            let record = result?;
             eprintln!(
                 "[{}/{total}] rep {rep} {cell}: {:.2} s {}{}",
                 index + 1,
@@ -833,9 +852,25 @@ fn unix_ms() -> u64 {
         .map_or(0, |d| d.as_millis() as u64)
 }
 
+/// A session stopped by Ctrl-C or SIGTERM (exit status 130).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("interrupted; the finished runs are kept and reported")]
+pub struct Interrupted;
+
+static INTERRUPTED: AtomicBool = AtomicBool::new(false);
+
+/// True once Ctrl-C or SIGTERM arrived: the session stops after the run
+/// in progress, which is not recorded, and reports the runs before it.
+pub fn interrupted() -> bool {
+    INTERRUPTED.load(Ordering::SeqCst)
+}
+
 /// Ctrl-C or SIGTERM: the build and the local servers run in process
 /// groups of their own (see reap.rs) and containers outside this process
-/// altogether, so both are stopped here before exiting.
+/// altogether, so both are stopped here at once. The process does not exit
+/// here: the runner sees [`interrupted`], unwinds (dropping the grid and
+/// the client's cgroups, which removes them), and `main` writes the report
+/// of the finished runs and exits 130. A second signal exits at once.
 fn install_interrupt_handler(kind: BackendKind) {
     std::thread::spawn(move || {
         let Ok(rt) = tokio::runtime::Builder::new_current_thread()
@@ -850,26 +885,28 @@ fn install_interrupt_handler(kind: BackendKind) {
             else {
                 return;
             };
-            let interrupted = tokio::select! {
-                r = tokio::signal::ctrl_c() => r.is_ok(),
-                r = term.recv() => r.is_some(),
-            };
-            if interrupted {
-                let n = crate::reap::kill_all();
-                if n > 0 {
-                    eprintln!("gridcc-bench: stopped {n} process group(s)");
+            loop {
+                let signalled = tokio::select! {
+                    r = tokio::signal::ctrl_c() => r.is_ok(),
+                    r = term.recv() => r.is_some(),
+                };
+                if !signalled {
+                    return;
                 }
+                if INTERRUPTED.swap(true, Ordering::SeqCst) {
+                    eprintln!("gridcc-bench: interrupted again; exiting without cleaning up");
+                    std::process::exit(130);
+                }
+                let n = crate::reap::kill_all();
+                eprintln!(
+                    "gridcc-bench: interrupted; stopped {n} process group(s), cleaning up (again to exit at once)"
+                );
                 if kind == BackendKind::Docker {
                     match crate::docker::remove_leftover_containers() {
-                        Ok(n) => eprintln!("gridcc-bench: interrupted; removed {n} container(s)"),
-                        Err(e) => {
-                            eprintln!("gridcc-bench: interrupted; removing containers: {e:#}")
-                        }
+                        Ok(n) => eprintln!("gridcc-bench: removed {n} container(s)"),
+                        Err(e) => eprintln!("gridcc-bench: removing containers: {e:#}"),
                     }
-                } else {
-                    eprintln!("gridcc-bench: interrupted");
                 }
-                std::process::exit(130);
             }
         });
     });

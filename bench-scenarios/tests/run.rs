@@ -232,8 +232,36 @@ fn an_interrupted_run_leaves_no_process_behind() {
         .status()
         .unwrap();
     assert!(st.success());
+    let pid = child.id();
     let status = child.wait().unwrap();
     assert_eq!(status.code(), Some(130));
+    // The run that finished before the signal (plain make) is kept and
+    // reported; the one cut short is not recorded.
+    let kept = runs(&out);
+    assert_eq!(kept.len(), 1, "{kept:?}");
+    assert_eq!(kept[0]["configuration"], "local-make");
+    assert!(out.join("summary.md").exists());
+    // No cgroup of this session is left (named gridcc-bench-PID-…).
+    let prefix = format!("gridcc-bench-{pid}-");
+    let mut stack = vec![PathBuf::from("/sys/fs/cgroup")];
+    let mut found = Vec::new();
+    while let Some(d) = stack.pop() {
+        let Ok(entries) = std::fs::read_dir(&d) else {
+            continue;
+        };
+        for e in entries.flatten() {
+            if e.file_type().is_ok_and(|t| t.is_dir()) {
+                if e.file_name().to_string_lossy().starts_with(&prefix) {
+                    found.push(e.path());
+                }
+                // Ours sit at most two levels down (v1 controller dirs).
+                if e.path().components().count() < 6 {
+                    stack.push(e.path());
+                }
+            }
+        }
+    }
+    assert!(found.is_empty(), "cgroups left behind: {found:?}");
     // Nothing whose command line names this run (the coordinator's
     // --trace-out, the sleeping build's parent shell) is left.
     std::thread::sleep(std::time::Duration::from_millis(300));
