@@ -10,7 +10,9 @@
 //! - [`run`]: `gridcc-bench run SCENARIO.toml`, real builds of a workload
 //!   ([`scenario`]) on grids started by a [`backend`] ([`local`] processes
 //!   under cgroup quotas, or [`docker`] containers), one JSON line per run;
-//!   [`stats`] holds the status/trace readers and statistics it uses.
+//!   [`stats`] holds the status/trace readers and statistics it uses;
+//!   [`peers`] runs distcc (and names icecc) as cells beside gridcc's
+//!   policies.
 //! - [`replay`]: a run's recording (job log joined with the trace) for
 //!   `gridcc_scheduler::replay`, which predicts each run and gives the
 //!   trace-aware lower bound.
@@ -28,6 +30,7 @@ pub mod cgroup;
 pub mod cli;
 pub mod docker;
 pub mod local;
+pub mod peers;
 mod reap;
 pub mod replay;
 pub mod report;

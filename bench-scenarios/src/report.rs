@@ -301,13 +301,15 @@ pub fn summarize(s: &Scenario, runs: &[RunRecord], dir: &Path) -> Summary {
                 .filter_map(|r| compile_span_s(&dir.join(&r.dir).join("trace.jsonl")))
                 .collect();
             let compile_span_s = (!spans.is_empty()).then(|| median(&spans));
-            let replays: Vec<anyhow::Result<RunReplay>> = if c.configuration == LOCAL_MAKE {
-                Vec::new()
-            } else {
-                ok.iter()
-                    .map(|r| replay_run(r, &dir.join(&r.dir)))
-                    .collect()
-            };
+            let is_peer = crate::peers::Peer::of(&c.policy).is_some();
+            let replays: Vec<anyhow::Result<RunReplay>> =
+                if c.configuration == LOCAL_MAKE || is_peer {
+                    Vec::new()
+                } else {
+                    ok.iter()
+                        .map(|r| replay_run(r, &dir.join(&r.dir)))
+                        .collect()
+                };
             let good: Vec<&RunReplay> = replays.iter().filter_map(|r| r.as_ref().ok()).collect();
             let med = |f: &dyn Fn(&RunReplay) -> Option<f64>| -> Option<f64> {
                 let v: Vec<f64> = good.iter().filter_map(|r| f(r)).collect();
@@ -526,7 +528,7 @@ fn markdown(s: &Scenario, m: Option<&Machine>, sum: &Summary, runs: &[RunRecord]
     );
     let _ = writeln!(
         o,
-        "| configuration | policy | worker CPU | wall s (every run) | ok | median s [95% CI] | mean ± sd s | speedup [95% CI] | ideal | efficiency (naive) | trace-aware bound s | efficiency vs bound | predicted wall s (replay) | measured / predicted | compile span s: measured / replay / make -jJ model | CPU cost ratio | fell back |"
+        "| configuration | policy or peer | worker CPU | wall s (every run) | ok | median s [95% CI] | mean ± sd s | speedup [95% CI] | ideal | efficiency (naive) | trace-aware bound s | efficiency vs bound | predicted wall s (replay) | measured / predicted | compile span s: measured / replay / make -jJ model | CPU cost ratio | fell back |"
     );
     let _ = writeln!(
         o,
@@ -568,7 +570,10 @@ fn markdown(s: &Scenario, m: Option<&Machine>, sum: &Summary, runs: &[RunRecord]
     }
     let _ = writeln!(o, "\n## The replay against the measurement\n");
     let mut misses = 0;
-    for c in sum.cells.iter().filter(|c| c.configuration != LOCAL_MAKE) {
+    let replayed = |c: &&CellSummary| {
+        c.configuration != LOCAL_MAKE && crate::peers::Peer::of(&c.policy).is_none()
+    };
+    for c in sum.cells.iter().filter(replayed) {
         match (c.measured_vs_predicted, &c.replay_note) {
             (Some(x), _) if (x - 1.0).abs() > 0.10 => {
                 misses += 1;
@@ -588,7 +593,7 @@ fn markdown(s: &Scenario, m: Option<&Machine>, sum: &Summary, runs: &[RunRecord]
     if misses == 0 {
         let _ = writeln!(
             o,
-            "Every replayed cell's measured wall clock is within ±10 % of the replay of its own runs."
+            "Every replayed cell's measured wall clock is within ±10 % of the replay of its own runs (peers have no trace and are not replayed)."
         );
     }
     let _ = writeln!(o, "\n## Differences between policies and peers\n");
@@ -602,6 +607,17 @@ fn markdown(s: &Scenario, m: Option<&Machine>, sum: &Summary, runs: &[RunRecord]
         o,
         "\nA cell is called faster only where the bootstrap 95 % intervals of the median paired speedup do not overlap."
     );
+    let noted: Vec<&RunRecord> = runs.iter().filter(|r| !r.notes.is_empty()).collect();
+    if !noted.is_empty() {
+        let _ = writeln!(o, "\n## Notes on runs\n");
+        for r in noted {
+            let cell = Cell {
+                configuration: r.configuration.clone(),
+                policy: r.policy.clone(),
+            };
+            let _ = writeln!(o, "- run {} ({cell}): {}", r.index, r.notes.join("; "));
+        }
+    }
     let _ = writeln!(o, "\n## Verdicts\n");
     if sum.verdicts.is_empty() {
         let _ = writeln!(o, "No thresholds in the scenario.");

@@ -19,7 +19,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use anyhow::{bail, Context};
 use serde::{Deserialize, Serialize};
 
-use crate::backend::{Backend, GridSpec, ServerCpu, WorkerSpec};
+use crate::backend::{Backend, Grid, GridSpec, ServerCpu, WorkerSpec};
 use crate::cgroup::{self, Cgroups};
 use crate::scenario::{self, Cell, Loaded, Workload, LOCAL_MAKE};
 use crate::stats::{self, Spread};
@@ -101,6 +101,10 @@ pub struct RunRecord {
     #[serde(default)]
     pub local_compiles: BTreeMap<String, u64>,
     pub objects: ObjectsRecord,
+    /// What the report must state beside this run's numbers (a peer's
+    /// objects that differ from the local build's).
+    #[serde(default)]
+    pub notes: Vec<String>,
     /// Relative path of this run's directory (logs, trace).
     pub dir: String,
 }
@@ -248,6 +252,13 @@ pub fn run(args: &Args) -> anyhow::Result<PathBuf> {
     } else {
         notes.push("client CPU not limited: preprocessing and linking used any free core".into());
     }
+    if args.backend != BackendKind::Local && !loaded.scenario.peers.is_empty() {
+        notes.push(format!(
+            "peers ({}) not run: they run on the local backend only for now",
+            loaded.scenario.peers.join(", ")
+        ));
+        loaded.scenario.peers.clear();
+    }
     if let Some(r) = args.repetitions {
         notes.push(format!(
             "--repetitions {r} overrode the scenario's repetitions"
@@ -264,6 +275,13 @@ pub fn run(args: &Args) -> anyhow::Result<PathBuf> {
         out.join("machine.json"),
         serde_json::to_vec_pretty(&machine)?,
     )?;
+    if args.backend == BackendKind::Local {
+        for p in &loaded.scenario.peers {
+            if let Some(peer) = crate::peers::Peer::of(p) {
+                crate::peers::ensure_installed(peer)?;
+            }
+        }
+    }
     install_interrupt_handler(args.backend);
 
     if let Err(e) = prepare(&loaded.workload, &root, &source) {
@@ -391,6 +409,7 @@ impl Session<'_> {
             overhead_ms: Spread::default(),
             local_compiles: BTreeMap::new(),
             objects: ObjectsRecord::default(),
+            notes: Vec::new(),
             dir: format!("runs/{name}"),
         };
         clean(w, self.source, &dir.join("clean.log"))?;
@@ -402,15 +421,29 @@ impl Session<'_> {
             bin_dir: self.bin_dir,
             run_dir: &dir,
         };
-        let mut grid = if is_local {
-            None
-        } else {
-            match self.backend.start(&spec) {
-                Ok(g) => Some(g),
-                Err(e) => {
-                    record.failure = Some(format!("grid did not start: {e:#}"));
-                    return Ok(record);
-                }
+        let peer = crate::peers::Peer::of(&cell.policy);
+        // A peer's compilers and client environment (known once its
+        // daemons have their ports).
+        let mut peer_client = None;
+        let started: Option<anyhow::Result<Box<dyn Grid>>> = match peer {
+            _ if is_local => None,
+            Some(_) if self.kind != BackendKind::Local => Some(Err(anyhow::anyhow!(
+                "peers run on the local backend only (no peer images for docker yet)"
+            ))),
+            Some(p) => Some(
+                crate::peers::start(p, &workers, &dir, self.cgroups, index).map(|g| {
+                    peer_client = Some(g.client());
+                    Box::new(g) as Box<dyn Grid>
+                }),
+            ),
+            None => Some(self.backend.start(&spec)),
+        };
+        let mut grid = match started {
+            None => None,
+            Some(Ok(g)) => Some(g),
+            Some(Err(e)) => {
+                record.failure = Some(format!("grid did not start: {e:#}"));
+                return Ok(record);
             }
         };
         let client_limit = match s.client_cpus {
@@ -419,6 +452,8 @@ impl Session<'_> {
         };
         let (cc, cxx) = if is_local {
             ("gcc".to_owned(), "g++".to_owned())
+        } else if let Some((cc, cxx, _)) = &peer_client {
+            (cc.clone(), cxx.clone())
         } else {
             let g = self.bin_dir.join("gridcc").display().to_string();
             (format!("{g} gcc"), format!("{g} g++"))
@@ -433,7 +468,9 @@ impl Session<'_> {
             client_limit.as_ref(),
             Some(&stat_file),
         );
-        if let Some(g) = &grid {
+        if let Some((_, _, env)) = &peer_client {
+            cmd.envs(env.iter().map(|(k, v)| (k, v)));
+        } else if let Some(g) = &grid {
             // Repetitions rebuild the same tree: with the object cache on,
             // every run after the first would measure cache hits, not the
             // grid.
@@ -448,12 +485,23 @@ impl Session<'_> {
         record.build_started_unix_ms = Some(unix_ms());
         // Its own process group, so an interrupt can stop make and every
         // compiler it started (see reap.rs).
+        if interrupted() {
+            // The signal came while the grid was starting: build nothing.
+            bail!("interrupted");
+        }
         let mut child = cmd.process_group(0).spawn().context("starting the build")?;
         crate::reap::register(child.id());
         let mut died: Option<String> = None;
+        let mut stopped = false;
         let status = loop {
             if let Some(status) = child.try_wait()? {
                 break status;
+            }
+            // A signal between the spawn and the registration above found
+            // no group to kill: kill it here.
+            if interrupted() && !stopped {
+                crate::reap::kill_all();
+                stopped = true;
             }
             if died.is_none() {
                 if let Some(g) = grid.as_mut() {
@@ -489,10 +537,14 @@ impl Session<'_> {
             });
             record.cpu.coordinator_s = cpu.coordinator_s;
             record.cpu.workers_s = cpu.workers_s;
-            match stats::status(&self.bin_dir.join("gridcc"), g.coordinator_url()) {
-                Ok(st) => status_seen = Some((st, g.worker_addresses())),
-                Err(e) => {
-                    failure.get_or_insert(format!("coordinator status unavailable: {e:#}"));
+            if peer.is_some() {
+                record.jobs = crate::peers::jobs_record(&dir, &workers);
+            } else {
+                match stats::status(&self.bin_dir.join("gridcc"), g.coordinator_url()) {
+                    Ok(st) => status_seen = Some((st, g.worker_addresses())),
+                    Err(e) => {
+                        failure.get_or_insert(format!("coordinator status unavailable: {e:#}"));
+                    }
                 }
             }
         }
@@ -509,6 +561,9 @@ impl Session<'_> {
             + record.cpu.coordinator_s
             + (0.0 + record.cpu.workers_s.iter().sum::<f64>());
         record.compile_s = Spread::of(&trace.iter().map(|t| t.compile_s).collect::<Vec<_>>());
+        if peer.is_some() {
+            record.compile_s = Spread::of(&crate::peers::compile_times(&dir, workers.len()));
+        }
         record.queue_s = Spread::of(&trace.iter().map(|t| t.queue_s).collect::<Vec<_>>());
         let job_log = stats::read_job_log(&dir.join("jobs.jsonl"))?;
         record.overhead_ms = Spread::of(
@@ -548,7 +603,31 @@ impl Session<'_> {
                 self.reference = Some(objects.clone());
             }
             record.objects = compare_objects(self.reference.as_ref(), &objects);
-            if failure.is_none() && !record.objects.different.is_empty() {
+            if peer.is_some() && !record.objects.different.is_empty() {
+                // A peer does not promise gridcc's identical objects
+                // (distcc compiles fully preprocessed text, which moves
+                // debug-info columns wherever a macro expands): the
+                // difference is stated beside its timing, not hidden and
+                // not counted as a failed build.
+                record.notes.push(format!(
+                    "{} of {} object(s) differ from the local build ({}{})",
+                    record.objects.found - record.objects.identical,
+                    record.objects.found,
+                    record
+                        .objects
+                        .different
+                        .iter()
+                        .take(3)
+                        .cloned()
+                        .collect::<Vec<_>>()
+                        .join(", "),
+                    if record.objects.different.len() > 3 {
+                        ", …"
+                    } else {
+                        ""
+                    }
+                ));
+            } else if failure.is_none() && !record.objects.different.is_empty() {
                 failure = Some(format!(
                     "{} object(s) differ from the local build: {}",
                     record.objects.found - record.objects.identical,

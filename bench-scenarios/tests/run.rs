@@ -134,6 +134,9 @@ fn a_scenario_runs_and_reports() {
     assert!(again.status.success());
     let summary = std::fs::read_to_string(out.join("summary.md")).unwrap();
     assert!(summary.contains("| 1x1.0 | least-loaded |"), "{summary}");
+    // The grid run was replayed from its own job log and trace.
+    assert!(!summary.contains("not replayed"), "{summary}");
+    assert!(summary.contains("## Differences between policies and peers"));
     let csv = std::fs::read_to_string(out.join("results.csv")).unwrap();
     assert_eq!(csv.lines().count(), 3);
     let cmp = Command::new(bench_exe())
@@ -297,4 +300,60 @@ fn no_local_make_checks_objects_against_an_unmeasured_build() {
     assert_eq!(runs[0]["objects"]["identical"], 13);
     let machine = std::fs::read_to_string(out.join("machine.json")).unwrap();
     assert!(machine.contains("--no-local-make"), "{machine}");
+}
+
+#[test]
+fn a_distcc_cell_runs_beside_gridcc() {
+    let dir = tempfile::tempdir().unwrap();
+    let sc = scenario(dir.path(), r#"make -j"$JOBS" CC="$CC""#, "");
+    let text = std::fs::read_to_string(&sc).unwrap().replace(
+        "policies = [\"least-loaded\"]",
+        "policies = [\"least-loaded\"]\npeers = [\"distcc\"]",
+    );
+    std::fs::write(&sc, text).unwrap();
+    let out = dir.path().join("out");
+    let o = run(&sc, &out);
+    let stderr = String::from_utf8_lossy(&o.stderr);
+    if stderr.contains("distcc is not installed") {
+        eprintln!("SKIPPED a_distcc_cell_runs_beside_gridcc: {stderr}");
+        return;
+    }
+    assert!(o.status.success(), "{stderr}");
+    let runs = runs(&out);
+    let cells: Vec<String> = runs
+        .iter()
+        .map(|r| format!("{} / {}", r["configuration"], r["policy"]).replace('"', ""))
+        .collect();
+    assert_eq!(
+        cells,
+        ["local-make / ", "1x1.0 / least-loaded", "1x1.0 / distcc"]
+    );
+    let d = &runs[2];
+    assert_eq!(d["ok"], true, "{d}");
+    // Every compile went through distccd, as its log counts them.
+    assert_eq!(d["jobs"]["remote"], 13, "{d}");
+    assert_eq!(d["jobs"]["per_worker"][0]["jobs"], 13, "{d}");
+    assert_eq!(d["jobs"]["fell_back"], false, "{d}");
+    assert_eq!(d["objects"]["found"], 13, "{d}");
+    // distcc compiles fully preprocessed text: under -g its objects may
+    // differ, and the run says so rather than hiding it.
+    let identical = d["objects"]["identical"].as_u64().unwrap();
+    assert_eq!(
+        identical == 13,
+        d["notes"].as_array().unwrap().is_empty(),
+        "{d}"
+    );
+    let summary = std::fs::read_to_string(out.join("summary.md")).unwrap();
+    assert!(summary.contains("| 1x1.0 | distcc |"), "{summary}");
+    assert!(
+        summary.contains("1x1.0: least-loaded vs distcc"),
+        "{summary}"
+    );
+    // No daemon is left.
+    let ps = Command::new("ps").args(["-eo", "args"]).output().unwrap();
+    let left = String::from_utf8_lossy(&ps.stdout)
+        .lines()
+        .filter(|l| l.contains("distccd") && l.contains(out.to_str().unwrap()))
+        .count();
+    assert_eq!(left, 0);
 }
