@@ -1,7 +1,10 @@
 //! `gridcc-bench report DIR`: everything in a results directory computed
 //! from its raw `runs.jsonl` (and the per-run traces), so it can be redone at
 //! any time: `summary.md`, `results.csv`, `speedup.svg` (speedup per
-//! configuration beside the ideal line) and one `utilization-*.svg` per
+//! configuration beside the ideal line), `efficiency.svg` (naive
+//! efficiency beside efficiency against the trace-aware bound, with each
+//! cell's speedup interval and the replay's measured / predicted) and one
+//! `utilization-*.svg` per
 //! cell (each worker's busy fraction over time in the first successful
 //! repetition). The verdicts (PASS/FAIL per threshold of the scenario file
 //! copied into DIR) are printed, stored in `verdicts.json`, and decide the
@@ -168,6 +171,10 @@ pub fn report(dir: &Path) -> anyhow::Result<Summary> {
     )?;
     std::fs::write(dir.join("results.csv"), csv(&runs))?;
     std::fs::write(dir.join("speedup.svg"), speedup_svg(&scenario, &summary))?;
+    std::fs::write(
+        dir.join("efficiency.svg"),
+        efficiency_svg(&scenario, &summary),
+    )?;
     for cell in &summary.cells {
         let first_ok = runs
             .iter()
@@ -894,6 +901,108 @@ fn speedup_svg(s: &Scenario, sum: &Summary) -> String {
             x + 30.0,
             label_y + 18.0,
             c.total_cpus
+        );
+    }
+    o.push_str("</svg>\n");
+    o
+}
+
+/// Per cell, two bars: efficiency against the naive ideal (worker CPU) and
+/// against the trace-aware bound, with the speedup and its interval and the
+/// replay's measured / predicted written above: how much of what was
+/// achievable the run achieved, beside what the CPU count alone suggests.
+fn efficiency_svg(s: &Scenario, sum: &Summary) -> String {
+    let cells: Vec<&CellSummary> = sum
+        .cells
+        .iter()
+        .filter(|c| c.configuration != LOCAL_MAKE)
+        .collect();
+    let n = cells.len().max(1);
+    let (w, h, left, bottom, top) = (140.0 * n as f64 + 120.0, 440.0, 70.0, 110.0, 60.0);
+    let max = cells
+        .iter()
+        .flat_map(|c| [c.efficiency, c.bound_efficiency.unwrap_or(0.0)])
+        .filter(|x| x.is_finite())
+        .fold(1.0, f64::max)
+        * 1.1;
+    let plot_h = h - bottom - top;
+    let y = |v: f64| top + plot_h * (1.0 - v / max);
+    let mut o = svg_open(w, h);
+    let _ = writeln!(
+        o,
+        r##"<text x="{left}" y="20" font-size="14">{}: efficiency per cell (grey = naive: speedup / worker-CPU ideal; blue = trace-aware bound / wall)</text>"##,
+        esc(&s.name)
+    );
+    let _ = writeln!(
+        o,
+        r##"<text x="{left}" y="38" fill="#555">above each cell: speedup [95% CI]; measured / replay-predicted wall</text>"##
+    );
+    for k in 0..=4 {
+        let v = max * f64::from(k) / 4.0;
+        let yy = y(v);
+        let _ = writeln!(
+            o,
+            r##"<line x1="{left}" x2="{}" y1="{yy:.1}" y2="{yy:.1}" stroke="#ddd"/><text x="{}" y="{:.1}" text-anchor="end">{v:.2}</text>"##,
+            w - 20.0,
+            left - 6.0,
+            yy + 4.0
+        );
+    }
+    for (i, c) in cells.iter().enumerate() {
+        let x = left + 20.0 + 140.0 * i as f64;
+        for (k, (v, color)) in [
+            (c.efficiency, "#999"),
+            (c.bound_efficiency.unwrap_or(f64::NAN), "#4a7fb5"),
+        ]
+        .into_iter()
+        .enumerate()
+        {
+            let bx = x + 36.0 * k as f64;
+            if v.is_finite() {
+                let _ = writeln!(
+                    o,
+                    r##"<rect x="{bx:.1}" y="{:.1}" width="32" height="{:.1}" fill="{color}"/><text x="{:.1}" y="{:.1}" text-anchor="middle" font-size="11">{v:.2}</text>"##,
+                    y(v),
+                    y(0.0) - y(v),
+                    bx + 16.0,
+                    y(v) - 4.0
+                );
+            } else {
+                let _ = writeln!(
+                    o,
+                    r##"<text x="{:.1}" y="{:.1}" text-anchor="middle" font-size="11" fill="#b00">n/a</text>"##,
+                    bx + 16.0,
+                    y(0.0) - 4.0
+                );
+            }
+        }
+        let _ = writeln!(
+            o,
+            r##"<text x="{:.1}" y="{:.1}" text-anchor="middle" font-size="11">{} {}</text><text x="{:.1}" y="{:.1}" text-anchor="middle" font-size="11" fill="#555">m/p {}</text>"##,
+            x + 34.0,
+            top - 4.0,
+            fmt_ratio(c.speedup),
+            fmt_ci(c.speedup_ci.as_ref()),
+            x + 34.0,
+            top + 10.0,
+            fmt_opt(c.measured_vs_predicted)
+        );
+        let mut label_y = h - bottom + 18.0;
+        for line in wrap_label(&c.configuration, 18) {
+            let _ = writeln!(
+                o,
+                r##"<text x="{:.1}" y="{label_y:.1}" text-anchor="middle">{}</text>"##,
+                x + 34.0,
+                esc(&line)
+            );
+            label_y += 14.0;
+        }
+        let _ = writeln!(
+            o,
+            r##"<text x="{:.1}" y="{:.1}" text-anchor="middle" fill="#555">{}</text>"##,
+            x + 34.0,
+            label_y + 2.0,
+            esc(&c.policy)
         );
     }
     o.push_str("</svg>\n");

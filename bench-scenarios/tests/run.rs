@@ -119,6 +119,7 @@ fn a_scenario_runs_and_reports() {
         "summary.md",
         "results.csv",
         "speedup.svg",
+        "efficiency.svg",
         "verdicts.json",
         "scenario.toml",
     ] {
