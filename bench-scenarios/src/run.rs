@@ -55,6 +55,12 @@ pub struct Args {
     /// the scenario's baseline is `local-make`.
     #[arg(long)]
     pub no_local_make: bool,
+    /// Start every run's coordinator with the costs learned in an earlier
+    /// run (`--costs`): a `trace.jsonl` from a results directory, or any
+    /// JSON lines with `key` and `cost_s`. Without it every run starts
+    /// cold, as a first build would.
+    #[arg(long, value_name = "FILE")]
+    pub costs: Option<PathBuf>,
     /// Directory with gridcc, gridcc-coordinator and gridcc-worker
     /// [default: the directory of this gridcc-bench].
     #[arg(long, value_name = "DIR")]
@@ -252,6 +258,35 @@ pub fn run(args: &Args) -> anyhow::Result<PathBuf> {
     } else {
         notes.push("client CPU not limited: preprocessing and linking used any free core".into());
     }
+    let costs_text = match &args.costs {
+        Some(c) => {
+            let text =
+                std::fs::read_to_string(c).with_context(|| format!("--costs {}", c.display()))?;
+            // The coordinator checks it too, but a bad file would then fail
+            // every run one by one: refuse it here with its line number.
+            for (i, line) in text
+                .lines()
+                .enumerate()
+                .filter(|(_, l)| !l.trim().is_empty())
+            {
+                let v: serde_json::Value = serde_json::from_str(line)
+                    .with_context(|| format!("--costs {} line {}: not JSON", c.display(), i + 1))?;
+                if !(v["key"].is_string() && v["cost_s"].is_number()) {
+                    bail!(
+                        "--costs {} line {}: needs `key` and `cost_s` (a trace.jsonl has both)",
+                        c.display(),
+                        i + 1
+                    );
+                }
+            }
+            notes.push(format!(
+                "--costs {}: every coordinator started with costs learned in an earlier run (not a cold first build)",
+                c.display()
+            ));
+            Some(text)
+        }
+        None => None,
+    };
     if args.backend != BackendKind::Local && !loaded.scenario.peers.is_empty() {
         notes.push(format!(
             "peers ({}) not run: they run on the local backend only for now",
@@ -315,6 +350,7 @@ pub fn run(args: &Args) -> anyhow::Result<PathBuf> {
         out: &out,
         reference,
         kind: args.backend,
+        costs: costs_text.as_deref(),
     };
     let cells = loaded.scenario.cells();
     let total = cells.len() * loaded.scenario.repetitions as usize;
@@ -365,6 +401,8 @@ struct Session<'a> {
     out: &'a Path,
     /// Object hashes of the first plain local build.
     reference: Option<BTreeMap<String, blake3::Hash>>,
+    /// The `--costs` file's text, copied into each grid run's directory.
+    costs: Option<&'a str>,
     kind: BackendKind,
 }
 
@@ -415,11 +453,20 @@ impl Session<'_> {
         clean(w, self.source, &dir.join("clean.log"))?;
 
         let is_local = cell.configuration == LOCAL_MAKE;
+        let costs = match self.costs {
+            Some(text) => {
+                let path = dir.join("costs.jsonl");
+                std::fs::write(&path, text)?;
+                Some(path)
+            }
+            None => None,
+        };
         let spec = GridSpec {
             policy: &cell.policy,
             workers: &workers,
             bin_dir: self.bin_dir,
             run_dir: &dir,
+            costs,
         };
         let peer = crate::peers::Peer::of(&cell.policy);
         // A peer's compilers and client environment (known once its

@@ -358,3 +358,35 @@ fn a_distcc_cell_runs_beside_gridcc() {
         .count();
     assert_eq!(left, 0);
 }
+
+#[test]
+fn costs_from_an_earlier_run_reach_the_coordinator() {
+    let dir = tempfile::tempdir().unwrap();
+    let sc = scenario(dir.path(), r#"make -j"$JOBS" CC="$CC""#, "");
+    let costs = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../testdata/recorded/calc-smoke/runs/002-2x0.5-least-loaded/trace.jsonl");
+    let out = dir.path().join("out");
+    let o = run_command(&sc, &out)
+        .arg("--costs")
+        .arg(&costs)
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let log =
+        std::fs::read_to_string(out.join("runs/001-1x1.0-least-loaded/coordinator.log")).unwrap();
+    assert!(log.contains("loaded learned costs"), "{log}");
+    assert!(log.contains("files=13"), "{log}");
+    let machine = std::fs::read_to_string(out.join("machine.json")).unwrap();
+    assert!(machine.contains("--costs"), "{machine}");
+    // A file that is not a costs file is refused before any run.
+    let bad = dir.path().join("bad.jsonl");
+    std::fs::write(&bad, "{\"cost\": 1}\n").unwrap();
+    let o = run_command(&sc, &dir.path().join("out2"))
+        .arg("--costs")
+        .arg(&bad)
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(err.contains("line 1") && err.lines().count() == 1, "{err}");
+}
