@@ -31,6 +31,12 @@ pub enum Command {
     /// bound, results.csv, SVG charts) and exit 1 if a threshold failed.
     /// Ctrl-C keeps and reports the finished runs and exits 130.
     Run(crate::run::Args),
+    /// Run several scenarios in one session, interleaved repetition by
+    /// repetition (e.g. heterogeneous-small, equal-small and scaling-small
+    /// with their policies and peers); each scenario's results go in
+    /// OUT/NAME/, and OUT/summary.md holds them all. Exit 1 if a threshold
+    /// failed, 130 when interrupted (finished runs kept and reported).
+    Matrix(crate::run::MatrixArgs),
     /// Recompute summary.md, results.csv, the charts and the verdicts of a
     /// results directory from its runs.jsonl.
     Report(crate::report::Args),

@@ -87,6 +87,30 @@ fn main() -> ExitCode {
             }
             print_report(&dir)
         }),
+        Command::Matrix(args) => run::matrix(args).and_then(|(out, dirs)| {
+            let ran: Vec<std::path::PathBuf> = dirs
+                .into_iter()
+                .filter(|d| std::fs::metadata(d.join("runs.jsonl")).is_ok_and(|m| m.len() > 0))
+                .collect();
+            let mut failed = false;
+            for d in &ran {
+                failed |= print_report(d).is_err();
+            }
+            if !ran.is_empty() {
+                report::matrix_report(&out, &ran)?;
+                println!("matrix summary: {}", out.join("summary.md").display());
+            }
+            if run::interrupted() {
+                return Err(anyhow::Error::new(run::Interrupted));
+            }
+            if failed {
+                anyhow::bail!(
+                    "a threshold failed (see {})",
+                    out.join("summary.md").display()
+                );
+            }
+            Ok(())
+        }),
         Command::Report(args) => print_report(&args.dir),
         Command::Compare(args) => {
             report::compare(&args.old, &args.new).map(|table| print!("{table}"))

@@ -195,6 +195,52 @@ pub fn report(dir: &Path) -> anyhow::Result<Summary> {
     Ok(summary)
 }
 
+/// `gridcc-bench matrix`'s report: each scenario's directory reported as by
+/// `report`, and `out/summary.md` holding them all, one section each, in
+/// the order given. Returns the summaries.
+pub fn matrix_report(out: &Path, dirs: &[std::path::PathBuf]) -> anyhow::Result<Vec<Summary>> {
+    let mut md = String::from("# Matrix\n\nOne session: every repetition ran each scenario's cells in turn. Each section is that scenario's own `summary.md` (also in its directory), recomputable with `gridcc-bench report DIR`.\n\n");
+    let mut summaries = Vec::new();
+    for dir in dirs {
+        if !dir.join("runs.jsonl").is_file()
+            || std::fs::metadata(dir.join("runs.jsonl")).is_ok_and(|m| m.len() == 0)
+        {
+            let _ = writeln!(md, "- {}: no run finished\n", dir.display());
+            continue;
+        }
+        let summary = report(dir)?;
+        let name = dir
+            .file_name()
+            .map_or_else(String::new, |n| n.to_string_lossy().into_owned());
+        let _ = writeln!(
+            md,
+            "- [{}](#{}) ({}/summary.md): {}",
+            summary.scenario,
+            summary.scenario.to_lowercase(),
+            name,
+            if summary.passed() {
+                "thresholds passed"
+            } else {
+                "**a threshold failed**"
+            }
+        );
+        summaries.push((summary, std::fs::read_to_string(dir.join("summary.md"))?));
+    }
+    for (_, text) in &summaries {
+        md.push('\n');
+        for line in text.lines() {
+            // One level down: each scenario's title becomes a section.
+            if line.starts_with('#') {
+                md.push('#');
+            }
+            md.push_str(line);
+            md.push('\n');
+        }
+    }
+    std::fs::write(out.join("summary.md"), md)?;
+    Ok(summaries.into_iter().map(|(s, _)| s).collect())
+}
+
 /// The scenario copy and the runs of a results directory.
 fn load_results(dir: &Path) -> anyhow::Result<(Scenario, Vec<RunRecord>)> {
     let text = std::fs::read_to_string(dir.join("scenario.toml")).with_context(|| {

@@ -180,19 +180,99 @@ pub struct ObjectsRecord {
 
 /// Runs the scenario and writes the results directory; returns it.
 pub fn run(args: &Args) -> anyhow::Result<PathBuf> {
-    let mut loaded = scenario::load(&args.scenario)?;
-    if let Some(r) = args.repetitions {
-        if r == 0 {
-            bail!("--repetitions must be at least 1");
-        }
-        loaded.scenario.repetitions = r;
-    }
-    if args.no_local_make {
-        if loaded.scenario.baseline == LOCAL_MAKE {
-            bail!("--no-local-make: the scenario's baseline is {LOCAL_MAKE}");
-        }
-        loaded.scenario.local_make = false;
-    }
+    let mut dirs = run_many(
+        std::slice::from_ref(&args.scenario),
+        args,
+        args.out.clone(),
+        false,
+    )?;
+    Ok(dirs.remove(0))
+}
+
+/// The arguments of `gridcc-bench matrix`.
+#[derive(Debug, Clone, clap::Args)]
+pub struct MatrixArgs {
+    /// Scenario files, run together: every repetition goes through each
+    /// scenario's cells in turn, so drift hits all of them alike.
+    #[arg(value_name = "SCENARIO.toml", required = true, num_args = 1..)]
+    pub scenarios: Vec<PathBuf>,
+    /// The options of `run`; `--out` is the matrix's directory, each
+    /// scenario's results go in a subdirectory named after it.
+    #[command(flatten)]
+    pub run: MatrixRun,
+}
+
+/// `run`'s options for a matrix (its scenario argument excepted).
+#[derive(Debug, Clone, clap::Args)]
+pub struct MatrixRun {
+    #[arg(long, value_enum, default_value_t = BackendKind::Local)]
+    pub backend: BackendKind,
+    /// Results directory [default: target/bench-results/matrix-BACKEND-TIME].
+    #[arg(long, value_name = "DIR")]
+    pub out: Option<PathBuf>,
+    /// Repetitions per configuration, instead of each scenario's.
+    #[arg(long, value_name = "N")]
+    pub repetitions: Option<u32>,
+    /// Start every coordinator with these learned costs (see `run --costs`).
+    #[arg(long, value_name = "FILE")]
+    pub costs: Option<PathBuf>,
+    /// Directory with gridcc, gridcc-coordinator and gridcc-worker.
+    #[arg(long, value_name = "DIR")]
+    pub bin_dir: Option<PathBuf>,
+}
+
+/// Runs several scenarios interleaved into `OUT/<scenario name>/` each;
+/// returns the matrix directory and the scenarios' directories.
+pub fn matrix(args: &MatrixArgs) -> anyhow::Result<(PathBuf, Vec<PathBuf>)> {
+    let m = &args.run;
+    let out = match &m.out {
+        Some(o) => std::path::absolute(o).with_context(|| format!("{}", o.display()))?,
+        None => repo_root(&args.scenarios[0])?
+            .join("target/bench-results")
+            .join(format!(
+                "matrix-{}-{}",
+                backend_name(m.backend),
+                unix_ms() / 1000
+            )),
+    };
+    let run_args = Args {
+        scenario: args.scenarios[0].clone(),
+        backend: m.backend,
+        out: Some(out.clone()),
+        repetitions: m.repetitions,
+        no_local_make: false,
+        costs: m.costs.clone(),
+        bin_dir: m.bin_dir.clone(),
+    };
+    let dirs = run_many(&args.scenarios, &run_args, Some(out.clone()), true)?;
+    Ok((out, dirs))
+}
+
+/// One scenario of a session, set up and ready to run its cells.
+struct Session {
+    loaded: Loaded,
+    bin_dir: PathBuf,
+    source: PathBuf,
+    out: PathBuf,
+    /// Object hashes of the first plain local build.
+    reference: Option<BTreeMap<String, blake3::Hash>>,
+    /// The `--costs` file's text, copied into each grid run's directory.
+    costs: Option<String>,
+    kind: BackendKind,
+    cells: Vec<Cell>,
+    jsonl: std::fs::File,
+    index: usize,
+}
+
+/// Sets up every scenario (each in `out`, or `out/NAME` for a matrix),
+/// then runs their cells interleaved: repetition by repetition, each
+/// scenario's cells in turn. Returns the scenarios' directories.
+fn run_many(
+    paths: &[PathBuf],
+    args: &Args,
+    out: Option<PathBuf>,
+    nested: bool,
+) -> anyhow::Result<Vec<PathBuf>> {
     let bin_dir = match &args.bin_dir {
         Some(d) => d.clone(),
         None => std::env::current_exe()
@@ -212,29 +292,27 @@ pub fn run(args: &Args) -> anyhow::Result<PathBuf> {
             );
         }
     }
-    let root = repo_root(&args.scenario)?;
-    let source = root.join(&loaded.workload.dir);
-    // Absolute: the build runs in the workload's directory and is handed
-    // paths under `out` (its CPU stat file, the job log).
-    let out = match &args.out {
-        Some(o) => std::path::absolute(o).with_context(|| format!("{}", o.display()))?,
-        None => root.join("target/bench-results").join(format!(
-            "{}-{}-{}",
-            loaded.scenario.name,
-            backend_name(args.backend),
-            unix_ms() / 1000
-        )),
-    };
-    if out.join("runs.jsonl").exists() {
-        bail!(
-            "{} already holds results (runs.jsonl); choose another --out, or remove it",
-            out.display()
-        );
+    let mut loadeds = Vec::new();
+    let mut names = std::collections::BTreeSet::new();
+    for path in paths {
+        let mut loaded = scenario::load(path)?;
+        if let Some(r) = args.repetitions {
+            if r == 0 {
+                bail!("--repetitions must be at least 1");
+            }
+            loaded.scenario.repetitions = r;
+        }
+        if args.no_local_make {
+            if loaded.scenario.baseline == LOCAL_MAKE {
+                bail!("--no-local-make: the scenario's baseline is {LOCAL_MAKE}");
+            }
+            loaded.scenario.local_make = false;
+        }
+        if !names.insert(loaded.scenario.name.clone()) {
+            bail!("scenario {:?} is given twice", loaded.scenario.name);
+        }
+        loadeds.push((path, loaded));
     }
-    std::fs::create_dir_all(out.join("runs"))
-        .with_context(|| format!("creating {}", out.display()))?;
-    std::fs::write(out.join("scenario.toml"), &loaded.text)?;
-    std::fs::write(out.join("workload.toml"), &loaded.workload_text)?;
 
     // The client's own limit is always a local cgroup, whatever the backend.
     let mut client_cgroups = Cgroups::detect();
@@ -249,165 +327,234 @@ pub fn run(args: &Args) -> anyhow::Result<PathBuf> {
             Box::new(docker)
         }
     };
-    let mut notes = backend.notes();
-    let client_limited = loaded.scenario.client_cpus.is_some();
-    if client_limited {
-        if let Some(n) = client_cgroups.note() {
-            notes.push(format!("client: {n}"));
-        }
-    } else {
-        notes.push("client CPU not limited: preprocessing and linking used any free core".into());
-    }
     let costs_text = match &args.costs {
-        Some(c) => {
-            let text =
-                std::fs::read_to_string(c).with_context(|| format!("--costs {}", c.display()))?;
-            // The coordinator checks it too, but a bad file would then fail
-            // every run one by one: refuse it here with its line number.
-            for (i, line) in text
-                .lines()
-                .enumerate()
-                .filter(|(_, l)| !l.trim().is_empty())
-            {
-                let v: serde_json::Value = serde_json::from_str(line)
-                    .with_context(|| format!("--costs {} line {}: not JSON", c.display(), i + 1))?;
-                if !(v["key"].is_string() && v["cost_s"].is_number()) {
-                    bail!(
-                        "--costs {} line {}: needs `key` and `cost_s` (a trace.jsonl has both)",
-                        c.display(),
-                        i + 1
-                    );
-                }
+        Some(c) => Some(read_costs(c)?),
+        None => None,
+    };
+
+    let mut sessions = Vec::new();
+    for (path, mut loaded) in loadeds {
+        let root = repo_root(path)?;
+        let source = root.join(&loaded.workload.dir);
+        // Absolute: the build runs in the workload's directory and is
+        // handed paths under `out` (its CPU stat file, the job log).
+        let dir = match (&out, nested) {
+            (Some(o), false) => {
+                std::path::absolute(o).with_context(|| format!("{}", o.display()))?
             }
+            (Some(o), true) => o.join(sanitize(&loaded.scenario.name)),
+            (None, _) => root.join("target/bench-results").join(format!(
+                "{}-{}-{}",
+                loaded.scenario.name,
+                backend_name(args.backend),
+                unix_ms() / 1000
+            )),
+        };
+        if dir.join("runs.jsonl").exists() {
+            bail!(
+                "{} already holds results (runs.jsonl); choose another --out, or remove it",
+                dir.display()
+            );
+        }
+        std::fs::create_dir_all(dir.join("runs"))
+            .with_context(|| format!("creating {}", dir.display()))?;
+        std::fs::write(dir.join("scenario.toml"), &loaded.text)?;
+        std::fs::write(dir.join("workload.toml"), &loaded.workload_text)?;
+
+        let mut notes = backend.notes();
+        if loaded.scenario.client_cpus.is_some() {
+            if let Some(n) = client_cgroups.note() {
+                notes.push(format!("client: {n}"));
+            }
+        } else {
+            notes.push(
+                "client CPU not limited: preprocessing and linking used any free core".into(),
+            );
+        }
+        if let Some(c) = &args.costs {
             notes.push(format!(
                 "--costs {}: every coordinator started with costs learned in an earlier run (not a cold first build)",
                 c.display()
             ));
-            Some(text)
         }
-        None => None,
-    };
-    if args.backend != BackendKind::Local && !loaded.scenario.peers.is_empty() {
-        notes.push(format!(
-            "peers ({}) not run: they run on the local backend only for now",
-            loaded.scenario.peers.join(", ")
-        ));
-        loaded.scenario.peers.clear();
-    }
-    if let Some(r) = args.repetitions {
-        notes.push(format!(
-            "--repetitions {r} overrode the scenario's repetitions"
-        ));
-    }
-    if args.no_local_make {
-        notes.push(
-            "--no-local-make: no plain local make runs here; objects were checked against one unmeasured plain build"
-                .to_owned(),
-        );
-    }
-    let machine = Machine::describe(backend.name(), &notes);
-    std::fs::write(
-        out.join("machine.json"),
-        serde_json::to_vec_pretty(&machine)?,
-    )?;
-    if args.backend == BackendKind::Local {
-        for p in &loaded.scenario.peers {
-            if let Some(peer) = crate::peers::Peer::of(p) {
-                crate::peers::ensure_installed(peer)?;
+        if args.backend != BackendKind::Local && !loaded.scenario.peers.is_empty() {
+            notes.push(format!(
+                "peers ({}) not run: they run on the local backend only for now",
+                loaded.scenario.peers.join(", ")
+            ));
+            loaded.scenario.peers.clear();
+        }
+        if let Some(r) = args.repetitions {
+            notes.push(format!(
+                "--repetitions {r} overrode the scenario's repetitions"
+            ));
+        }
+        if args.no_local_make {
+            notes.push(
+                "--no-local-make: no plain local make runs here; objects were checked against one unmeasured plain build"
+                    .to_owned(),
+            );
+        }
+        if nested {
+            notes.push(format!(
+                "run in a matrix of {} scenarios, interleaved repetition by repetition",
+                paths.len()
+            ));
+        }
+        let machine = Machine::describe(backend.name(), &notes);
+        std::fs::write(
+            dir.join("machine.json"),
+            serde_json::to_vec_pretty(&machine)?,
+        )?;
+        if args.backend == BackendKind::Local {
+            for p in &loaded.scenario.peers {
+                if let Some(peer) = crate::peers::Peer::of(p) {
+                    crate::peers::ensure_installed(peer)?;
+                }
             }
         }
+        let jsonl = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(dir.join("runs.jsonl"))?;
+        sessions.push((
+            root,
+            Session {
+                cells: loaded.scenario.cells(),
+                loaded,
+                bin_dir: bin_dir.clone(),
+                source,
+                out: dir,
+                reference: None,
+                costs: costs_text.clone(),
+                kind: args.backend,
+                jsonl,
+                index: 0,
+            },
+        ));
     }
     install_interrupt_handler(args.backend);
 
-    if let Err(e) = prepare(&loaded.workload, &root, &source) {
-        if interrupted() {
-            return Ok(out);
-        }
-        return Err(e);
-    }
-    let reference = if loaded.scenario.local_make {
-        None
-    } else {
-        eprintln!("gridcc-bench: reference build (plain make, not measured)");
-        clean(&loaded.workload, &source, &out.join("reference.log"))?;
-        let j = loaded.scenario.make_jobs;
-        let status = build_command(&loaded.workload, &source, "gcc", "g++", j, None, None)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .status()?;
-        if !status.success() {
-            bail!("the plain local build of {} fails", loaded.workload.name);
-        }
-        Some(hash_objects(&source, &loaded.workload)?)
-    };
-
-    let mut session = Session {
-        loaded: &loaded,
-        backend: backend.as_mut(),
-        cgroups: &mut client_cgroups,
-        bin_dir: &bin_dir,
-        source: &source,
-        out: &out,
-        reference,
-        kind: args.backend,
-        costs: costs_text.as_deref(),
-    };
-    let cells = loaded.scenario.cells();
-    let total = cells.len() * loaded.scenario.repetitions as usize;
-    let mut jsonl = std::fs::OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(out.join("runs.jsonl"))?;
-    let mut index = 0;
-    'runs: for rep in 1..=loaded.scenario.repetitions {
-        for cell in &cells {
-            if interrupted() {
-                break 'runs;
+    let dirs: Vec<PathBuf> = sessions.iter().map(|(_, s)| s.out.clone()).collect();
+    let mut sessions: Vec<Session> = {
+        let mut ready = Vec::new();
+        for (root, mut s) in sessions {
+            if let Err(e) = s.prepare(&root) {
+                if interrupted() {
+                    return Ok(dirs);
+                }
+                return Err(e);
             }
-            let result = session.one(index, rep, cell);
-            // A run cut short by Ctrl-C measured nothing: it is left out,
-            // and the runs before it are reported as they are.
-            if interrupted() {
+            ready.push(s);
+        }
+        ready
+    };
+    let total: usize = sessions
+        .iter()
+        .map(|s| s.cells.len() * s.loaded.scenario.repetitions as usize)
+        .sum();
+    let most = sessions
+        .iter()
+        .map(|s| s.loaded.scenario.repetitions)
+        .max()
+        .unwrap_or(0);
+    let mut done = 0;
+    'runs: for rep in 1..=most {
+        for s in sessions
+            .iter_mut()
+            .filter(|s| rep <= s.loaded.scenario.repetitions)
+        {
+            for cell in s.cells.clone() {
+                if interrupted() {
+                    break 'runs;
+                }
+                let result = s.one(backend.as_mut(), &mut client_cgroups, rep, &cell);
+                // A run cut short by Ctrl-C measured nothing: it is left
+                // out, and the runs before it are reported as they are.
+                if interrupted() {
+                    eprintln!(
+                        "gridcc-bench: interrupted during run {} ({cell}); it is not recorded",
+                        done + 1
+                    );
+                    break 'runs;
+                }
+                let record = result?;
+                done += 1;
                 eprintln!(
-                    "gridcc-bench: interrupted during run {} ({cell}); it is not recorded",
-                    index + 1
+                    "[{done}/{total}] {}rep {rep} {cell}: {:.2} s {}{}",
+                    if nested {
+                        format!("{} ", s.loaded.scenario.name)
+                    } else {
+                        String::new()
+                    },
+                    record.wall_s,
+                    if record.ok { "ok" } else { "FAILED: " },
+                    record.failure.as_deref().unwrap_or("")
                 );
-                break 'runs;
+                let mut line = serde_json::to_vec(&record)?;
+                line.push(b'\n');
+                s.jsonl.write_all(&line)?;
+                s.jsonl.flush()?;
+                s.index += 1;
             }
-            let record = result?;
-            eprintln!(
-                "[{}/{total}] rep {rep} {cell}: {:.2} s {}{}",
-                index + 1,
-                record.wall_s,
-                if record.ok { "ok" } else { "FAILED: " },
-                record.failure.as_deref().unwrap_or("")
-            );
-            let mut line = serde_json::to_vec(&record)?;
-            line.push(b'\n');
-            jsonl.write_all(&line)?;
-            jsonl.flush()?;
-            index += 1;
         }
     }
-    Ok(out)
+    Ok(dirs)
 }
 
-struct Session<'a> {
-    loaded: &'a Loaded,
-    backend: &'a mut dyn Backend,
-    cgroups: &'a mut Cgroups,
-    bin_dir: &'a Path,
-    source: &'a Path,
-    out: &'a Path,
-    /// Object hashes of the first plain local build.
-    reference: Option<BTreeMap<String, blake3::Hash>>,
-    /// The `--costs` file's text, copied into each grid run's directory.
-    costs: Option<&'a str>,
-    kind: BackendKind,
+/// Reads and checks a `--costs` file. The coordinator checks it too, but a
+/// bad file would then fail every run one by one: refuse it here with its
+/// line number.
+fn read_costs(c: &Path) -> anyhow::Result<String> {
+    let text = std::fs::read_to_string(c).with_context(|| format!("--costs {}", c.display()))?;
+    for (i, line) in text
+        .lines()
+        .enumerate()
+        .filter(|(_, l)| !l.trim().is_empty())
+    {
+        let v: serde_json::Value = serde_json::from_str(line)
+            .with_context(|| format!("--costs {} line {}: not JSON", c.display(), i + 1))?;
+        if !(v["key"].is_string() && v["cost_s"].is_number()) {
+            bail!(
+                "--costs {} line {}: needs `key` and `cost_s` (a trace.jsonl has both)",
+                c.display(),
+                i + 1
+            );
+        }
+    }
+    Ok(text)
 }
 
-impl Session<'_> {
-    fn one(&mut self, index: usize, repetition: u32, cell: &Cell) -> anyhow::Result<RunRecord> {
+impl Session {
+    /// Fetches and configures the workload; without plain local runs,
+    /// builds it once plainly for the object check.
+    fn prepare(&mut self, root: &Path) -> anyhow::Result<()> {
+        let w = &self.loaded.workload;
+        prepare(w, root, &self.source)?;
+        if !self.loaded.scenario.local_make {
+            eprintln!("gridcc-bench: reference build (plain make, not measured)");
+            clean(w, &self.source, &self.out.join("reference.log"))?;
+            let j = self.loaded.scenario.make_jobs;
+            let status = build_command(w, &self.source, "gcc", "g++", j, None, None)
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .status()?;
+            if !status.success() {
+                bail!("the plain local build of {} fails", w.name);
+            }
+            self.reference = Some(hash_objects(&self.source, w)?);
+        }
+        Ok(())
+    }
+
+    fn one(
+        &mut self,
+        backend: &mut dyn Backend,
+        cgroups: &mut Cgroups,
+        repetition: u32,
+        cell: &Cell,
+    ) -> anyhow::Result<RunRecord> {
+        let index = self.index;
         let s = &self.loaded.scenario;
         let w = &self.loaded.workload;
         let name = format!(
@@ -450,10 +597,10 @@ impl Session<'_> {
             notes: Vec::new(),
             dir: format!("runs/{name}"),
         };
-        clean(w, self.source, &dir.join("clean.log"))?;
+        clean(w, &self.source, &dir.join("clean.log"))?;
 
         let is_local = cell.configuration == LOCAL_MAKE;
-        let costs = match self.costs {
+        let costs = match &self.costs {
             Some(text) => {
                 let path = dir.join("costs.jsonl");
                 std::fs::write(&path, text)?;
@@ -464,7 +611,7 @@ impl Session<'_> {
         let spec = GridSpec {
             policy: &cell.policy,
             workers: &workers,
-            bin_dir: self.bin_dir,
+            bin_dir: &self.bin_dir,
             run_dir: &dir,
             costs,
         };
@@ -478,12 +625,12 @@ impl Session<'_> {
                 "peers run on the local backend only (no peer images for docker yet)"
             ))),
             Some(p) => Some(
-                crate::peers::start(p, &workers, &dir, self.cgroups, index).map(|g| {
+                crate::peers::start(p, &workers, &dir, cgroups, index).map(|g| {
                     peer_client = Some(g.client());
                     Box::new(g) as Box<dyn Grid>
                 }),
             ),
-            None => Some(self.backend.start(&spec)),
+            None => Some(backend.start(&spec)),
         };
         let mut grid = match started {
             None => None,
@@ -494,7 +641,7 @@ impl Session<'_> {
             }
         };
         let client_limit = match s.client_cpus {
-            Some(c) => self.cgroups.create(&format!("client{index}"), c, None)?,
+            Some(c) => cgroups.create(&format!("client{index}"), c, None)?,
             None => None,
         };
         let (cc, cxx) = if is_local {
@@ -508,7 +655,7 @@ impl Session<'_> {
         let stat_file = dir.join("client.stat");
         let mut cmd = build_command(
             w,
-            self.source,
+            &self.source,
             &cc,
             &cxx,
             make_jobs,
@@ -635,7 +782,7 @@ impl Session<'_> {
 
         if status.success() && failure.is_none() {
             if let Some(check) = &w.check {
-                let st = shell(check, self.source)
+                let st = shell(check, &self.source)
                     .stdout(std::fs::File::create(dir.join("check.log"))?)
                     .stderr(Stdio::null())
                     .status()?;
@@ -645,7 +792,7 @@ impl Session<'_> {
             }
         }
         if status.success() {
-            let objects = hash_objects(self.source, w)?;
+            let objects = hash_objects(&self.source, w)?;
             if self.reference.is_none() && is_local && failure.is_none() {
                 self.reference = Some(objects.clone());
             }

@@ -390,3 +390,40 @@ fn costs_from_an_earlier_run_reach_the_coordinator() {
     let err = String::from_utf8_lossy(&o.stderr);
     assert!(err.contains("line 1") && err.lines().count() == 1, "{err}");
 }
+
+#[test]
+fn a_matrix_interleaves_scenarios_into_one_report() {
+    let dir = tempfile::tempdir().unwrap();
+    let a = scenario(dir.path(), r#"make -j"$JOBS" CC="$CC""#, "");
+    let b = dir.path().join("scenario-b.toml");
+    let text = std::fs::read_to_string(&a)
+        .unwrap()
+        .replace("name = \"t\"", "name = \"u\"")
+        .replace("repetitions = 1", "repetitions = 2");
+    std::fs::write(&b, text).unwrap();
+    let out = dir.path().join("m");
+    let o = Command::new(bench_exe())
+        .arg("matrix")
+        .arg(&a)
+        .arg(&b)
+        .arg("--out")
+        .arg(&out)
+        .arg("--bin-dir")
+        .arg(bin_dir())
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&o.stderr);
+    assert!(o.status.success(), "{stderr}");
+    // Repetition 1 of t, then of u, then u's second: interleaved.
+    let order: Vec<&str> = stderr
+        .lines()
+        .filter(|l| l.starts_with('['))
+        .map(|l| l.split_whitespace().nth(1).unwrap())
+        .collect();
+    assert_eq!(order, ["t", "t", "u", "u", "u", "u"], "{stderr}");
+    assert_eq!(runs(&out.join("t")).len(), 2);
+    assert_eq!(runs(&out.join("u")).len(), 4);
+    let md = std::fs::read_to_string(out.join("summary.md")).unwrap();
+    assert!(md.contains("## t") && md.contains("## u"), "{md}");
+    assert!(out.join("u/summary.md").exists());
+}
