@@ -626,7 +626,9 @@ fn markdown(s: &Scenario, m: Option<&Machine>, sum: &Summary, runs: &[RunRecord]
     let replayed = |c: &&CellSummary| {
         c.configuration != LOCAL_MAKE && crate::peers::Peer::of(&c.policy).is_none()
     };
+    let mut checked = 0;
     for c in sum.cells.iter().filter(replayed) {
+        checked += usize::from(c.measured_vs_predicted.is_some());
         match (c.measured_vs_predicted, &c.replay_note) {
             (Some(x), _) if (x - 1.0).abs() > 0.10 => {
                 misses += 1;
@@ -643,7 +645,9 @@ fn markdown(s: &Scenario, m: Option<&Machine>, sum: &Summary, runs: &[RunRecord]
             _ => {}
         }
     }
-    if misses == 0 {
+    if checked == 0 {
+        let _ = writeln!(o, "No cell could be replayed.");
+    } else if misses == 0 {
         let _ = writeln!(
             o,
             "Every replayed cell's measured wall clock is within ±10 % of the replay of its own runs (peers have no trace and are not replayed)."
