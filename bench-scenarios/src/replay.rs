@@ -38,6 +38,19 @@ pub struct Recorded {
     pub unmatched: usize,
     /// The measured compile span: first placement to last worker end, s.
     pub compile_span_s: Option<f64>,
+    /// Per replayed job, in the recording's order: what was measured.
+    pub measured: Vec<MeasuredJob>,
+}
+
+/// Where and when a job ran in the recorded run (seconds from the build's
+/// start), to set beside where the replay puts it.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct MeasuredJob {
+    pub source: String,
+    /// The coordinator's worker id (see `runs.jsonl`'s `per_worker`).
+    pub worker: Option<u64>,
+    pub placed_s: Option<f64>,
+    pub end_s: Option<f64>,
 }
 
 /// Builds the recording of the run in `run_dir` (which holds `jobs.jsonl`
@@ -66,6 +79,7 @@ pub fn recording(
         by_key.entry(t.key.as_str()).or_default().push_back(t);
     }
     struct Job {
+        meta: MeasuredJob,
         start_ms: f64,
         end_ms: f64,
         client_cpu_s: f64,
@@ -107,7 +121,14 @@ pub fn recording(
             }
             _ => (None, 0.0, wall_ms / 1000.0 - cpu_s),
         };
+        let since = |ms: u64| (ms as f64 - build_start_ms as f64) / 1000.0;
         jobs.push(Job {
+            meta: MeasuredJob {
+                source: line.source.clone().unwrap_or_default(),
+                worker: placed.map(|t| t.worker),
+                placed_s: placed.map(|t| since(t.start_unix_ms)),
+                end_s: placed.map(|t| since(t.end_unix_ms)),
+            },
             start_ms,
             end_ms,
             client_cpu_s: cpu_s,
@@ -160,6 +181,7 @@ pub fn recording(
         local,
         unmatched,
         compile_span_s,
+        measured: jobs.into_iter().map(|j| j.meta).collect(),
     })
 }
 
@@ -231,6 +253,10 @@ pub struct Args {
     /// compile costs only.
     #[arg(long, value_enum, default_value_t = Release::Recorded)]
     pub release: Release,
+    /// Also list the N costliest jobs: where and when they ran in the
+    /// recorded run, and where and when each policy's replay runs them.
+    #[arg(long, value_name = "N", default_value_t = 0)]
+    pub heavy: usize,
     /// Print one JSON document instead of text.
     #[arg(long)]
     pub json: bool,
@@ -260,6 +286,17 @@ pub struct Report {
     pub local_jobs: usize,
     pub unmatched_jobs: usize,
     pub policies: Vec<PolicyReplay>,
+    /// The `--heavy` costliest jobs, costliest first.
+    pub heavy: Vec<HeavyJob>,
+}
+
+/// One of the costliest jobs, measured and replayed.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct HeavyJob {
+    pub cost_s: f64,
+    pub measured: MeasuredJob,
+    /// Per policy (in `policies` order): worker index, placed, finished.
+    pub replayed: Vec<Option<(usize, f64, f64)>>,
 }
 
 /// One policy's replay.
@@ -304,6 +341,7 @@ pub fn run(args: &Args) -> anyhow::Result<Report> {
         .filter_map(|j| j.cost_s.map(gridcc_scheduler::sim::SimJob::new))
         .collect();
     let naive = gridcc_scheduler::sim::lower_bound_s(&sim_jobs, &workers, rec.parallelism);
+    let mut placements: Vec<Vec<Option<(usize, f64, f64)>>> = Vec::new();
     let policies = names
         .iter()
         .map(|name| -> anyhow::Result<PolicyReplay> {
@@ -312,6 +350,12 @@ pub fn run(args: &Args) -> anyhow::Result<Report> {
                 Release::Recorded => {
                     let r = gridcc_scheduler::replay::replay(rec, &workers, policy.as_mut())
                         .with_context(|| format!("replaying with {name}"))?;
+                    placements.push(
+                        r.jobs
+                            .iter()
+                            .map(|j| j.placed.map(|(w, t)| (w, t, j.finish_s)))
+                            .collect(),
+                    );
                     PolicyReplay {
                         policy: name.clone(),
                         makespan_s: r.makespan_s,
@@ -343,7 +387,24 @@ pub fn run(args: &Args) -> anyhow::Result<Report> {
             })
         })
         .collect::<anyhow::Result<Vec<_>>>()?;
+    let mut order: Vec<usize> = (0..rec.jobs.len())
+        .filter(|&i| rec.jobs[i].cost_s.is_some())
+        .collect();
+    order.sort_by(|&a, &b| {
+        let c = |i: usize| rec.jobs[i].cost_s.unwrap_or(0.0);
+        c(b).total_cmp(&c(a))
+    });
+    let heavy = order
+        .into_iter()
+        .take(args.heavy)
+        .map(|i| HeavyJob {
+            cost_s: rec.jobs[i].cost_s.unwrap_or(0.0),
+            measured: recorded.measured[i].clone(),
+            replayed: placements.iter().map(|p| p[i]).collect(),
+        })
+        .collect();
     Ok(Report {
+        heavy,
         run: args.run.display().to_string(),
         release: args.release,
         measured_wall_s: record.wall_s,
@@ -418,6 +479,31 @@ impl std::fmt::Display for Report {
                 opt(p.trace_bound_s.map(|b| b / p.makespan_s))
             )?;
         }
+        if !self.heavy.is_empty() {
+            writeln!(f)?;
+            writeln!(
+                f,
+                "costliest jobs (s from the build's start; measured worker is the coordinator's id, replayed the index in --workers):"
+            )?;
+            for h in &self.heavy {
+                let m = &h.measured;
+                write!(
+                    f,
+                    "  {:<28} cost {:>7.3}  measured: worker {} {}–{}",
+                    m.source,
+                    h.cost_s,
+                    m.worker.map_or_else(|| "?".to_owned(), |w| w.to_string()),
+                    opt(m.placed_s),
+                    opt(m.end_s)
+                )?;
+                for (p, r) in self.policies.iter().zip(&h.replayed) {
+                    if let Some((w, a, b)) = r {
+                        write!(f, "  {}: worker {w} {a:.3}–{b:.3}", p.policy)?;
+                    }
+                }
+                writeln!(f)?;
+            }
+        }
         Ok(())
     }
 }
@@ -464,6 +550,7 @@ mod tests {
             mode: "remote".into(),
             overhead_ms: Some(1.0),
             reason: None,
+            source: None,
             key: Some("k".into()),
             start_unix_ms: None,
             wall_ms: None,

@@ -91,6 +91,8 @@ pub struct JobLogLine {
     pub overhead_ms: Option<f64>,
     #[serde(default)]
     pub reason: Option<String>,
+    #[serde(default)]
+    pub source: Option<String>,
     /// The trace key of a remote job.
     #[serde(default)]
     pub key: Option<String>,

@@ -142,6 +142,8 @@ fn replay_a_recorded_run_and_refuse_a_missing_one() {
     let out = bench(&[
         "replay",
         run,
+        "--heavy",
+        "3",
         "--workers",
         "0.25,0.25,0.5",
         "--policy",
@@ -153,6 +155,15 @@ fn replay_a_recorded_run_and_refuse_a_missing_one() {
     assert_eq!(doc["measured_policy"], "weighted");
     let policies = doc["policies"].as_array().unwrap();
     assert_eq!(policies.len(), gridcc_scheduler::POLICY_NAMES.len());
+    let heavy = doc["heavy"].as_array().unwrap();
+    assert_eq!(heavy.len(), 3);
+    assert!(heavy[0]["cost_s"].as_f64() >= heavy[2]["cost_s"].as_f64());
+    assert!(heavy[0]["measured"]["worker"].is_u64(), "{}", heavy[0]);
+    assert!(!heavy[0]["measured"]["source"].as_str().unwrap().is_empty());
+    assert_eq!(
+        heavy[0]["replayed"].as_array().unwrap().len(),
+        policies.len()
+    );
     for p in policies {
         let (m, b) = (
             p["makespan_s"].as_f64().unwrap(),
