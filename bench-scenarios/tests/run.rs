@@ -306,7 +306,11 @@ fn no_local_make_checks_objects_against_an_unmeasured_build() {
 #[test]
 fn a_distcc_cell_runs_beside_gridcc() {
     let dir = tempfile::tempdir().unwrap();
-    let sc = scenario(dir.path(), r#"make -j"$JOBS" CC="$CC""#, "");
+    let sc = scenario(
+        dir.path(),
+        r#"make -j"$JOBS" CC="$CC""#,
+        "[thresholds]\n\"1x1.0\" = { min_speedup = 0.01 }",
+    );
     let text = std::fs::read_to_string(&sc).unwrap().replace(
         "policies = [\"least-loaded\"]",
         "policies = [\"least-loaded\"]\npeers = [\"distcc\"]",
@@ -349,6 +353,12 @@ fn a_distcc_cell_runs_beside_gridcc() {
     assert!(
         summary.contains("1x1.0: least-loaded vs distcc"),
         "{summary}"
+    );
+    // Thresholds judge gridcc's cells only.
+    let verdicts = std::fs::read_to_string(out.join("verdicts.json")).unwrap();
+    assert!(
+        verdicts.contains("least-loaded") && !verdicts.contains("distcc"),
+        "{verdicts}"
     );
     // No daemon is left.
     let ps = Command::new("ps").args(["-eo", "args"]).output().unwrap();
