@@ -136,7 +136,7 @@ fn a_scenario_runs_and_reports() {
     let summary = std::fs::read_to_string(out.join("summary.md")).unwrap();
     assert!(summary.contains("| 1x1.0 | least-loaded |"), "{summary}");
     // The grid run was replayed from its own job log and trace.
-    assert!(!summary.contains("not replayed"), "{summary}");
+    assert!(!summary.contains(": not replayed:"), "{summary}");
     assert!(summary.contains("## Differences between policies and peers"));
     let csv = std::fs::read_to_string(out.join("results.csv")).unwrap();
     assert_eq!(csv.lines().count(), 3);
