@@ -55,9 +55,19 @@ pub struct GridSpec<'a> {
     /// This run's directory on the host: server logs go here, and the
     /// coordinator writes its job trace to [`GridSpec::trace_path`].
     pub run_dir: &'a Path,
+    /// A costs file inside `run_dir` for `gridcc-coordinator --costs`.
+    pub costs: Option<PathBuf>,
 }
 
 impl GridSpec<'_> {
+    /// `--costs FILE` for the coordinator, when the run has one.
+    pub fn costs_args(&self) -> Vec<String> {
+        self.costs
+            .iter()
+            .flat_map(|c| ["--costs".to_owned(), c.display().to_string()])
+            .collect()
+    }
+
     /// The coordinator's `--trace-out` file (a host path; the docker backend
     /// mounts `run_dir` at the same path inside the container).
     pub fn trace_path(&self) -> PathBuf {

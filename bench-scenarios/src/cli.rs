@@ -18,16 +18,32 @@ pub enum Command {
     /// or every placement policy, and compare each makespan with the lower
     /// bound no policy can beat.
     Simulate(crate::simulate::Args),
+    /// Replay one recorded run (its job log and trace) as it happened: each
+    /// job released after the job it waited for, the client's CPU per job
+    /// under its limit, transfers; on the run's own shape or others, with
+    /// its policy or others. Prints the makespan, the naive bound and the
+    /// trace-aware bound (release chain, client CPU, grid work).
+    Replay(crate::replay::Args),
     /// Run a scenario: real builds of its workload on each configuration
-    /// and policy, interleaved over the repetitions, every run kept in
-    /// DIR/runs.jsonl; then write the report (summary.md, results.csv,
-    /// SVG charts) and exit 1 if a threshold failed.
+    /// and policy (and each peer, such as distcc), interleaved over the
+    /// repetitions, every run kept in DIR/runs.jsonl; then write the report
+    /// (summary.md with intervals, replay predictions and the trace-aware
+    /// bound, results.csv, SVG charts) and exit 1 if a threshold failed.
+    /// Ctrl-C keeps and reports the finished runs and exits 130.
     Run(crate::run::Args),
+    /// Run several scenarios in one session, interleaved repetition by
+    /// repetition (e.g. heterogeneous-small, equal-small and scaling-small
+    /// with their policies and peers); each scenario's results go in
+    /// OUT/NAME/, and OUT/summary.md holds them all. Exit 1 if a threshold
+    /// failed, 130 when interrupted (finished runs kept and reported).
+    Matrix(crate::run::MatrixArgs),
     /// Recompute summary.md, results.csv, the charts and the verdicts of a
     /// results directory from its runs.jsonl.
     Report(crate::report::Args),
-    /// Compare two results directories cell by cell (medians, ratio,
-    /// speedups), as a markdown table.
+    /// Compare two results directories cell by cell (median wall clock and
+    /// paired speedup, each with its bootstrap 95 % interval), as a
+    /// markdown table: "faster" or "slower" only where the intervals do not
+    /// overlap, else "no difference shown".
     Compare(CompareArgs),
 }
 

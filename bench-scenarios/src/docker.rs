@@ -395,6 +395,8 @@ impl Backend for DockerBackend {
             "--queue-timeout-ms".into(),
             crate::backend::QUEUE_TIMEOUT_MS.to_string(),
         ];
+        // Inside the mounted run directory, so the same path works.
+        coordinator.args.extend(spec.costs_args());
         coordinator.user = Some(format!("{}:{}", owner.uid(), owner.gid()));
         coordinator.bind = Some(run_dir_str.to_owned());
         let name = grid.create(&coordinator)?;

@@ -10,7 +10,12 @@
 //! - [`run`]: `gridcc-bench run SCENARIO.toml`, real builds of a workload
 //!   ([`scenario`]) on grids started by a [`backend`] ([`local`] processes
 //!   under cgroup quotas, or [`docker`] containers), one JSON line per run;
-//!   [`stats`] holds the status/trace readers and statistics it uses.
+//!   [`stats`] holds the status/trace readers and statistics it uses;
+//!   [`peers`] runs distcc (and names icecc) as cells beside gridcc's
+//!   policies.
+//! - [`replay`]: a run's recording (job log joined with the trace) for
+//!   `gridcc_scheduler::replay`, which predicts each run and gives the
+//!   trace-aware lower bound.
 //! - [`report`]: `gridcc-bench report DIR` and `compare OLD NEW`, computed
 //!   from the raw runs only.
 //!
@@ -25,7 +30,9 @@ pub mod cgroup;
 pub mod cli;
 pub mod docker;
 pub mod local;
+pub mod peers;
 mod reap;
+pub mod replay;
 pub mod report;
 pub mod run;
 pub mod scenario;
@@ -43,13 +50,16 @@ pub enum UsageError {
     SlotsMismatch { workers: usize, slots: usize },
 }
 
-/// The exit status for an error: 2 for a [`UsageError`], 1 for anything
+/// The exit status for an error: 2 for a [`UsageError`], 130 for a run
+/// stopped by Ctrl-C or SIGTERM (as a shell reports SIGINT), 1 for anything
 /// else (unreadable or malformed input, a failed simulation).
 pub fn exit_code(err: &anyhow::Error) -> u8 {
     // The only downcast in the crate: the exit status is decided at the
     // boundary from the error's type, not from its message.
     if err.downcast_ref::<UsageError>().is_some() {
         2
+    } else if err.downcast_ref::<run::Interrupted>().is_some() {
+        130
     } else {
         1
     }

@@ -76,7 +76,10 @@ impl Backend for LocalBackend {
                 "queue".into(),
                 "--queue-timeout-ms".into(),
                 crate::backend::QUEUE_TIMEOUT_MS.to_string(),
-            ],
+            ]
+            .into_iter()
+            .chain(spec.costs_args())
+            .collect::<Vec<_>>(),
             &spec.run_dir.join("coordinator.log"),
         )?;
         grid.url = format!("http://{}", coordinator.address);

@@ -1,7 +1,10 @@
 //! `gridcc-bench report DIR`: everything in a results directory computed
 //! from its raw `runs.jsonl` (and the per-run traces), so it can be redone at
 //! any time: `summary.md`, `results.csv`, `speedup.svg` (speedup per
-//! configuration beside the ideal line) and one `utilization-*.svg` per
+//! configuration beside the ideal line), `efficiency.svg` (naive
+//! efficiency beside efficiency against the trace-aware bound, with each
+//! cell's speedup interval and the replay's measured / predicted) and one
+//! `utilization-*.svg` per
 //! cell (each worker's busy fraction over time in the first successful
 //! repetition). The verdicts (PASS/FAIL per threshold of the scenario file
 //! copied into DIR) are printed, stored in `verdicts.json`, and decide the
@@ -16,7 +19,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::run::{Machine, RunRecord};
 use crate::scenario::{Cell, Scenario, LOCAL_MAKE};
-use crate::stats::{self, median};
+use crate::stats::{self, bootstrap_median_ci, difference, median, Difference, Interval};
 
 /// The arguments of `gridcc-bench report`.
 #[derive(Debug, Clone, clap::Args)]
@@ -41,8 +44,21 @@ pub struct CellSummary {
     /// Mean and sample standard deviation of the successful runs.
     pub mean_s: f64,
     pub sd_s: f64,
-    /// Baseline median / this median.
+    /// Median of the paired speedups (`speedup_runs`); baseline median /
+    /// this median when no repetition has both.
     pub speedup: f64,
+    /// Per repetition in which both succeeded: the baseline's wall clock in
+    /// that repetition / this cell's. Pairing within a repetition cancels
+    /// the drift that interleaving spreads over all cells.
+    #[serde(default)]
+    pub speedup_runs: Vec<f64>,
+    /// Bootstrap 95 % interval of the median paired speedup (none with
+    /// fewer than two pairs).
+    #[serde(default)]
+    pub speedup_ci: Option<Interval>,
+    /// Bootstrap 95 % interval of the median wall clock.
+    #[serde(default)]
+    pub wall_ci: Option<Interval>,
     /// Total worker CPU / the baseline's (client CPU for `local-make`).
     pub ideal: f64,
     pub efficiency: f64,
@@ -57,6 +73,28 @@ pub struct CellSummary {
     /// The simulator's makespan for this shape and policy on the first
     /// successful run's own trace (compile jobs only, no link steps).
     pub simulated_s: Option<f64>,
+    /// The replay (`gridcc_scheduler::replay`) of each successful run's own
+    /// recording on its shape and policy: median predicted wall clock.
+    #[serde(default)]
+    pub predicted_s: Option<f64>,
+    /// Median over runs of measured wall / predicted wall.
+    #[serde(default)]
+    pub measured_vs_predicted: Option<f64>,
+    /// Median over runs of the replay's compile span (first placement to
+    /// last worker end), to set beside `compile_span_s`.
+    #[serde(default)]
+    pub predicted_span_s: Option<f64>,
+    /// Median trace-aware lower bound (release chain, client CPU, grid
+    /// work) of the runs' own recordings.
+    #[serde(default)]
+    pub trace_bound_s: Option<f64>,
+    /// Median over runs of trace-aware bound / wall: how close the run came
+    /// to what any scheduler could do with this build's own structure.
+    #[serde(default)]
+    pub bound_efficiency: Option<f64>,
+    /// Why no run could be replayed, when none could.
+    #[serde(default)]
+    pub replay_note: Option<String>,
 }
 
 /// A threshold's outcome.
@@ -70,6 +108,38 @@ pub struct Verdict {
     pub pass: bool,
 }
 
+/// Two cells of one configuration (policies, peers) set side by side by
+/// their speedup intervals.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Comparison {
+    pub configuration: String,
+    pub a: String,
+    pub b: String,
+    /// `higher`: `a`'s interval lies wholly above `b`'s (a is faster);
+    /// `lower`: wholly below; `not-shown`: they overlap or one is missing.
+    pub a_vs_b: Difference,
+}
+
+impl Comparison {
+    /// The sentence the summary prints.
+    pub fn sentence(&self) -> String {
+        match self.a_vs_b {
+            Difference::Higher => format!(
+                "{}: **{} faster than {}** (speedup intervals apart)",
+                self.configuration, self.a, self.b
+            ),
+            Difference::Lower => format!(
+                "{}: **{} faster than {}** (speedup intervals apart)",
+                self.configuration, self.b, self.a
+            ),
+            Difference::NotShown => format!(
+                "{}: {} vs {}: no difference shown (intervals overlap or too few runs)",
+                self.configuration, self.a, self.b
+            ),
+        }
+    }
+}
+
 /// The whole report.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Summary {
@@ -77,6 +147,9 @@ pub struct Summary {
     pub baseline: String,
     pub cells: Vec<CellSummary>,
     pub verdicts: Vec<Verdict>,
+    /// Every pair of cells on the same configuration.
+    #[serde(default)]
+    pub comparisons: Vec<Comparison>,
 }
 
 impl Summary {
@@ -98,6 +171,10 @@ pub fn report(dir: &Path) -> anyhow::Result<Summary> {
     )?;
     std::fs::write(dir.join("results.csv"), csv(&runs))?;
     std::fs::write(dir.join("speedup.svg"), speedup_svg(&scenario, &summary))?;
+    std::fs::write(
+        dir.join("efficiency.svg"),
+        efficiency_svg(&scenario, &summary),
+    )?;
     for cell in &summary.cells {
         let first_ok = runs
             .iter()
@@ -116,6 +193,52 @@ pub fn report(dir: &Path) -> anyhow::Result<Summary> {
         serde_json::to_vec_pretty(&summary.verdicts)?,
     )?;
     Ok(summary)
+}
+
+/// `gridcc-bench matrix`'s report: each scenario's directory reported as by
+/// `report`, and `out/summary.md` holding them all, one section each, in
+/// the order given. Returns the summaries.
+pub fn matrix_report(out: &Path, dirs: &[std::path::PathBuf]) -> anyhow::Result<Vec<Summary>> {
+    let mut md = String::from("# Matrix\n\nOne session: every repetition ran each scenario's cells in turn. Each section is that scenario's own `summary.md` (also in its directory), recomputable with `gridcc-bench report DIR`.\n\n");
+    let mut summaries = Vec::new();
+    for dir in dirs {
+        if !dir.join("runs.jsonl").is_file()
+            || std::fs::metadata(dir.join("runs.jsonl")).is_ok_and(|m| m.len() == 0)
+        {
+            let _ = writeln!(md, "- {}: no run finished\n", dir.display());
+            continue;
+        }
+        let summary = report(dir)?;
+        let name = dir
+            .file_name()
+            .map_or_else(String::new, |n| n.to_string_lossy().into_owned());
+        let _ = writeln!(
+            md,
+            "- [{}](#{}) ({}/summary.md): {}",
+            summary.scenario,
+            summary.scenario.to_lowercase(),
+            name,
+            if summary.passed() {
+                "thresholds passed"
+            } else {
+                "**a threshold failed**"
+            }
+        );
+        summaries.push((summary, std::fs::read_to_string(dir.join("summary.md"))?));
+    }
+    for (_, text) in &summaries {
+        md.push('\n');
+        for line in text.lines() {
+            // One level down: each scenario's title becomes a section.
+            if line.starts_with('#') {
+                md.push('#');
+            }
+            md.push_str(line);
+            md.push('\n');
+        }
+    }
+    std::fs::write(out.join("summary.md"), md)?;
+    Ok(summaries.into_iter().map(|(s, _)| s).collect())
 }
 
 /// The scenario copy and the runs of a results directory.
@@ -170,6 +293,19 @@ pub fn summarize(s: &Scenario, runs: &[RunRecord], dir: &Path) -> Summary {
             .collect()
     };
     let baseline_s = median(&ok_walls(&s.baseline, None));
+    // The baseline's wall clock per repetition, for paired ratios. A
+    // baseline configuration with several policies pairs with its first.
+    let baseline_policy = runs
+        .iter()
+        .find(|r| r.configuration == s.baseline)
+        .map(|r| r.policy.clone());
+    let baseline_by_rep: BTreeMap<u32, f64> = runs
+        .iter()
+        .filter(|r| {
+            r.ok && r.configuration == s.baseline && Some(&r.policy) == baseline_policy.as_ref()
+        })
+        .map(|r| (r.repetition, r.wall_s))
+        .collect();
     let local_cpu = median(
         &runs
             .iter()
@@ -199,7 +335,16 @@ pub fn summarize(s: &Scenario, runs: &[RunRecord], dir: &Path) -> Summary {
             let ok_walls: Vec<f64> = ok.iter().map(|r| r.wall_s).collect();
             let median_s = median(&ok_walls);
             let (mean_s, sd_s) = mean_sd(&ok_walls);
-            let speedup = baseline_s / median_s;
+            let speedup_runs: Vec<f64> = ok
+                .iter()
+                .filter_map(|r| baseline_by_rep.get(&r.repetition).map(|b| b / r.wall_s))
+                .filter(|x| x.is_finite())
+                .collect();
+            let speedup = if speedup_runs.is_empty() {
+                baseline_s / median_s
+            } else {
+                median(&speedup_runs)
+            };
             let total_cpus = cpus_of(&c.configuration);
             let ideal = total_cpus / baseline_cpus;
             let cpu = median(&ok.iter().map(|r| r.cpu.total_s).collect::<Vec<_>>());
@@ -209,7 +354,35 @@ pub fn summarize(s: &Scenario, runs: &[RunRecord], dir: &Path) -> Summary {
                 .filter_map(|r| compile_span_s(&dir.join(&r.dir).join("trace.jsonl")))
                 .collect();
             let compile_span_s = (!spans.is_empty()).then(|| median(&spans));
+            let is_peer = crate::peers::Peer::of(&c.policy).is_some();
+            let replays: Vec<anyhow::Result<RunReplay>> =
+                if c.configuration == LOCAL_MAKE || is_peer {
+                    Vec::new()
+                } else {
+                    ok.iter()
+                        .map(|r| replay_run(r, &dir.join(&r.dir)))
+                        .collect()
+                };
+            let good: Vec<&RunReplay> = replays.iter().filter_map(|r| r.as_ref().ok()).collect();
+            let med = |f: &dyn Fn(&RunReplay) -> Option<f64>| -> Option<f64> {
+                let v: Vec<f64> = good.iter().filter_map(|r| f(r)).collect();
+                (!v.is_empty()).then(|| median(&v))
+            };
+            let replay_note = if good.is_empty() {
+                replays
+                    .iter()
+                    .find_map(|r| r.as_ref().err())
+                    .map(|e| format!("{e:#}"))
+            } else {
+                None
+            };
             CellSummary {
+                predicted_s: med(&|r| Some(r.predicted_s)),
+                measured_vs_predicted: med(&|r| Some(r.wall_s / r.predicted_s)),
+                predicted_span_s: med(&|r| r.predicted_span_s),
+                trace_bound_s: med(&|r| Some(r.bound_s)),
+                bound_efficiency: med(&|r| Some(r.bound_s / r.wall_s)),
+                replay_note,
                 configuration: c.configuration.clone(),
                 policy: c.policy.clone(),
                 total_cpus,
@@ -220,6 +393,9 @@ pub fn summarize(s: &Scenario, runs: &[RunRecord], dir: &Path) -> Summary {
                 mean_s,
                 sd_s,
                 speedup,
+                speedup_ci: bootstrap_median_ci(&speedup_runs),
+                speedup_runs,
+                wall_ci: bootstrap_median_ci(&ok_walls),
                 ideal,
                 efficiency: speedup / ideal,
                 cost_ratio: cpu / local_cpu,
@@ -231,7 +407,12 @@ pub fn summarize(s: &Scenario, runs: &[RunRecord], dir: &Path) -> Summary {
         .collect();
     let mut verdicts = Vec::new();
     for (name, t) in &s.thresholds {
-        for c in cells.iter().filter(|c| &c.configuration == name) {
+        // Thresholds are claims about gridcc: peers are measured beside
+        // it, never judged.
+        for c in cells
+            .iter()
+            .filter(|c| &c.configuration == name && crate::peers::Peer::of(&c.policy).is_none())
+        {
             let mut push = |what: &str, required: f64, measured: f64| {
                 verdicts.push(Verdict {
                     configuration: c.configuration.clone(),
@@ -249,14 +430,51 @@ pub fn summarize(s: &Scenario, runs: &[RunRecord], dir: &Path) -> Summary {
             if let Some(min) = t.min_efficiency {
                 push("efficiency", min, c.efficiency);
             }
+            if let Some(min) = t.min_bound_efficiency {
+                // No replay (an old run, no trace): NaN, which fails.
+                push(
+                    "efficiency against the trace-aware bound",
+                    min,
+                    c.bound_efficiency.unwrap_or(f64::NAN),
+                );
+            }
         }
     }
     Summary {
         scenario: s.name.clone(),
         baseline: s.baseline.clone(),
+        comparisons: comparisons(&cells),
         cells,
         verdicts,
     }
+}
+
+/// Every pair of cells sharing a configuration, in cell order, judged by
+/// their speedup intervals only.
+fn comparisons(cells: &[CellSummary]) -> Vec<Comparison> {
+    let mut out = Vec::new();
+    for (i, a) in cells.iter().enumerate() {
+        for b in cells[i + 1..]
+            .iter()
+            .filter(|b| b.configuration == a.configuration)
+        {
+            out.push(Comparison {
+                configuration: a.configuration.clone(),
+                a: a.policy.clone(),
+                b: b.policy.clone(),
+                a_vs_b: difference(a.speedup_ci.as_ref(), b.speedup_ci.as_ref()),
+            });
+        }
+    }
+    out
+}
+
+fn fmt_opt(x: Option<f64>) -> String {
+    x.map_or_else(|| "—".to_owned(), fmt_ratio)
+}
+
+fn fmt_ci(ci: Option<&Interval>) -> String {
+    ci.map_or_else(|| "—".to_owned(), Interval::to_string)
 }
 
 /// Mean and sample standard deviation (NaN where undefined).
@@ -281,6 +499,41 @@ fn compile_span_s(trace: &Path) -> Option<f64> {
     Some(end.saturating_sub(start) as f64 / 1000.0)
 }
 
+/// One run replayed on its own shape and policy.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct RunReplay {
+    pub wall_s: f64,
+    pub predicted_s: f64,
+    pub predicted_span_s: Option<f64>,
+    pub bound_s: f64,
+}
+
+/// Replays the run `r` (directory `dir`) on its own shape and policy.
+pub fn replay_run(r: &RunRecord, dir: &Path) -> anyhow::Result<RunReplay> {
+    let recorded = crate::replay::load(dir, r)?;
+    let workers = sim_workers(r);
+    let mut policy = gridcc_scheduler::by_name(&r.policy)?;
+    let rep = gridcc_scheduler::replay::replay(&recorded.recording, &workers, policy.as_mut())
+        .with_context(|| format!("replaying {}", dir.display()))?;
+    Ok(RunReplay {
+        wall_s: r.wall_s,
+        predicted_s: rep.makespan_s,
+        predicted_span_s: crate::replay::replayed_compile_span_s(&recorded.recording, &rep),
+        bound_s: rep.bound.bound_s,
+    })
+}
+
+/// The simulated workers of a run's shape.
+pub fn sim_workers(r: &RunRecord) -> Vec<gridcc_scheduler::sim::SimWorker> {
+    r.workers
+        .iter()
+        .map(|w| gridcc_scheduler::sim::SimWorker {
+            speed: w.cpus,
+            slots: w.slots(),
+        })
+        .collect()
+}
+
 /// The simulator on a run's own trace, shape and policy.
 fn simulate_run(r: &RunRecord, dir: &Path) -> Option<f64> {
     if r.configuration == LOCAL_MAKE {
@@ -291,14 +544,7 @@ fn simulate_run(r: &RunRecord, dir: &Path) -> Option<f64> {
     if jobs.is_empty() {
         return None;
     }
-    let workers: Vec<gridcc_scheduler::sim::SimWorker> = r
-        .workers
-        .iter()
-        .map(|w| gridcc_scheduler::sim::SimWorker {
-            speed: w.cpus,
-            slots: w.slots(),
-        })
-        .collect();
+    let workers = sim_workers(r);
     let mut policy = gridcc_scheduler::by_name(&r.policy).ok()?;
     gridcc_scheduler::sim::simulate(&jobs, &workers, r.make_jobs as usize, policy.as_mut())
         .ok()
@@ -340,17 +586,17 @@ fn markdown(s: &Scenario, m: Option<&Machine>, sum: &Summary, runs: &[RunRecord]
     );
     let _ = writeln!(
         o,
-        "| configuration | policy | worker CPU | wall s (every run) | ok | median s | mean ± sd s | speedup | ideal | efficiency | CPU cost ratio | compile span s: measured / simulated | fell back |"
+        "| configuration | policy or peer | worker CPU | wall s (every run) | ok | median s [95% CI] | mean ± sd s | speedup [95% CI] | ideal | efficiency (naive) | trace-aware bound s | efficiency vs bound | predicted wall s (replay) | measured / predicted | compile span s: measured / replay / make -jJ model | CPU cost ratio | fell back |"
     );
     let _ = writeln!(
         o,
-        "|---|---|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
+        "|---|---|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
     );
     for c in &sum.cells {
         let walls: Vec<String> = c.wall_s.iter().map(|w| format!("{w:.2}")).collect();
         let _ = writeln!(
             o,
-            "| {} | {} | {:.3} | {} | {}/{} | {} | {} ± {} | {} | {} | {} | {} | {} / {} | {} |",
+            "| {} | {} | {:.3} | {} | {}/{} | {} {} | {} ± {} | {} {} | {} | {} | {} | {} | {} | {} | {} / {} / {} | {} | {} |",
             c.configuration,
             if c.policy.is_empty() {
                 "—"
@@ -362,18 +608,77 @@ fn markdown(s: &Scenario, m: Option<&Machine>, sum: &Summary, runs: &[RunRecord]
             c.ok_runs,
             c.runs,
             fmt_ratio(c.median_s),
+            fmt_ci(c.wall_ci.as_ref()),
             fmt_ratio(c.mean_s),
             fmt_ratio(c.sd_s),
             fmt_ratio(c.speedup),
+            fmt_ci(c.speedup_ci.as_ref()),
             fmt_ratio(c.ideal),
             fmt_ratio(c.efficiency),
+            fmt_opt(c.trace_bound_s),
+            fmt_opt(c.bound_efficiency),
+            fmt_opt(c.predicted_s),
+            fmt_opt(c.measured_vs_predicted),
+            fmt_opt(c.compile_span_s),
+            fmt_opt(c.predicted_span_s),
+            fmt_opt(c.simulated_s),
             fmt_ratio(c.cost_ratio),
-            c.compile_span_s
-                .map_or_else(|| "—".to_owned(), |x| format!("{x:.2}")),
-            c.simulated_s
-                .map_or_else(|| "—".to_owned(), |x| format!("{x:.2}")),
             c.fell_back
         );
+    }
+    let _ = writeln!(o, "\n## The replay against the measurement\n");
+    let mut misses = 0;
+    let replayed = |c: &&CellSummary| {
+        c.configuration != LOCAL_MAKE && crate::peers::Peer::of(&c.policy).is_none()
+    };
+    let mut checked = 0;
+    for c in sum.cells.iter().filter(replayed) {
+        checked += usize::from(c.measured_vs_predicted.is_some());
+        match (c.measured_vs_predicted, &c.replay_note) {
+            (Some(x), _) if (x - 1.0).abs() > 0.10 => {
+                misses += 1;
+                let _ = writeln!(
+                    o,
+                    "- **{}**: measured wall is {:.2}× the replay's prediction (outside ±10 %).",
+                    cell_name(c),
+                    x
+                );
+            }
+            (None, Some(why)) => {
+                let _ = writeln!(o, "- {}: not replayed: {why}", cell_name(c));
+            }
+            _ => {}
+        }
+    }
+    if checked == 0 {
+        let _ = writeln!(o, "No cell could be replayed.");
+    } else if misses == 0 {
+        let _ = writeln!(
+            o,
+            "Every replayed cell's measured wall clock is within ±10 % of the replay of its own runs (peers have no trace and are not replayed)."
+        );
+    }
+    let _ = writeln!(o, "\n## Differences between policies and peers\n");
+    if sum.comparisons.is_empty() {
+        let _ = writeln!(o, "No configuration has more than one cell.");
+    }
+    for c in &sum.comparisons {
+        let _ = writeln!(o, "- {}", c.sentence());
+    }
+    let _ = writeln!(
+        o,
+        "\nA cell is called faster only where the bootstrap 95 % intervals of the median paired speedup do not overlap."
+    );
+    let noted: Vec<&RunRecord> = runs.iter().filter(|r| !r.notes.is_empty()).collect();
+    if !noted.is_empty() {
+        let _ = writeln!(o, "\n## Notes on runs\n");
+        for r in noted {
+            let cell = Cell {
+                configuration: r.configuration.clone(),
+                policy: r.policy.clone(),
+            };
+            let _ = writeln!(o, "- run {} ({cell}): {}", r.index, r.notes.join("; "));
+        }
     }
     let _ = writeln!(o, "\n## Verdicts\n");
     if sum.verdicts.is_empty() {
@@ -452,7 +757,11 @@ fn markdown(s: &Scenario, m: Option<&Machine>, sum: &Summary, runs: &[RunRecord]
         o,
         "\nSpeedup = baseline median / median; ideal = worker CPU / baseline CPU; efficiency = speedup / ideal; \
          CPU cost ratio = CPU seconds of client + coordinator + workers / the plain local build's. \
+         Speedup is the median over repetitions of (baseline wall / this wall) in the same repetition; \
+         its interval is a percentile bootstrap (4000 resamples, fixed seed) of that median, and the wall interval likewise. \
          Medians are over successful runs only; every run is listed above. \
+         Efficiency vs bound = the trace-aware lower bound (the run's own job releases, critical path and client CPU, on its shape, whatever the policy) / wall, median over runs; \
+         the predicted wall is `gridcc_scheduler::replay` on each run's own recording (docs/experiments.md). \
          'compile span' is the first remote job's start to the last one's end, measured (median) and as `gridcc-bench simulate` replays the first successful run's own trace on the same shape and policy; the wall time also holds the link steps and everything else make runs."
     );
     o
@@ -653,6 +962,108 @@ fn speedup_svg(s: &Scenario, sum: &Summary) -> String {
     o
 }
 
+/// Per cell, two bars: efficiency against the naive ideal (worker CPU) and
+/// against the trace-aware bound, with the speedup and its interval and the
+/// replay's measured / predicted written above: how much of what was
+/// achievable the run achieved, beside what the CPU count alone suggests.
+fn efficiency_svg(s: &Scenario, sum: &Summary) -> String {
+    let cells: Vec<&CellSummary> = sum
+        .cells
+        .iter()
+        .filter(|c| c.configuration != LOCAL_MAKE)
+        .collect();
+    let n = cells.len().max(1);
+    let (w, h, left, bottom, top) = (140.0 * n as f64 + 120.0, 440.0, 70.0, 110.0, 60.0);
+    let max = cells
+        .iter()
+        .flat_map(|c| [c.efficiency, c.bound_efficiency.unwrap_or(0.0)])
+        .filter(|x| x.is_finite())
+        .fold(1.0, f64::max)
+        * 1.1;
+    let plot_h = h - bottom - top;
+    let y = |v: f64| top + plot_h * (1.0 - v / max);
+    let mut o = svg_open(w, h);
+    let _ = writeln!(
+        o,
+        r##"<text x="{left}" y="20" font-size="14">{}: efficiency per cell (grey = naive: speedup / worker-CPU ideal; blue = trace-aware bound / wall)</text>"##,
+        esc(&s.name)
+    );
+    let _ = writeln!(
+        o,
+        r##"<text x="{left}" y="38" fill="#555">above each cell: speedup [95% CI]; measured / replay-predicted wall</text>"##
+    );
+    for k in 0..=4 {
+        let v = max * f64::from(k) / 4.0;
+        let yy = y(v);
+        let _ = writeln!(
+            o,
+            r##"<line x1="{left}" x2="{}" y1="{yy:.1}" y2="{yy:.1}" stroke="#ddd"/><text x="{}" y="{:.1}" text-anchor="end">{v:.2}</text>"##,
+            w - 20.0,
+            left - 6.0,
+            yy + 4.0
+        );
+    }
+    for (i, c) in cells.iter().enumerate() {
+        let x = left + 20.0 + 140.0 * i as f64;
+        for (k, (v, color)) in [
+            (c.efficiency, "#999"),
+            (c.bound_efficiency.unwrap_or(f64::NAN), "#4a7fb5"),
+        ]
+        .into_iter()
+        .enumerate()
+        {
+            let bx = x + 36.0 * k as f64;
+            if v.is_finite() {
+                let _ = writeln!(
+                    o,
+                    r##"<rect x="{bx:.1}" y="{:.1}" width="32" height="{:.1}" fill="{color}"/><text x="{:.1}" y="{:.1}" text-anchor="middle" font-size="11">{v:.2}</text>"##,
+                    y(v),
+                    y(0.0) - y(v),
+                    bx + 16.0,
+                    y(v) - 4.0
+                );
+            } else {
+                let _ = writeln!(
+                    o,
+                    r##"<text x="{:.1}" y="{:.1}" text-anchor="middle" font-size="11" fill="#b00">n/a</text>"##,
+                    bx + 16.0,
+                    y(0.0) - 4.0
+                );
+            }
+        }
+        let _ = writeln!(
+            o,
+            r##"<text x="{:.1}" y="{:.1}" text-anchor="middle" font-size="11">{} {}</text><text x="{:.1}" y="{:.1}" text-anchor="middle" font-size="11" fill="#555">m/p {}</text>"##,
+            x + 34.0,
+            top - 4.0,
+            fmt_ratio(c.speedup),
+            fmt_ci(c.speedup_ci.as_ref()),
+            x + 34.0,
+            top + 10.0,
+            fmt_opt(c.measured_vs_predicted)
+        );
+        let mut label_y = h - bottom + 18.0;
+        for line in wrap_label(&c.configuration, 18) {
+            let _ = writeln!(
+                o,
+                r##"<text x="{:.1}" y="{label_y:.1}" text-anchor="middle">{}</text>"##,
+                x + 34.0,
+                esc(&line)
+            );
+            label_y += 14.0;
+        }
+        let _ = writeln!(
+            o,
+            r##"<text x="{:.1}" y="{:.1}" text-anchor="middle" fill="#555">{}</text>"##,
+            x + 34.0,
+            label_y + 2.0,
+            esc(&c.policy)
+        );
+    }
+    o.push_str("</svg>\n");
+    o
+}
+
 /// Splits a configuration name after '+' signs into lines of at most `max`
 /// characters (a single longer part stays whole).
 fn wrap_label(label: &str, max: usize) -> Vec<String> {
@@ -768,31 +1179,64 @@ fn utilization_svg(run: &RunRecord, trace_path: &Path) -> anyhow::Result<String>
     Ok(o)
 }
 
-/// `gridcc-bench compare OLD NEW`: each cell's median in both result sets
-/// and the ratio, as a markdown table.
+/// `gridcc-bench compare OLD NEW`: each cell's median wall clock and
+/// speedup in both result sets, with their intervals, and the same rule as
+/// the summary: "faster" or "slower" only where the intervals are apart,
+/// else "no difference shown". The wall-clock verdict sees everything that
+/// changed between the sessions (machine load included); the speedup
+/// verdict, each against its own session's baseline, cancels what moved
+/// the baseline too.
 pub fn compare(old: &Path, new: &Path) -> anyhow::Result<String> {
     let load = |d: &Path| -> anyhow::Result<Summary> {
         let (s, runs) = load_results(d)?;
         Ok(summarize(&s, &runs, d))
     };
     let (a, b) = (load(old)?, load(new)?);
+    Ok(compare_summaries(&a, &b))
+}
+
+/// One word for a difference of `new` against `old` where higher is better
+/// (`higher_better`) or worse.
+fn verdict(new: Option<&Interval>, old: Option<&Interval>, higher_better: bool) -> &'static str {
+    match (difference(new, old), higher_better) {
+        (Difference::NotShown, _) => "no difference shown",
+        (Difference::Higher, true) | (Difference::Lower, false) => "**new faster**",
+        _ => "**new slower**",
+    }
+}
+
+fn compare_summaries(a: &Summary, b: &Summary) -> String {
     let mut o = String::new();
-    let _ = writeln!(o, "| cell | old median s | new median s | new / old | old speedup | new speedup | old ok | new ok |");
-    let _ = writeln!(o, "|---|---:|---:|---:|---:|---:|---:|---:|");
+    let _ = writeln!(
+        o,
+        "| cell | old median s [95% CI] | new median s [95% CI] | new / old | wall clock | old speedup [95% CI] | new speedup [95% CI] | speedup | old ok | new ok |"
+    );
+    let _ = writeln!(o, "|---|---:|---:|---:|---|---:|---:|---|---:|---:|");
     for c in &b.cells {
         let before = a
             .cells
             .iter()
             .find(|x| x.configuration == c.configuration && x.policy == c.policy);
+        let with_ci = |m: f64, ci: Option<&Interval>| format!("{} {}", fmt_ratio(m), fmt_ci(ci));
         let _ = writeln!(
             o,
-            "| {} | {} | {} | {} | {} | {} | {} | {}/{} |",
+            "| {} | {} | {} | {} | {} | {} | {} | {} | {} | {}/{} |",
             cell_name(c),
-            before.map_or("—".into(), |x| fmt_ratio(x.median_s)),
-            fmt_ratio(c.median_s),
+            before.map_or("—".into(), |x| with_ci(x.median_s, x.wall_ci.as_ref())),
+            with_ci(c.median_s, c.wall_ci.as_ref()),
             before.map_or("—".into(), |x| fmt_ratio(c.median_s / x.median_s)),
-            before.map_or("—".into(), |x| fmt_ratio(x.speedup)),
-            fmt_ratio(c.speedup),
+            before.map_or("—", |x| verdict(
+                c.wall_ci.as_ref(),
+                x.wall_ci.as_ref(),
+                false
+            )),
+            before.map_or("—".into(), |x| with_ci(x.speedup, x.speedup_ci.as_ref())),
+            with_ci(c.speedup, c.speedup_ci.as_ref()),
+            before.map_or("—", |x| verdict(
+                c.speedup_ci.as_ref(),
+                x.speedup_ci.as_ref(),
+                true
+            )),
             before.map_or("—".into(), |x| format!("{}/{}", x.ok_runs, x.runs)),
             c.ok_runs,
             c.runs
@@ -805,17 +1249,97 @@ pub fn compare(old: &Path, new: &Path) -> anyhow::Result<String> {
     }) {
         let _ = writeln!(
             o,
-            "| {} | {} | — (not in NEW) | | | | | |",
+            "| {} | {} | — (not in NEW) | | | | | | | |",
             cell_name(c),
             fmt_ratio(c.median_s)
         );
     }
-    Ok(o)
+    let _ = writeln!(
+        o,
+        "\n\"faster\"/\"slower\" only where the bootstrap 95 % intervals do not overlap; otherwise \"no difference shown\"."
+    );
+    o
 }
 
 #[cfg(test)]
 mod tests {
-    use super::wrap_label;
+    use super::*;
+
+    fn cell(policy: &str, walls: &[f64], speedups: &[f64]) -> CellSummary {
+        CellSummary {
+            configuration: "3w".into(),
+            policy: policy.into(),
+            total_cpus: 1.0,
+            wall_s: walls.to_vec(),
+            ok_runs: walls.len(),
+            runs: walls.len(),
+            median_s: median(walls),
+            mean_s: f64::NAN,
+            sd_s: f64::NAN,
+            speedup: median(speedups),
+            speedup_ci: bootstrap_median_ci(speedups),
+            speedup_runs: speedups.to_vec(),
+            wall_ci: bootstrap_median_ci(walls),
+            ideal: 1.0,
+            efficiency: median(speedups),
+            cost_ratio: f64::NAN,
+            fell_back: 0,
+            compile_span_s: None,
+            simulated_s: None,
+            predicted_s: None,
+            measured_vs_predicted: None,
+            predicted_span_s: None,
+            trace_bound_s: None,
+            bound_efficiency: None,
+            replay_note: None,
+        }
+    }
+
+    #[test]
+    fn policies_are_ranked_only_where_intervals_are_apart() {
+        let cells = [
+            cell("least-loaded", &[10.0, 10.2, 9.9], &[2.0, 1.98, 2.02]),
+            cell("weighted", &[8.0, 8.1, 7.9], &[2.5, 2.45, 2.55]),
+            cell("lookahead", &[8.0, 11.0, 9.5], &[2.5, 1.8, 2.1]),
+        ];
+        let c = comparisons(&cells);
+        assert_eq!(c.len(), 3);
+        assert_eq!(c[0].a_vs_b, Difference::Lower);
+        assert!(
+            c[0].sentence()
+                .contains("weighted faster than least-loaded"),
+            "{}",
+            c[0].sentence()
+        );
+        assert_eq!(c[1].a_vs_b, Difference::NotShown);
+        assert!(c[1].sentence().contains("no difference shown"));
+        assert_eq!(c[2].a_vs_b, Difference::NotShown);
+    }
+
+    #[test]
+    fn compare_uses_the_same_rule() {
+        let summary = |cells: Vec<CellSummary>| Summary {
+            scenario: "s".into(),
+            baseline: "1w".into(),
+            cells,
+            verdicts: Vec::new(),
+            comparisons: Vec::new(),
+        };
+        let old = summary(vec![
+            cell("least-loaded", &[10.0, 10.2, 9.9], &[2.0, 1.98, 2.02]),
+            cell("weighted", &[8.0, 8.1, 7.9], &[2.5, 2.45, 2.55]),
+        ]);
+        let new = summary(vec![
+            cell("least-loaded", &[8.0, 8.1, 7.9], &[2.5, 2.45, 2.55]),
+            cell("weighted", &[7.5, 8.5, 9.0], &[2.6, 2.3, 2.2]),
+        ]);
+        let table = compare_summaries(&old, &new);
+        let rows: Vec<&str> = table.lines().filter(|l| l.starts_with("| 3w")).collect();
+        assert_eq!(rows.len(), 2, "{table}");
+        assert!(rows[0].contains("**new faster**"), "{}", rows[0]);
+        assert!(!rows[1].contains("**new"), "{}", rows[1]);
+        assert!(rows[1].contains("no difference shown"), "{}", rows[1]);
+    }
 
     #[test]
     fn long_shapes_break_at_plus_signs() {

@@ -13,12 +13,13 @@ use std::io::Write;
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use anyhow::{bail, Context};
 use serde::{Deserialize, Serialize};
 
-use crate::backend::{Backend, GridSpec, ServerCpu, WorkerSpec};
+use crate::backend::{Backend, Grid, GridSpec, ServerCpu, WorkerSpec};
 use crate::cgroup::{self, Cgroups};
 use crate::scenario::{self, Cell, Loaded, Workload, LOCAL_MAKE};
 use crate::stats::{self, Spread};
@@ -54,6 +55,12 @@ pub struct Args {
     /// the scenario's baseline is `local-make`.
     #[arg(long)]
     pub no_local_make: bool,
+    /// Start every run's coordinator with the costs learned in an earlier
+    /// run (`--costs`): a `trace.jsonl` from a results directory, or any
+    /// JSON lines with `key` and `cost_s`. Without it every run starts
+    /// cold, as a first build would.
+    #[arg(long, value_name = "FILE")]
+    pub costs: Option<PathBuf>,
     /// Directory with gridcc, gridcc-coordinator and gridcc-worker
     /// [default: the directory of this gridcc-bench].
     #[arg(long, value_name = "DIR")]
@@ -74,6 +81,10 @@ pub struct RunRecord {
     pub client_cpus: Option<f64>,
     pub workers: Vec<WorkerSpec>,
     pub started_unix_ms: u64,
+    /// When the build command started (after cleaning and the grid's
+    /// start): time zero of the replay.
+    #[serde(default)]
+    pub build_started_unix_ms: Option<u64>,
     /// Wall clock of the build command alone.
     pub wall_s: f64,
     /// The build, its check and every server survived, and every object is
@@ -96,6 +107,10 @@ pub struct RunRecord {
     #[serde(default)]
     pub local_compiles: BTreeMap<String, u64>,
     pub objects: ObjectsRecord,
+    /// What the report must state beside this run's numbers (a peer's
+    /// objects that differ from the local build's).
+    #[serde(default)]
+    pub notes: Vec<String>,
     /// Relative path of this run's directory (logs, trace).
     pub dir: String,
 }
@@ -165,19 +180,99 @@ pub struct ObjectsRecord {
 
 /// Runs the scenario and writes the results directory; returns it.
 pub fn run(args: &Args) -> anyhow::Result<PathBuf> {
-    let mut loaded = scenario::load(&args.scenario)?;
-    if let Some(r) = args.repetitions {
-        if r == 0 {
-            bail!("--repetitions must be at least 1");
-        }
-        loaded.scenario.repetitions = r;
-    }
-    if args.no_local_make {
-        if loaded.scenario.baseline == LOCAL_MAKE {
-            bail!("--no-local-make: the scenario's baseline is {LOCAL_MAKE}");
-        }
-        loaded.scenario.local_make = false;
-    }
+    let mut dirs = run_many(
+        std::slice::from_ref(&args.scenario),
+        args,
+        args.out.clone(),
+        false,
+    )?;
+    Ok(dirs.remove(0))
+}
+
+/// The arguments of `gridcc-bench matrix`.
+#[derive(Debug, Clone, clap::Args)]
+pub struct MatrixArgs {
+    /// Scenario files, run together: every repetition goes through each
+    /// scenario's cells in turn, so drift hits all of them alike.
+    #[arg(value_name = "SCENARIO.toml", required = true, num_args = 1..)]
+    pub scenarios: Vec<PathBuf>,
+    /// The options of `run`; `--out` is the matrix's directory, each
+    /// scenario's results go in a subdirectory named after it.
+    #[command(flatten)]
+    pub run: MatrixRun,
+}
+
+/// `run`'s options for a matrix (its scenario argument excepted).
+#[derive(Debug, Clone, clap::Args)]
+pub struct MatrixRun {
+    #[arg(long, value_enum, default_value_t = BackendKind::Local)]
+    pub backend: BackendKind,
+    /// Results directory [default: target/bench-results/matrix-BACKEND-TIME].
+    #[arg(long, value_name = "DIR")]
+    pub out: Option<PathBuf>,
+    /// Repetitions per configuration, instead of each scenario's.
+    #[arg(long, value_name = "N")]
+    pub repetitions: Option<u32>,
+    /// Start every coordinator with these learned costs (see `run --costs`).
+    #[arg(long, value_name = "FILE")]
+    pub costs: Option<PathBuf>,
+    /// Directory with gridcc, gridcc-coordinator and gridcc-worker.
+    #[arg(long, value_name = "DIR")]
+    pub bin_dir: Option<PathBuf>,
+}
+
+/// Runs several scenarios interleaved into `OUT/<scenario name>/` each;
+/// returns the matrix directory and the scenarios' directories.
+pub fn matrix(args: &MatrixArgs) -> anyhow::Result<(PathBuf, Vec<PathBuf>)> {
+    let m = &args.run;
+    let out = match &m.out {
+        Some(o) => std::path::absolute(o).with_context(|| format!("{}", o.display()))?,
+        None => repo_root(&args.scenarios[0])?
+            .join("target/bench-results")
+            .join(format!(
+                "matrix-{}-{}",
+                backend_name(m.backend),
+                unix_ms() / 1000
+            )),
+    };
+    let run_args = Args {
+        scenario: args.scenarios[0].clone(),
+        backend: m.backend,
+        out: Some(out.clone()),
+        repetitions: m.repetitions,
+        no_local_make: false,
+        costs: m.costs.clone(),
+        bin_dir: m.bin_dir.clone(),
+    };
+    let dirs = run_many(&args.scenarios, &run_args, Some(out.clone()), true)?;
+    Ok((out, dirs))
+}
+
+/// One scenario of a session, set up and ready to run its cells.
+struct Session {
+    loaded: Loaded,
+    bin_dir: PathBuf,
+    source: PathBuf,
+    out: PathBuf,
+    /// Object hashes of the first plain local build.
+    reference: Option<BTreeMap<String, blake3::Hash>>,
+    /// The `--costs` file's text, copied into each grid run's directory.
+    costs: Option<String>,
+    kind: BackendKind,
+    cells: Vec<Cell>,
+    jsonl: std::fs::File,
+    index: usize,
+}
+
+/// Sets up every scenario (each in `out`, or `out/NAME` for a matrix),
+/// then runs their cells interleaved: repetition by repetition, each
+/// scenario's cells in turn. Returns the scenarios' directories.
+fn run_many(
+    paths: &[PathBuf],
+    args: &Args,
+    out: Option<PathBuf>,
+    nested: bool,
+) -> anyhow::Result<Vec<PathBuf>> {
     let bin_dir = match &args.bin_dir {
         Some(d) => d.clone(),
         None => std::env::current_exe()
@@ -197,29 +292,27 @@ pub fn run(args: &Args) -> anyhow::Result<PathBuf> {
             );
         }
     }
-    let root = repo_root(&args.scenario)?;
-    let source = root.join(&loaded.workload.dir);
-    // Absolute: the build runs in the workload's directory and is handed
-    // paths under `out` (its CPU stat file, the job log).
-    let out = match &args.out {
-        Some(o) => std::path::absolute(o).with_context(|| format!("{}", o.display()))?,
-        None => root.join("target/bench-results").join(format!(
-            "{}-{}-{}",
-            loaded.scenario.name,
-            backend_name(args.backend),
-            unix_ms() / 1000
-        )),
-    };
-    if out.join("runs.jsonl").exists() {
-        bail!(
-            "{} already holds results (runs.jsonl); choose another --out, or remove it",
-            out.display()
-        );
+    let mut loadeds = Vec::new();
+    let mut names = std::collections::BTreeSet::new();
+    for path in paths {
+        let mut loaded = scenario::load(path)?;
+        if let Some(r) = args.repetitions {
+            if r == 0 {
+                bail!("--repetitions must be at least 1");
+            }
+            loaded.scenario.repetitions = r;
+        }
+        if args.no_local_make {
+            if loaded.scenario.baseline == LOCAL_MAKE {
+                bail!("--no-local-make: the scenario's baseline is {LOCAL_MAKE}");
+            }
+            loaded.scenario.local_make = false;
+        }
+        if !names.insert(loaded.scenario.name.clone()) {
+            bail!("scenario {:?} is given twice", loaded.scenario.name);
+        }
+        loadeds.push((path, loaded));
     }
-    std::fs::create_dir_all(out.join("runs"))
-        .with_context(|| format!("creating {}", out.display()))?;
-    std::fs::write(out.join("scenario.toml"), &loaded.text)?;
-    std::fs::write(out.join("workload.toml"), &loaded.workload_text)?;
 
     // The client's own limit is always a local cgroup, whatever the backend.
     let mut client_cgroups = Cgroups::detect();
@@ -234,101 +327,234 @@ pub fn run(args: &Args) -> anyhow::Result<PathBuf> {
             Box::new(docker)
         }
     };
-    let mut notes = backend.notes();
-    let client_limited = loaded.scenario.client_cpus.is_some();
-    if client_limited {
-        if let Some(n) = client_cgroups.note() {
-            notes.push(format!("client: {n}"));
+    let costs_text = match &args.costs {
+        Some(c) => Some(read_costs(c)?),
+        None => None,
+    };
+
+    let mut sessions = Vec::new();
+    for (path, mut loaded) in loadeds {
+        let root = repo_root(path)?;
+        let source = root.join(&loaded.workload.dir);
+        // Absolute: the build runs in the workload's directory and is
+        // handed paths under `out` (its CPU stat file, the job log).
+        let dir = match (&out, nested) {
+            (Some(o), false) => {
+                std::path::absolute(o).with_context(|| format!("{}", o.display()))?
+            }
+            (Some(o), true) => o.join(sanitize(&loaded.scenario.name)),
+            (None, _) => root.join("target/bench-results").join(format!(
+                "{}-{}-{}",
+                loaded.scenario.name,
+                backend_name(args.backend),
+                unix_ms() / 1000
+            )),
+        };
+        if dir.join("runs.jsonl").exists() {
+            bail!(
+                "{} already holds results (runs.jsonl); choose another --out, or remove it",
+                dir.display()
+            );
         }
-    } else {
-        notes.push("client CPU not limited: preprocessing and linking used any free core".into());
-    }
-    if let Some(r) = args.repetitions {
-        notes.push(format!(
-            "--repetitions {r} overrode the scenario's repetitions"
+        std::fs::create_dir_all(dir.join("runs"))
+            .with_context(|| format!("creating {}", dir.display()))?;
+        std::fs::write(dir.join("scenario.toml"), &loaded.text)?;
+        std::fs::write(dir.join("workload.toml"), &loaded.workload_text)?;
+
+        let mut notes = backend.notes();
+        if loaded.scenario.client_cpus.is_some() {
+            if let Some(n) = client_cgroups.note() {
+                notes.push(format!("client: {n}"));
+            }
+        } else {
+            notes.push(
+                "client CPU not limited: preprocessing and linking used any free core".into(),
+            );
+        }
+        if let Some(c) = &args.costs {
+            notes.push(format!(
+                "--costs {}: every coordinator started with costs learned in an earlier run (not a cold first build)",
+                c.display()
+            ));
+        }
+        if args.backend != BackendKind::Local && !loaded.scenario.peers.is_empty() {
+            notes.push(format!(
+                "peers ({}) not run: they run on the local backend only for now",
+                loaded.scenario.peers.join(", ")
+            ));
+            loaded.scenario.peers.clear();
+        }
+        if let Some(r) = args.repetitions {
+            notes.push(format!(
+                "--repetitions {r} overrode the scenario's repetitions"
+            ));
+        }
+        if args.no_local_make {
+            notes.push(
+                "--no-local-make: no plain local make runs here; objects were checked against one unmeasured plain build"
+                    .to_owned(),
+            );
+        }
+        if nested {
+            notes.push(format!(
+                "run in a matrix of {} scenarios, interleaved repetition by repetition",
+                paths.len()
+            ));
+        }
+        let machine = Machine::describe(backend.name(), &notes);
+        std::fs::write(
+            dir.join("machine.json"),
+            serde_json::to_vec_pretty(&machine)?,
+        )?;
+        if args.backend == BackendKind::Local {
+            for p in &loaded.scenario.peers {
+                if let Some(peer) = crate::peers::Peer::of(p) {
+                    crate::peers::ensure_installed(peer)?;
+                }
+            }
+        }
+        let jsonl = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(dir.join("runs.jsonl"))?;
+        sessions.push((
+            root,
+            Session {
+                cells: loaded.scenario.cells(),
+                loaded,
+                bin_dir: bin_dir.clone(),
+                source,
+                out: dir,
+                reference: None,
+                costs: costs_text.clone(),
+                kind: args.backend,
+                jsonl,
+                index: 0,
+            },
         ));
     }
-    if args.no_local_make {
-        notes.push(
-            "--no-local-make: no plain local make runs here; objects were checked against one unmeasured plain build"
-                .to_owned(),
-        );
-    }
-    let machine = Machine::describe(backend.name(), &notes);
-    std::fs::write(
-        out.join("machine.json"),
-        serde_json::to_vec_pretty(&machine)?,
-    )?;
     install_interrupt_handler(args.backend);
 
-    prepare(&loaded.workload, &root, &source)?;
-    let reference = if loaded.scenario.local_make {
-        None
-    } else {
-        eprintln!("gridcc-bench: reference build (plain make, not measured)");
-        clean(&loaded.workload, &source, &out.join("reference.log"))?;
-        let j = loaded.scenario.make_jobs;
-        let status = build_command(&loaded.workload, &source, "gcc", "g++", j, None, None)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .status()?;
-        if !status.success() {
-            bail!("the plain local build of {} fails", loaded.workload.name);
+    let dirs: Vec<PathBuf> = sessions.iter().map(|(_, s)| s.out.clone()).collect();
+    let mut sessions: Vec<Session> = {
+        let mut ready = Vec::new();
+        for (root, mut s) in sessions {
+            if let Err(e) = s.prepare(&root) {
+                if interrupted() {
+                    return Ok(dirs);
+                }
+                return Err(e);
+            }
+            ready.push(s);
         }
-        Some(hash_objects(&source, &loaded.workload)?)
+        ready
     };
-
-    let mut session = Session {
-        loaded: &loaded,
-        backend: backend.as_mut(),
-        cgroups: &mut client_cgroups,
-        bin_dir: &bin_dir,
-        source: &source,
-        out: &out,
-        reference,
-        kind: args.backend,
-    };
-    let cells = loaded.scenario.cells();
-    let total = cells.len() * loaded.scenario.repetitions as usize;
-    let mut jsonl = std::fs::OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(out.join("runs.jsonl"))?;
-    let mut index = 0;
-    for rep in 1..=loaded.scenario.repetitions {
-        for cell in &cells {
-            let record = session.one(index, rep, cell)?;
-            eprintln!(
-                "[{}/{total}] rep {rep} {cell}: {:.2} s {}{}",
-                index + 1,
-                record.wall_s,
-                if record.ok { "ok" } else { "FAILED: " },
-                record.failure.as_deref().unwrap_or("")
-            );
-            let mut line = serde_json::to_vec(&record)?;
-            line.push(b'\n');
-            jsonl.write_all(&line)?;
-            jsonl.flush()?;
-            index += 1;
+    let total: usize = sessions
+        .iter()
+        .map(|s| s.cells.len() * s.loaded.scenario.repetitions as usize)
+        .sum();
+    let most = sessions
+        .iter()
+        .map(|s| s.loaded.scenario.repetitions)
+        .max()
+        .unwrap_or(0);
+    let mut done = 0;
+    'runs: for rep in 1..=most {
+        for s in sessions
+            .iter_mut()
+            .filter(|s| rep <= s.loaded.scenario.repetitions)
+        {
+            for cell in s.cells.clone() {
+                if interrupted() {
+                    break 'runs;
+                }
+                let result = s.one(backend.as_mut(), &mut client_cgroups, rep, &cell);
+                // A run cut short by Ctrl-C measured nothing: it is left
+                // out, and the runs before it are reported as they are.
+                if interrupted() {
+                    eprintln!(
+                        "gridcc-bench: interrupted during run {} ({cell}); it is not recorded",
+                        done + 1
+                    );
+                    break 'runs;
+                }
+                let record = result?;
+                done += 1;
+                eprintln!(
+                    "[{done}/{total}] {}rep {rep} {cell}: {:.2} s {}{}",
+                    if nested {
+                        format!("{} ", s.loaded.scenario.name)
+                    } else {
+                        String::new()
+                    },
+                    record.wall_s,
+                    if record.ok { "ok" } else { "FAILED: " },
+                    record.failure.as_deref().unwrap_or("")
+                );
+                let mut line = serde_json::to_vec(&record)?;
+                line.push(b'\n');
+                s.jsonl.write_all(&line)?;
+                s.jsonl.flush()?;
+                s.index += 1;
+            }
         }
     }
-    Ok(out)
+    Ok(dirs)
 }
 
-struct Session<'a> {
-    loaded: &'a Loaded,
-    backend: &'a mut dyn Backend,
-    cgroups: &'a mut Cgroups,
-    bin_dir: &'a Path,
-    source: &'a Path,
-    out: &'a Path,
-    /// Object hashes of the first plain local build.
-    reference: Option<BTreeMap<String, blake3::Hash>>,
-    kind: BackendKind,
+/// Reads and checks a `--costs` file. The coordinator checks it too, but a
+/// bad file would then fail every run one by one: refuse it here with its
+/// line number.
+fn read_costs(c: &Path) -> anyhow::Result<String> {
+    let text = std::fs::read_to_string(c).with_context(|| format!("--costs {}", c.display()))?;
+    for (i, line) in text
+        .lines()
+        .enumerate()
+        .filter(|(_, l)| !l.trim().is_empty())
+    {
+        let v: serde_json::Value = serde_json::from_str(line)
+            .with_context(|| format!("--costs {} line {}: not JSON", c.display(), i + 1))?;
+        if !(v["key"].is_string() && v["cost_s"].is_number()) {
+            bail!(
+                "--costs {} line {}: needs `key` and `cost_s` (a trace.jsonl has both)",
+                c.display(),
+                i + 1
+            );
+        }
+    }
+    Ok(text)
 }
 
-impl Session<'_> {
-    fn one(&mut self, index: usize, repetition: u32, cell: &Cell) -> anyhow::Result<RunRecord> {
+impl Session {
+    /// Fetches and configures the workload; without plain local runs,
+    /// builds it once plainly for the object check.
+    fn prepare(&mut self, root: &Path) -> anyhow::Result<()> {
+        let w = &self.loaded.workload;
+        prepare(w, root, &self.source)?;
+        if !self.loaded.scenario.local_make {
+            eprintln!("gridcc-bench: reference build (plain make, not measured)");
+            clean(w, &self.source, &self.out.join("reference.log"))?;
+            let j = self.loaded.scenario.make_jobs;
+            let status = build_command(w, &self.source, "gcc", "g++", j, None, None)
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .status()?;
+            if !status.success() {
+                bail!("the plain local build of {} fails", w.name);
+            }
+            self.reference = Some(hash_objects(&self.source, w)?);
+        }
+        Ok(())
+    }
+
+    fn one(
+        &mut self,
+        backend: &mut dyn Backend,
+        cgroups: &mut Cgroups,
+        repetition: u32,
+        cell: &Cell,
+    ) -> anyhow::Result<RunRecord> {
+        let index = self.index;
         let s = &self.loaded.scenario;
         let w = &self.loaded.workload;
         let name = format!(
@@ -357,6 +583,7 @@ impl Session<'_> {
             client_cpus: s.client_cpus,
             workers: workers.clone(),
             started_unix_ms: unix_ms(),
+            build_started_unix_ms: None,
             wall_s: 0.0,
             ok: false,
             failure: None,
@@ -367,34 +594,60 @@ impl Session<'_> {
             overhead_ms: Spread::default(),
             local_compiles: BTreeMap::new(),
             objects: ObjectsRecord::default(),
+            notes: Vec::new(),
             dir: format!("runs/{name}"),
         };
-        clean(w, self.source, &dir.join("clean.log"))?;
+        clean(w, &self.source, &dir.join("clean.log"))?;
 
         let is_local = cell.configuration == LOCAL_MAKE;
+        let costs = match &self.costs {
+            Some(text) => {
+                let path = dir.join("costs.jsonl");
+                std::fs::write(&path, text)?;
+                Some(path)
+            }
+            None => None,
+        };
         let spec = GridSpec {
             policy: &cell.policy,
             workers: &workers,
-            bin_dir: self.bin_dir,
+            bin_dir: &self.bin_dir,
             run_dir: &dir,
+            costs,
         };
-        let mut grid = if is_local {
-            None
-        } else {
-            match self.backend.start(&spec) {
-                Ok(g) => Some(g),
-                Err(e) => {
-                    record.failure = Some(format!("grid did not start: {e:#}"));
-                    return Ok(record);
-                }
+        let peer = crate::peers::Peer::of(&cell.policy);
+        // A peer's compilers and client environment (known once its
+        // daemons have their ports).
+        let mut peer_client = None;
+        let started: Option<anyhow::Result<Box<dyn Grid>>> = match peer {
+            _ if is_local => None,
+            Some(_) if self.kind != BackendKind::Local => Some(Err(anyhow::anyhow!(
+                "peers run on the local backend only (no peer images for docker yet)"
+            ))),
+            Some(p) => Some(
+                crate::peers::start(p, &workers, &dir, cgroups, index).map(|g| {
+                    peer_client = Some(g.client());
+                    Box::new(g) as Box<dyn Grid>
+                }),
+            ),
+            None => Some(backend.start(&spec)),
+        };
+        let mut grid = match started {
+            None => None,
+            Some(Ok(g)) => Some(g),
+            Some(Err(e)) => {
+                record.failure = Some(format!("grid did not start: {e:#}"));
+                return Ok(record);
             }
         };
         let client_limit = match s.client_cpus {
-            Some(c) => self.cgroups.create(&format!("client{index}"), c, None)?,
+            Some(c) => cgroups.create(&format!("client{index}"), c, None)?,
             None => None,
         };
         let (cc, cxx) = if is_local {
             ("gcc".to_owned(), "g++".to_owned())
+        } else if let Some((cc, cxx, _)) = &peer_client {
+            (cc.clone(), cxx.clone())
         } else {
             let g = self.bin_dir.join("gridcc").display().to_string();
             (format!("{g} gcc"), format!("{g} g++"))
@@ -402,14 +655,16 @@ impl Session<'_> {
         let stat_file = dir.join("client.stat");
         let mut cmd = build_command(
             w,
-            self.source,
+            &self.source,
             &cc,
             &cxx,
             make_jobs,
             client_limit.as_ref(),
             Some(&stat_file),
         );
-        if let Some(g) = &grid {
+        if let Some((_, _, env)) = &peer_client {
+            cmd.envs(env.iter().map(|(k, v)| (k, v)));
+        } else if let Some(g) = &grid {
             // Repetitions rebuild the same tree: with the object cache on,
             // every run after the first would measure cache hits, not the
             // grid.
@@ -421,14 +676,26 @@ impl Session<'_> {
         let log = std::fs::File::create(dir.join("build.log"))?;
         cmd.stdout(log.try_clone()?).stderr(log);
         let start = Instant::now();
+        record.build_started_unix_ms = Some(unix_ms());
         // Its own process group, so an interrupt can stop make and every
         // compiler it started (see reap.rs).
+        if interrupted() {
+            // The signal came while the grid was starting: build nothing.
+            bail!("interrupted");
+        }
         let mut child = cmd.process_group(0).spawn().context("starting the build")?;
         crate::reap::register(child.id());
         let mut died: Option<String> = None;
+        let mut stopped = false;
         let status = loop {
             if let Some(status) = child.try_wait()? {
                 break status;
+            }
+            // A signal between the spawn and the registration above found
+            // no group to kill: kill it here.
+            if interrupted() && !stopped {
+                crate::reap::kill_all();
+                stopped = true;
             }
             if died.is_none() {
                 if let Some(g) = grid.as_mut() {
@@ -464,10 +731,14 @@ impl Session<'_> {
             });
             record.cpu.coordinator_s = cpu.coordinator_s;
             record.cpu.workers_s = cpu.workers_s;
-            match stats::status(&self.bin_dir.join("gridcc"), g.coordinator_url()) {
-                Ok(st) => status_seen = Some((st, g.worker_addresses())),
-                Err(e) => {
-                    failure.get_or_insert(format!("coordinator status unavailable: {e:#}"));
+            if peer.is_some() {
+                record.jobs = crate::peers::jobs_record(&dir, &workers);
+            } else {
+                match stats::status(&self.bin_dir.join("gridcc"), g.coordinator_url()) {
+                    Ok(st) => status_seen = Some((st, g.worker_addresses())),
+                    Err(e) => {
+                        failure.get_or_insert(format!("coordinator status unavailable: {e:#}"));
+                    }
                 }
             }
         }
@@ -484,6 +755,9 @@ impl Session<'_> {
             + record.cpu.coordinator_s
             + (0.0 + record.cpu.workers_s.iter().sum::<f64>());
         record.compile_s = Spread::of(&trace.iter().map(|t| t.compile_s).collect::<Vec<_>>());
+        if peer.is_some() {
+            record.compile_s = Spread::of(&crate::peers::compile_times(&dir, workers.len()));
+        }
         record.queue_s = Spread::of(&trace.iter().map(|t| t.queue_s).collect::<Vec<_>>());
         let job_log = stats::read_job_log(&dir.join("jobs.jsonl"))?;
         record.overhead_ms = Spread::of(
@@ -508,7 +782,7 @@ impl Session<'_> {
 
         if status.success() && failure.is_none() {
             if let Some(check) = &w.check {
-                let st = shell(check, self.source)
+                let st = shell(check, &self.source)
                     .stdout(std::fs::File::create(dir.join("check.log"))?)
                     .stderr(Stdio::null())
                     .status()?;
@@ -518,12 +792,36 @@ impl Session<'_> {
             }
         }
         if status.success() {
-            let objects = hash_objects(self.source, w)?;
+            let objects = hash_objects(&self.source, w)?;
             if self.reference.is_none() && is_local && failure.is_none() {
                 self.reference = Some(objects.clone());
             }
             record.objects = compare_objects(self.reference.as_ref(), &objects);
-            if failure.is_none() && !record.objects.different.is_empty() {
+            if peer.is_some() && !record.objects.different.is_empty() {
+                // A peer does not promise gridcc's identical objects
+                // (distcc compiles fully preprocessed text, which moves
+                // debug-info columns wherever a macro expands): the
+                // difference is stated beside its timing, not hidden and
+                // not counted as a failed build.
+                record.notes.push(format!(
+                    "{} of {} object(s) differ from the local build ({}{})",
+                    record.objects.found - record.objects.identical,
+                    record.objects.found,
+                    record
+                        .objects
+                        .different
+                        .iter()
+                        .take(3)
+                        .cloned()
+                        .collect::<Vec<_>>()
+                        .join(", "),
+                    if record.objects.different.len() > 3 {
+                        ", …"
+                    } else {
+                        ""
+                    }
+                ));
+            } else if failure.is_none() && !record.objects.different.is_empty() {
                 failure = Some(format!(
                     "{} object(s) differ from the local build: {}",
                     record.objects.found - record.objects.identical,
@@ -827,9 +1125,25 @@ fn unix_ms() -> u64 {
         .map_or(0, |d| d.as_millis() as u64)
 }
 
+/// A session stopped by Ctrl-C or SIGTERM (exit status 130).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("interrupted; the finished runs are kept and reported")]
+pub struct Interrupted;
+
+static INTERRUPTED: AtomicBool = AtomicBool::new(false);
+
+/// True once Ctrl-C or SIGTERM arrived: the session stops after the run
+/// in progress, which is not recorded, and reports the runs before it.
+pub fn interrupted() -> bool {
+    INTERRUPTED.load(Ordering::SeqCst)
+}
+
 /// Ctrl-C or SIGTERM: the build and the local servers run in process
 /// groups of their own (see reap.rs) and containers outside this process
-/// altogether, so both are stopped here before exiting.
+/// altogether, so both are stopped here at once. The process does not exit
+/// here: the runner sees [`interrupted`], unwinds (dropping the grid and
+/// the client's cgroups, which removes them), and `main` writes the report
+/// of the finished runs and exits 130. A second signal exits at once.
 fn install_interrupt_handler(kind: BackendKind) {
     std::thread::spawn(move || {
         let Ok(rt) = tokio::runtime::Builder::new_current_thread()
@@ -844,26 +1158,28 @@ fn install_interrupt_handler(kind: BackendKind) {
             else {
                 return;
             };
-            let interrupted = tokio::select! {
-                r = tokio::signal::ctrl_c() => r.is_ok(),
-                r = term.recv() => r.is_some(),
-            };
-            if interrupted {
-                let n = crate::reap::kill_all();
-                if n > 0 {
-                    eprintln!("gridcc-bench: stopped {n} process group(s)");
+            loop {
+                let signalled = tokio::select! {
+                    r = tokio::signal::ctrl_c() => r.is_ok(),
+                    r = term.recv() => r.is_some(),
+                };
+                if !signalled {
+                    return;
                 }
+                if INTERRUPTED.swap(true, Ordering::SeqCst) {
+                    eprintln!("gridcc-bench: interrupted again; exiting without cleaning up");
+                    std::process::exit(130);
+                }
+                let n = crate::reap::kill_all();
+                eprintln!(
+                    "gridcc-bench: interrupted; stopped {n} process group(s), cleaning up (again to exit at once)"
+                );
                 if kind == BackendKind::Docker {
                     match crate::docker::remove_leftover_containers() {
-                        Ok(n) => eprintln!("gridcc-bench: interrupted; removed {n} container(s)"),
-                        Err(e) => {
-                            eprintln!("gridcc-bench: interrupted; removing containers: {e:#}")
-                        }
+                        Ok(n) => eprintln!("gridcc-bench: removed {n} container(s)"),
+                        Err(e) => eprintln!("gridcc-bench: removing containers: {e:#}"),
                     }
-                } else {
-                    eprintln!("gridcc-bench: interrupted");
                 }
-                std::process::exit(130);
             }
         });
     });

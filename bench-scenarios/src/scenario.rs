@@ -36,6 +36,11 @@ pub struct Scenario {
     pub client_cpus: Option<f64>,
     /// Policies tried on every configuration with more than one worker.
     pub policies: Vec<String>,
+    /// Other distributed-compilation systems run as cells of their own on
+    /// every configuration (`"distcc"`, `"icecc"`), named in the policy
+    /// column; see `peers.rs`.
+    #[serde(default)]
+    pub peers: Vec<String>,
     /// The configuration speedups are measured against: `local-make` or
     /// the name of one of `configurations`.
     pub baseline: String,
@@ -85,6 +90,11 @@ pub struct Threshold {
     pub min_speedup: Option<f64>,
     #[serde(default)]
     pub min_efficiency: Option<f64>,
+    /// The least trace-aware bound / wall: the threshold that says
+    /// something about the scheduler, since the bound already holds the
+    /// build's own serial parts (see docs/experiments.md).
+    #[serde(default)]
+    pub min_bound_efficiency: Option<f64>,
 }
 
 /// A workload file: how to get, prepare and build one project. Commands
@@ -168,6 +178,14 @@ pub fn validate(s: &Scenario) -> anyhow::Result<()> {
     for p in &s.policies {
         gridcc_scheduler::by_name(p).map_err(|e| anyhow::anyhow!("policies: {e}"))?;
     }
+    for p in &s.peers {
+        if crate::peers::Peer::of(p).is_none() {
+            bail!(
+                "peers: unknown peer {p:?} (known: {})",
+                crate::peers::PEER_NAMES.join(", ")
+            );
+        }
+    }
     if s.configurations.is_empty() {
         bail!("configurations: give at least one");
     }
@@ -237,7 +255,8 @@ impl std::fmt::Display for Cell {
 impl Scenario {
     /// Every cell of one repetition, in run order. A one-worker
     /// configuration gives every policy the same choice, so it runs once,
-    /// with the first policy.
+    /// with the first policy; each peer runs once per configuration, after
+    /// gridcc's policies.
     pub fn cells(&self) -> Vec<Cell> {
         let mut cells = Vec::new();
         if self.local_make {
@@ -252,7 +271,7 @@ impl Scenario {
             } else {
                 &self.policies[..]
             };
-            for p in policies {
+            for p in policies.iter().chain(&self.peers) {
                 cells.push(Cell {
                     configuration: c.name.clone(),
                     policy: p.clone(),

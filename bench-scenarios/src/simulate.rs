@@ -66,13 +66,13 @@ pub struct Args {
     pub json: bool,
 }
 
-fn policy_names() -> PossibleValuesParser {
+pub(crate) fn policy_names() -> PossibleValuesParser {
     PossibleValuesParser::new(POLICY_NAMES.iter().copied().chain(["all"]))
 }
 
 /// A worker speed: a positive, finite number of CPUs. The simulator would
 /// treat any other value as a dead worker; on the command line it is a typo.
-fn parse_speed(s: &str) -> Result<f64, String> {
+pub(crate) fn parse_speed(s: &str) -> Result<f64, String> {
     match s.trim().parse::<f64>() {
         Ok(x) if x.is_finite() && x > 0.0 => Ok(x),
         _ => Err(format!("{s:?} is not a positive number of CPUs")),
@@ -84,25 +84,7 @@ impl Args {
     /// count or, without `--slots`, `ceil(speed)` slots (at least one), as
     /// `gridcc-worker` defaults to for a CPU quota.
     pub fn sim_workers(&self) -> Result<Vec<SimWorker>, UsageError> {
-        if self.slots.is_empty() {
-            return Ok(self
-                .workers
-                .iter()
-                .map(|&s| SimWorker::with_quota(s))
-                .collect());
-        }
-        if self.slots.len() != self.workers.len() {
-            return Err(UsageError::SlotsMismatch {
-                workers: self.workers.len(),
-                slots: self.slots.len(),
-            });
-        }
-        Ok(self
-            .workers
-            .iter()
-            .zip(&self.slots)
-            .map(|(&speed, &slots)| SimWorker { speed, slots })
-            .collect())
+        workers_with_slots(&self.workers, &self.slots)
     }
 
     /// The policies to run, in `POLICY_NAMES` order for `all`.
@@ -113,6 +95,28 @@ impl Args {
             vec![self.policy.as_str()]
         }
     }
+}
+
+/// Workers of the given speeds, with `slots` (one per worker) or
+/// `ceil(speed)` slots each.
+pub(crate) fn workers_with_slots(
+    speeds: &[f64],
+    slots: &[u32],
+) -> Result<Vec<SimWorker>, UsageError> {
+    if slots.is_empty() {
+        return Ok(speeds.iter().map(|&s| SimWorker::with_quota(s)).collect());
+    }
+    if slots.len() != speeds.len() {
+        return Err(UsageError::SlotsMismatch {
+            workers: speeds.len(),
+            slots: slots.len(),
+        });
+    }
+    Ok(speeds
+        .iter()
+        .zip(slots)
+        .map(|(&speed, &slots)| SimWorker { speed, slots })
+        .collect())
 }
 
 /// Everything `simulate` found: the trace, and one entry per policy.

@@ -55,6 +55,14 @@ pub struct TraceLine {
     pub end_unix_ms: u64,
     #[serde(default)]
     pub exit_code: i32,
+    /// The job's `source_key`, which the wrapper's job log names too.
+    #[serde(default)]
+    pub key: String,
+    /// Seconds on one reference core, as the coordinator learned it.
+    #[serde(default)]
+    pub cost_s: Option<f64>,
+    #[serde(default)]
+    pub shared_hit: bool,
 }
 
 /// Reads a trace file; a missing file is an empty trace (no remote job).
@@ -83,6 +91,23 @@ pub struct JobLogLine {
     pub overhead_ms: Option<f64>,
     #[serde(default)]
     pub reason: Option<String>,
+    #[serde(default)]
+    pub source: Option<String>,
+    /// The trace key of a remote job.
+    #[serde(default)]
+    pub key: Option<String>,
+    /// When the wrapper started, and how long it ran.
+    #[serde(default)]
+    pub start_unix_ms: Option<u64>,
+    #[serde(default)]
+    pub wall_ms: Option<f64>,
+    /// CPU of the wrapper and its preprocessor.
+    #[serde(default)]
+    pub cpu_ms: Option<f64>,
+    #[serde(default)]
+    pub preprocess_ms: Option<f64>,
+    #[serde(default)]
+    pub shared_hit: bool,
 }
 
 /// Reads a job log; missing means no line was written. Lines that do not
@@ -146,6 +171,99 @@ pub fn median(values: &[f64]) -> f64 {
         v[n / 2]
     } else {
         (v[n / 2 - 1] + v[n / 2]) / 2.0
+    }
+}
+
+/// How many resamples the bootstrap draws, and its fixed seed: the same
+/// runs give the same interval on every machine and every recomputation.
+pub const BOOTSTRAP_RESAMPLES: usize = 4000;
+pub const BOOTSTRAP_SEED: u64 = 0x6772_6964_6363; // "gridcc"
+
+/// A 95 % confidence interval.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct Interval {
+    pub lo: f64,
+    pub hi: f64,
+}
+
+impl Interval {
+    /// True when the two intervals share no point: the only case in which
+    /// the report calls one cell faster than another.
+    pub fn apart(&self, other: &Interval) -> bool {
+        self.lo > other.hi || other.lo > self.hi
+    }
+}
+
+impl std::fmt::Display for Interval {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "[{:.2}, {:.2}]", self.lo, self.hi)
+    }
+}
+
+/// Percentile bootstrap 95 % interval of the median of `values` (finite
+/// ones only): resample with replacement, take each resample's median, and
+/// keep the 2.5th and 97.5th percentiles of those medians. `None` with
+/// fewer than two values, where no spread is known and nothing may be
+/// claimed. With three values the interval is close to [min, max]: three
+/// runs separate two cells only when their ranges do not meet, which is the
+/// honest answer for so few.
+pub fn bootstrap_median_ci(values: &[f64]) -> Option<Interval> {
+    let v: Vec<f64> = values.iter().copied().filter(|x| x.is_finite()).collect();
+    if v.len() < 2 {
+        return None;
+    }
+    let mut rng = SplitMix64(BOOTSTRAP_SEED);
+    let mut sample = vec![0.0; v.len()];
+    let mut medians: Vec<f64> = (0..BOOTSTRAP_RESAMPLES)
+        .map(|_| {
+            for s in sample.iter_mut() {
+                *s = v[rng.below(v.len())];
+            }
+            median(&sample)
+        })
+        .collect();
+    medians.sort_by(f64::total_cmp);
+    Some(Interval {
+        lo: percentile(&medians, 0.025),
+        hi: percentile(&medians, 0.975),
+    })
+}
+
+/// How two cells' intervals compare, in the words the report uses.
+pub fn difference(a: Option<&Interval>, b: Option<&Interval>) -> Difference {
+    match (a, b) {
+        (Some(a), Some(b)) if a.lo > b.hi => Difference::Higher,
+        (Some(a), Some(b)) if b.lo > a.hi => Difference::Lower,
+        _ => Difference::NotShown,
+    }
+}
+
+/// The verdict of [`difference`]: whether `a`'s interval lies wholly above
+/// or below `b`'s, or the data do not separate them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Difference {
+    Higher,
+    Lower,
+    NotShown,
+}
+
+/// splitmix64 (as in `gridcc-scheduler`, whose copy is private): a seeded
+/// stream for the bootstrap, so no `rand` dependency is needed.
+struct SplitMix64(u64);
+
+impl SplitMix64 {
+    fn next_u64(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^ (z >> 31)
+    }
+
+    /// Uniform below `n > 0` by multiply-shift (bias below 2^-32).
+    fn below(&mut self, n: usize) -> usize {
+        (((self.next_u64() >> 32) * n as u64) >> 32) as usize
     }
 }
 
@@ -243,5 +361,33 @@ mod tests {
         let err = format!("{:#}", read_trace(&p).unwrap_err());
         assert!(err.contains("line 1"), "{err}");
         assert!(read_trace(&dir.path().join("missing")).unwrap().is_empty());
+    }
+
+    #[test]
+    fn bootstrap_interval_is_deterministic_and_holds_the_median() {
+        let v = [2.0, 2.1, 1.9, 2.05, 1.95, 2.2, 1.8];
+        let a = bootstrap_median_ci(&v).unwrap();
+        assert_eq!(Some(a), bootstrap_median_ci(&v));
+        assert!(a.lo <= median(&v) && median(&v) <= a.hi, "{a}");
+        assert!(a.lo >= 1.8 && a.hi <= 2.2, "{a}");
+        assert!(a.hi - a.lo < 0.4, "{a}");
+        // Too few values: no interval, so nothing can be claimed.
+        assert_eq!(bootstrap_median_ci(&[1.0]), None);
+        assert_eq!(bootstrap_median_ci(&[1.0, f64::NAN]), None);
+        // Three runs: the interval spans the middle of the range at least.
+        let three = bootstrap_median_ci(&[1.0, 2.0, 3.0]).unwrap();
+        assert!(three.lo <= 1.0 + 1e-9 && three.hi >= 3.0 - 1e-9, "{three}");
+    }
+
+    #[test]
+    fn differences_only_where_intervals_are_apart() {
+        let fast = bootstrap_median_ci(&[3.0, 3.1, 2.9]).unwrap();
+        let slow = bootstrap_median_ci(&[2.0, 2.1, 1.9]).unwrap();
+        let wide = bootstrap_median_ci(&[1.5, 2.5, 3.5]).unwrap();
+        assert_eq!(difference(Some(&fast), Some(&slow)), Difference::Higher);
+        assert_eq!(difference(Some(&slow), Some(&fast)), Difference::Lower);
+        assert_eq!(difference(Some(&fast), Some(&wide)), Difference::NotShown);
+        assert_eq!(difference(None, Some(&slow)), Difference::NotShown);
+        assert!(fast.apart(&slow) && !fast.apart(&wide));
     }
 }

@@ -132,3 +132,46 @@ fn mismatched_slots_exit_2_with_one_line() {
     assert_eq!(lines.len(), 1, "{lines:?}");
     assert!(lines[0].contains("--slots and --workers differ in length (2 vs 3)"));
 }
+
+#[test]
+fn replay_a_recorded_run_and_refuse_a_missing_one() {
+    let run = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../testdata/recorded/calc-smoke/runs/003-2x0.5-weighted"
+    );
+    let out = bench(&[
+        "replay",
+        run,
+        "--heavy",
+        "3",
+        "--workers",
+        "0.25,0.25,0.5",
+        "--policy",
+        "all",
+        "--json",
+    ]);
+    assert_eq!(out.status.code(), Some(0), "{:?}", stderr_lines(&out));
+    let doc: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(doc["measured_policy"], "weighted");
+    let policies = doc["policies"].as_array().unwrap();
+    assert_eq!(policies.len(), gridcc_scheduler::POLICY_NAMES.len());
+    let heavy = doc["heavy"].as_array().unwrap();
+    assert_eq!(heavy.len(), 3);
+    assert!(heavy[0]["cost_s"].as_f64() >= heavy[2]["cost_s"].as_f64());
+    assert!(heavy[0]["measured"]["worker"].is_u64(), "{}", heavy[0]);
+    assert!(!heavy[0]["measured"]["source"].as_str().unwrap().is_empty());
+    assert_eq!(
+        heavy[0]["replayed"].as_array().unwrap().len(),
+        policies.len()
+    );
+    for p in policies {
+        let (m, b) = (
+            p["makespan_s"].as_f64().unwrap(),
+            p["trace_bound_s"].as_f64().unwrap(),
+        );
+        assert!(b > 0.0 && b <= m, "{p}");
+    }
+    let out = bench(&["replay", "/nonexistent/runs/000-x"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(stderr_lines(&out).len(), 1, "{:?}", stderr_lines(&out));
+}

@@ -119,6 +119,7 @@ fn a_scenario_runs_and_reports() {
         "summary.md",
         "results.csv",
         "speedup.svg",
+        "efficiency.svg",
         "verdicts.json",
         "scenario.toml",
     ] {
@@ -134,6 +135,9 @@ fn a_scenario_runs_and_reports() {
     assert!(again.status.success());
     let summary = std::fs::read_to_string(out.join("summary.md")).unwrap();
     assert!(summary.contains("| 1x1.0 | least-loaded |"), "{summary}");
+    // The grid run was replayed from its own job log and trace.
+    assert!(!summary.contains(": not replayed:"), "{summary}");
+    assert!(summary.contains("## Differences between policies and peers"));
     let csv = std::fs::read_to_string(out.join("results.csv")).unwrap();
     assert_eq!(csv.lines().count(), 3);
     let cmp = Command::new(bench_exe())
@@ -232,8 +236,36 @@ fn an_interrupted_run_leaves_no_process_behind() {
         .status()
         .unwrap();
     assert!(st.success());
+    let pid = child.id();
     let status = child.wait().unwrap();
     assert_eq!(status.code(), Some(130));
+    // The run that finished before the signal (plain make) is kept and
+    // reported; the one cut short is not recorded.
+    let kept = runs(&out);
+    assert_eq!(kept.len(), 1, "{kept:?}");
+    assert_eq!(kept[0]["configuration"], "local-make");
+    assert!(out.join("summary.md").exists());
+    // No cgroup of this session is left (named gridcc-bench-PID-…).
+    let prefix = format!("gridcc-bench-{pid}-");
+    let mut stack = vec![PathBuf::from("/sys/fs/cgroup")];
+    let mut found = Vec::new();
+    while let Some(d) = stack.pop() {
+        let Ok(entries) = std::fs::read_dir(&d) else {
+            continue;
+        };
+        for e in entries.flatten() {
+            if e.file_type().is_ok_and(|t| t.is_dir()) {
+                if e.file_name().to_string_lossy().starts_with(&prefix) {
+                    found.push(e.path());
+                }
+                // Ours sit at most two levels down (v1 controller dirs).
+                if e.path().components().count() < 6 {
+                    stack.push(e.path());
+                }
+            }
+        }
+    }
+    assert!(found.is_empty(), "cgroups left behind: {found:?}");
     // Nothing whose command line names this run (the coordinator's
     // --trace-out, the sleeping build's parent shell) is left.
     std::thread::sleep(std::time::Duration::from_millis(300));
@@ -269,4 +301,139 @@ fn no_local_make_checks_objects_against_an_unmeasured_build() {
     assert_eq!(runs[0]["objects"]["identical"], 13);
     let machine = std::fs::read_to_string(out.join("machine.json")).unwrap();
     assert!(machine.contains("--no-local-make"), "{machine}");
+}
+
+#[test]
+fn a_distcc_cell_runs_beside_gridcc() {
+    let dir = tempfile::tempdir().unwrap();
+    let sc = scenario(
+        dir.path(),
+        r#"make -j"$JOBS" CC="$CC""#,
+        "[thresholds]\n\"1x1.0\" = { min_speedup = 0.01 }",
+    );
+    let text = std::fs::read_to_string(&sc).unwrap().replace(
+        "policies = [\"least-loaded\"]",
+        "policies = [\"least-loaded\"]\npeers = [\"distcc\"]",
+    );
+    std::fs::write(&sc, text).unwrap();
+    let out = dir.path().join("out");
+    let o = run(&sc, &out);
+    let stderr = String::from_utf8_lossy(&o.stderr);
+    if stderr.contains("distcc is not installed") {
+        eprintln!("SKIPPED a_distcc_cell_runs_beside_gridcc: {stderr}");
+        return;
+    }
+    assert!(o.status.success(), "{stderr}");
+    let runs = runs(&out);
+    let cells: Vec<String> = runs
+        .iter()
+        .map(|r| format!("{} / {}", r["configuration"], r["policy"]).replace('"', ""))
+        .collect();
+    assert_eq!(
+        cells,
+        ["local-make / ", "1x1.0 / least-loaded", "1x1.0 / distcc"]
+    );
+    let d = &runs[2];
+    assert_eq!(d["ok"], true, "{d}");
+    // Every compile went through distccd, as its log counts them.
+    assert_eq!(d["jobs"]["remote"], 13, "{d}");
+    assert_eq!(d["jobs"]["per_worker"][0]["jobs"], 13, "{d}");
+    assert_eq!(d["jobs"]["fell_back"], false, "{d}");
+    assert_eq!(d["objects"]["found"], 13, "{d}");
+    // distcc compiles fully preprocessed text: under -g its objects may
+    // differ, and the run says so rather than hiding it.
+    let identical = d["objects"]["identical"].as_u64().unwrap();
+    assert_eq!(
+        identical == 13,
+        d["notes"].as_array().unwrap().is_empty(),
+        "{d}"
+    );
+    let summary = std::fs::read_to_string(out.join("summary.md")).unwrap();
+    assert!(summary.contains("| 1x1.0 | distcc |"), "{summary}");
+    assert!(
+        summary.contains("1x1.0: least-loaded vs distcc"),
+        "{summary}"
+    );
+    // Thresholds judge gridcc's cells only.
+    let verdicts = std::fs::read_to_string(out.join("verdicts.json")).unwrap();
+    assert!(
+        verdicts.contains("least-loaded") && !verdicts.contains("distcc"),
+        "{verdicts}"
+    );
+    // No daemon is left.
+    let ps = Command::new("ps").args(["-eo", "args"]).output().unwrap();
+    let left = String::from_utf8_lossy(&ps.stdout)
+        .lines()
+        .filter(|l| l.contains("distccd") && l.contains(out.to_str().unwrap()))
+        .count();
+    assert_eq!(left, 0);
+}
+
+#[test]
+fn costs_from_an_earlier_run_reach_the_coordinator() {
+    let dir = tempfile::tempdir().unwrap();
+    let sc = scenario(dir.path(), r#"make -j"$JOBS" CC="$CC""#, "");
+    let costs = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../testdata/recorded/calc-smoke/runs/002-2x0.5-least-loaded/trace.jsonl");
+    let out = dir.path().join("out");
+    let o = run_command(&sc, &out)
+        .arg("--costs")
+        .arg(&costs)
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let log =
+        std::fs::read_to_string(out.join("runs/001-1x1.0-least-loaded/coordinator.log")).unwrap();
+    assert!(log.contains("loaded learned costs"), "{log}");
+    assert!(log.contains("files=13"), "{log}");
+    let machine = std::fs::read_to_string(out.join("machine.json")).unwrap();
+    assert!(machine.contains("--costs"), "{machine}");
+    // A file that is not a costs file is refused before any run.
+    let bad = dir.path().join("bad.jsonl");
+    std::fs::write(&bad, "{\"cost\": 1}\n").unwrap();
+    let o = run_command(&sc, &dir.path().join("out2"))
+        .arg("--costs")
+        .arg(&bad)
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(err.contains("line 1") && err.lines().count() == 1, "{err}");
+}
+
+#[test]
+fn a_matrix_interleaves_scenarios_into_one_report() {
+    let dir = tempfile::tempdir().unwrap();
+    let a = scenario(dir.path(), r#"make -j"$JOBS" CC="$CC""#, "");
+    let b = dir.path().join("scenario-b.toml");
+    let text = std::fs::read_to_string(&a)
+        .unwrap()
+        .replace("name = \"t\"", "name = \"u\"")
+        .replace("repetitions = 1", "repetitions = 2");
+    std::fs::write(&b, text).unwrap();
+    let out = dir.path().join("m");
+    let o = Command::new(bench_exe())
+        .arg("matrix")
+        .arg(&a)
+        .arg(&b)
+        .arg("--out")
+        .arg(&out)
+        .arg("--bin-dir")
+        .arg(bin_dir())
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&o.stderr);
+    assert!(o.status.success(), "{stderr}");
+    // Repetition 1 of t, then of u, then u's second: interleaved.
+    let order: Vec<&str> = stderr
+        .lines()
+        .filter(|l| l.starts_with('['))
+        .map(|l| l.split_whitespace().nth(1).unwrap())
+        .collect();
+    assert_eq!(order, ["t", "t", "u", "u", "u", "u"], "{stderr}");
+    assert_eq!(runs(&out.join("t")).len(), 2);
+    assert_eq!(runs(&out.join("u")).len(), 4);
+    let md = std::fs::read_to_string(out.join("summary.md")).unwrap();
+    assert!(md.contains("## t") && md.contains("## u"), "{md}");
+    assert!(out.join("u/summary.md").exists());
 }

@@ -1006,7 +1006,10 @@ fn compile_remote(
     replay(&output.stdout, &stderr);
     joblog::remote(
         clock,
-        &job.source,
+        joblog::Job {
+            source: &job.source,
+            key: &remote_job.source_key,
+        },
         &output.worker_addr,
         prepared.preprocess_ms,
         output.compile_ms,

@@ -4,30 +4,77 @@
 //! wrapper's own wall time from entering `main`, the time spent
 //! preprocessing, and the worker's compile time; their difference is what
 //! the grid cost this job beyond compiling. A local compile's line holds
-//! the reason. Writing is best effort: a log that cannot be written never
-//! changes a compile's result.
+//! the reason. Every line also holds when the wrapper started (Unix ms)
+//! and the CPU it and its children (the preprocessor) had used so far, so
+//! that `gridcc-bench` can replay the build as it happened: when make asked
+//! for each job, what else was in flight, and the client's own work per
+//! job. Writing is best effort: a log that cannot be written never changes
+//! a compile's result.
 
 use std::io::Write;
-use std::time::Instant;
+use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 /// When the wrapper started, for the wall times in the log.
 #[derive(Debug, Clone, Copy)]
-pub struct Clock(Instant);
+pub struct Clock {
+    started: Instant,
+    /// The same moment on the wall clock, to line the wrapper's lines up
+    /// with the coordinator's trace (both read this host's clock, or the
+    /// same kernel's in a host-network container).
+    start_unix_ms: u64,
+}
 
 impl Clock {
     pub fn start() -> Self {
-        Self(Instant::now())
+        Self {
+            started: Instant::now(),
+            start_unix_ms: SystemTime::now()
+                .duration_since(UNIX_EPOCH)
+                .map_or(0, |d| d.as_millis() as u64),
+        }
     }
 
     pub fn elapsed_ms(&self) -> f64 {
-        self.0.elapsed().as_secs_f64() * 1000.0
+        self.started.elapsed().as_secs_f64() * 1000.0
     }
+}
+
+/// CPU ms (user + system) of this process and of its reaped children
+/// (`gcc -E` and its `cc1`), from `/proc/self/stat`; `None` where that is
+/// unreadable. The kernel reports these in USER_HZ ticks, which Linux fixes
+/// at 100 per second for every user-space interface whatever the kernel's
+/// own HZ, so a tick is 10 ms.
+fn cpu_ms() -> Option<u64> {
+    let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
+    cpu_ms_of(&stat)
+}
+
+fn cpu_ms_of(stat: &str) -> Option<u64> {
+    // The command name may hold spaces and parentheses: fields start after
+    // the last ')'. utime, stime, cutime, cstime are fields 14–17, that is
+    // 12–15 counting from the state (field 3) as 1.
+    let rest = &stat[stat.rfind(')')? + 1..];
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    let ticks: u64 = fields
+        .get(11..15)?
+        .iter()
+        .map(|f| f.parse::<u64>().ok())
+        .sum::<Option<u64>>()?;
+    Some(ticks * 10)
+}
+
+/// Which job a remote line is about: the source file and the key the
+/// coordinator's trace names it by (`source_key`), so the two join.
+#[derive(Debug, Clone, Copy)]
+pub struct Job<'a> {
+    pub source: &'a str,
+    pub key: &'a str,
 }
 
 /// A remote compile that finished (whatever the compiler's exit code).
 pub fn remote(
     clock: Clock,
-    source: &str,
+    Job { source, key }: Job<'_>,
     worker: &str,
     preprocess_ms: f64,
     compile_ms: u64,
@@ -40,6 +87,9 @@ pub fn remote(
     append(&serde_json::json!({
         "mode": "remote",
         "source": source,
+        "key": key,
+        "start_unix_ms": clock.start_unix_ms,
+        "cpu_ms": cpu_ms(),
         "worker": worker,
         "wall_ms": round(wall_ms),
         "preprocess_ms": round(preprocess_ms),
@@ -55,6 +105,8 @@ pub fn hit(clock: Clock, source: &str) {
     append(&serde_json::json!({
         "mode": "hit",
         "source": source,
+        "start_unix_ms": clock.start_unix_ms,
+        "cpu_ms": cpu_ms(),
         "wall_ms": round(clock.elapsed_ms()),
     }));
 }
@@ -65,6 +117,7 @@ pub fn local(clock: Clock, source: Option<&str>, reason: &str) {
         "mode": "local",
         "source": source,
         "reason": reason,
+        "start_unix_ms": clock.start_unix_ms,
         "wall_ms_before_local": round(clock.elapsed_ms()),
     }));
 }
@@ -96,5 +149,14 @@ mod tests {
     #[test]
     fn rounding_keeps_microseconds() {
         assert_eq!(super::round(1.234_567_8), 1.235);
+    }
+
+    #[test]
+    fn cpu_is_read_after_the_command_name() {
+        // pid (comm with ") (" in it) state ppid … utime stime cutime cstime
+        let stat = "42 (a) (b c) S 1 42 42 0 -1 4194560 100 0 0 0 7 3 20 10 20 0 1 0";
+        assert_eq!(super::cpu_ms_of(stat), Some(400));
+        assert_eq!(super::cpu_ms_of("42 (x) S 1"), None);
+        assert!(super::cpu_ms().is_some());
     }
 }

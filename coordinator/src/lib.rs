@@ -5,10 +5,13 @@
 //! - [`service`]: the tonic service (worker sessions, `Assign`, `Status`) and
 //!   the background sweep that expires leases and silent workers.
 //! - [`trace`]: the `--trace-out` JSON-lines file of finished jobs.
+//! - [`costs`]: the `--costs` file (a trace of earlier builds) whose costs
+//!   are loaded before the first job.
 //! - `metrics`: the Prometheus series behind `--metrics-listen`.
 //! - [`run`]: serve on a bound listener until the shutdown token fires;
 //!   [`run_with_metrics`] also answers `GET /metrics` on a second one.
 
+pub mod costs;
 mod metrics;
 pub mod registry;
 mod service;
@@ -43,6 +46,9 @@ pub struct Config {
     pub local_when_client_idle: bool,
     /// Where to append one JSON line per finished job, if anywhere.
     pub trace_out: Option<std::path::PathBuf>,
+    /// Costs learned from earlier builds (a trace, or any JSON lines with
+    /// `key` and `cost_s`), loaded before the first job; see `costs.rs`.
+    pub costs: Option<std::path::PathBuf>,
     /// The grid's token: every call without it is refused. `None` accepts
     /// every call.
     pub token: Option<gridcc_proto::auth::Token>,
@@ -61,6 +67,7 @@ impl Default for Config {
             max_waiting: 1024,
             local_when_client_idle: true,
             trace_out: None,
+            costs: None,
             token: None,
             tls: None,
         }
@@ -74,6 +81,11 @@ pub enum CoordinatorError {
     Policy(#[from] gridcc_scheduler::UnknownPolicy),
     #[error("gRPC server failed: {0}")]
     Serve(#[from] tonic::transport::Error),
+    #[error("costs file {path}: {reason}")]
+    Costs {
+        path: std::path::PathBuf,
+        reason: String,
+    },
     #[error("cannot open the trace file {path}: {source}")]
     Trace {
         path: std::path::PathBuf,
@@ -101,7 +113,17 @@ pub async fn run_with_metrics(
     shutdown: CancellationToken,
 ) -> Result<(), CoordinatorError> {
     let policy = gridcc_scheduler::by_name(&config.policy)?;
-    let registry = registry::Registry::new(policy, config.lease_ttl_ms);
+    let mut registry = registry::Registry::new(policy, config.lease_ttl_ms);
+    if let Some(path) = &config.costs {
+        let bad = |reason: String| CoordinatorError::Costs {
+            path: path.clone(),
+            reason,
+        };
+        let text = std::fs::read_to_string(path).map_err(|e| bad(e.to_string()))?;
+        let costs = costs::parse(&text).map_err(|e| bad(e.to_string()))?;
+        let n = registry.preload_costs(costs);
+        tracing::info!(path = %path.display(), files = n, "loaded learned costs");
+    }
     let trace = match &config.trace_out {
         Some(path) => {
             Some(

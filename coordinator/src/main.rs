@@ -48,6 +48,12 @@ struct Args {
     /// `gridcc-bench simulate --trace`).
     #[arg(long)]
     trace_out: Option<std::path::PathBuf>,
+    /// Load costs learned from earlier builds before the first job: a
+    /// --trace-out file (or any JSON lines with `key` and `cost_s`), so
+    /// `weighted` and `lookahead` know the heavy files from the first build
+    /// of a session.
+    #[arg(long, value_name = "FILE")]
+    costs: Option<std::path::PathBuf>,
     /// Read the grid's token from FILE (contents trimmed) instead of
     /// GRIDCC_TOKEN or GRIDCC_TOKEN_FILE. With a token, every call without
     /// it is refused (clients, workers and `gridcc status` alike); without
@@ -109,6 +115,7 @@ async fn serve(args: Args) -> anyhow::Result<()> {
         max_waiting: args.max_waiting,
         local_when_client_idle: args.when_busy == "local-if-client-idle",
         trace_out: args.trace_out,
+        costs: args.costs,
         token,
         tls,
     };

@@ -358,6 +358,28 @@ impl Registry {
         }
     }
 
+    /// Costs learned before this process started (`--costs`), as if earlier
+    /// jobs had taught them. They came from no worker of this grid
+    /// (worker id 0), so every worker's first job of such a file also
+    /// teaches that worker its speed. Returns how many were loaded.
+    pub fn preload_costs(&mut self, costs: impl IntoIterator<Item = (String, f64)>) -> usize {
+        let mut n = 0;
+        for (key, cost_s) in costs {
+            if self.learned_cost_s.len() >= MAX_LEARNED_COSTS {
+                break;
+            }
+            self.learned_cost_s.insert(
+                key,
+                LearnedCost {
+                    cost_s,
+                    worker_id: 0,
+                },
+            );
+            n += 1;
+        }
+        n
+    }
+
     /// A worker finished a lease's job. Returns whether it freed a slot, and
     /// the job's trace record when the lease was known.
     pub fn on_finished(
@@ -817,6 +839,27 @@ mod tests {
         assert_eq!(status.workers[0].running, 0);
         assert_eq!(status.jobs_done, 1);
         placed(r.assign(&request("t"), 0));
+    }
+
+    #[test]
+    fn preloaded_costs_price_the_first_job_and_teach_speeds() {
+        let mut r = registry();
+        let a = r.add_worker(hello("a:1", 2, "t"), KEY, 0);
+        assert_eq!(r.preload_costs([("heavy".to_owned(), 30.0)]), 1);
+        let req = v1::AssignRequest {
+            source_key: "heavy".into(),
+            ..request("t")
+        };
+        let lease = placed(r.assign(&req, 0)).lease.unwrap();
+        let state = &r.leases[&lease.id];
+        assert_eq!(state.cost_s, 30.0);
+        // Learned on no worker of this grid: the job also teaches `a`.
+        assert_eq!(state.cost_learned_on, Some(0));
+        assert_ne!(a, 0);
+        // A file not in the costs file is still priced by its size.
+        let lease = placed(r.assign(&request("t"), 0)).lease.unwrap();
+        assert_ne!(r.leases[&lease.id].cost_s, 30.0);
+        assert_eq!(r.leases[&lease.id].cost_learned_on, None);
     }
 
     #[test]

@@ -12,11 +12,16 @@
 //!   parser ([`sim::parse_trace`]), synthetic CPython-like traces
 //!   ([`sim::synthetic_trace`]), and the makespan lower bound
 //!   ([`sim::lower_bound_s`]) its reports are measured against.
+//! - [`replay`]: the build as it was recorded (releases after the jobs
+//!   they waited for, the client's CPU, transfers) replayed on other shapes
+//!   and policies ([`replay::replay`]), and the trace-aware lower bound
+//!   ([`replay::trace_bound`]) no policy can beat.
 //! - `splitmix` (private): the seeded PRNG behind `p2c` and the traces.
 //!
 //! `benches/decisions.rs` measures decisions per second per policy.
 
 pub mod policies;
+pub mod replay;
 pub mod sim;
 mod splitmix;
 
