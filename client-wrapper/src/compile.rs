@@ -949,6 +949,10 @@ fn compile_remote(
         compressed,
         env: locale_env(),
         cache_key: String::new(),
+        source_name: std::path::Path::new(&job.source)
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default(),
     };
     remote_job.cache_key = remote_job.grid_key();
 

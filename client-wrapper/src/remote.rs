@@ -91,6 +91,9 @@ pub struct Job {
     pub env: Vec<v1::EnvVar>,
     /// Grid key (`gridcc_cache::GridJob`), the coordinator's placement hint.
     pub cache_key: String,
+    /// The source file's name without its directory: all the coordinator's
+    /// monitor page shows of the job (never its arguments).
+    pub source_name: String,
 }
 
 impl Job {
@@ -241,10 +244,11 @@ pub async fn compile(
             cost_hint: 0.0,
             exclude_workers: exclude.clone(),
             failed_lease,
-            client: String::new(),
+            client: client_name().to_owned(),
             source_key: job.source_key.clone(),
             client_idle_cpus: crate::idle::idle_cpus(),
             cache_key: job.cache_key.clone(),
+            source_name: job.source_name.clone(),
         };
         let reply = tokio::time::timeout(timeouts.assign, coordinator.client.assign(request))
             .await
@@ -282,6 +286,19 @@ pub async fn compile(
             }
         }
     }
+}
+
+/// This host's name, for the coordinator's monitor (which clients are
+/// building); empty when unknown, and the coordinator then shows the
+/// client's address. Read from procfs: no `unsafe` `gethostname`, and one
+/// small read per compile.
+fn client_name() -> &'static str {
+    static NAME: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    NAME.get_or_init(|| {
+        std::fs::read_to_string("/proc/sys/kernel/hostname")
+            .map(|s| s.trim().to_owned())
+            .unwrap_or_default()
+    })
 }
 
 async fn run_on_worker(
@@ -541,6 +558,7 @@ mod tests {
             compressed,
             env: Vec::new(),
             cache_key: String::new(),
+            source_name: "a.c".into(),
         };
         let placement = v1::Placement {
             worker_addr: addr,
