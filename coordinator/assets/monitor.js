@@ -9,7 +9,7 @@
 "use strict";
 
 const WINDOW_MS = 10 * 60 * 1000;
-const VISIBLE_MS = 3 * 60 * 1000;
+const VISIBLE_MS = 90 * 1000;
 const MAX_JOBS = 5000;
 const MAX_SAMPLES = 600;
 const ROW_H = 16;
@@ -234,20 +234,34 @@ function renderTotals() {
   document.getElementById("totals").textContent = text;
 }
 
+function render() {
+  prune();
+  renderWorkers();
+  renderCharts();
+  renderClients();
+  renderGantt();
+  renderTotals();
+}
+
+// At most five renders a second, however many events arrive: the first
+// event after a quiet spell renders at once, later ones are batched.
+const RENDER_GAP_MS = 200;
+let lastRender = 0;
 let renderPending = false;
 function scheduleRender() {
   if (renderPending) return;
+  const wait = lastRender + RENDER_GAP_MS - Date.now();
+  if (wait <= 0) {
+    lastRender = Date.now();
+    render();
+    return;
+  }
   renderPending = true;
-  // At most five renders a second, however many events arrive.
   setTimeout(() => {
     renderPending = false;
-    prune();
-    renderWorkers();
-    renderCharts();
-    renderClients();
-    renderGantt();
-    renderTotals();
-  }, 200);
+    lastRender = Date.now();
+    render();
+  }, wait);
 }
 
 function setLive(live, text) {

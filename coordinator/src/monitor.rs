@@ -548,8 +548,14 @@ impl Monitor {
     /// `GET /api/v1/workers`.
     pub(crate) fn workers_json(&self) -> String {
         let state = self.state();
-        let workers: Vec<&Worker> = state.workers.values().collect();
-        serde_json::to_string(&serde_json::json!({ "workers": workers })).unwrap_or_default()
+        #[derive(Serialize)]
+        struct Workers<'a> {
+            workers: Vec<&'a Worker>,
+        }
+        let workers = Workers {
+            workers: state.workers.values().collect(),
+        };
+        serde_json::to_string(&workers).unwrap_or_default()
     }
 
     /// `GET /api/v1/jobs?since=SEQ&limit=N`: ended jobs updated after

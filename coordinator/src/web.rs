@@ -437,6 +437,9 @@ fn route(web: &Web, request: &Request, transport: Transport) -> Response {
         return Response::text("405 Method Not Allowed", "method not allowed");
     }
     if path == "/metrics" {
+        if method == "POST" {
+            return Response::text("405 Method Not Allowed", "method not allowed");
+        }
         return Response::new(
             "200 OK",
             gridcc_proto::metrics::CONTENT_TYPE,
@@ -566,6 +569,75 @@ mod tests {
         ] {
             assert_eq!(parse_head(bad), Err(BadRequest::Malformed), "{bad:?}");
         }
+    }
+
+    /// A coordinator with `--tls-cert` serves its HTTP port over TLS: the
+    /// API answers over https, a plain request gets only `/metrics`.
+    #[tokio::test]
+    async fn with_tls_the_port_speaks_tls_and_plain_gets_only_metrics() {
+        use tokio_rustls::rustls;
+
+        let dir = tempfile::tempdir().unwrap();
+        let key = rcgen::KeyPair::generate().unwrap();
+        let cert = rcgen::CertificateParams::new(vec!["localhost".to_owned()])
+            .unwrap()
+            .self_signed(&key)
+            .unwrap();
+        let (cert_path, key_path) = (dir.path().join("c.pem"), dir.path().join("k.pem"));
+        std::fs::write(&cert_path, cert.pem()).unwrap();
+        std::fs::write(&key_path, key.serialize_pem()).unwrap();
+        let config = crate::Config {
+            tls: Some(gridcc_proto::tls::ServerTls::load(&cert_path, &key_path).unwrap()),
+            ..crate::Config::default()
+        };
+        let grpc = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let http = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = http.local_addr().unwrap();
+        let shutdown = CancellationToken::new();
+        let server = tokio::spawn(crate::run_with_http(
+            config,
+            grpc,
+            Some(http),
+            shutdown.clone(),
+        ));
+
+        async fn exchange<S: AsyncRead + AsyncWrite + Unpin>(mut s: S, path: &str) -> String {
+            let request = format!("GET {path} HTTP/1.1\r\nHost: localhost\r\n\r\n");
+            s.write_all(request.as_bytes()).await.unwrap();
+            let mut reply = Vec::new();
+            let _ = s.read_to_end(&mut reply).await;
+            String::from_utf8_lossy(&reply).into_owned()
+        }
+        let mut roots = rustls::RootCertStore::empty();
+        roots.add(cert.der().clone()).unwrap();
+        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let client = rustls::ClientConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()
+            .unwrap()
+            .with_root_certificates(roots)
+            .with_no_client_auth();
+        let connector = tokio_rustls::TlsConnector::from(Arc::new(client));
+        let name = rustls::pki_types::ServerName::try_from("localhost").unwrap();
+        let tls = connector
+            .connect(name, TcpStream::connect(addr).await.unwrap())
+            .await
+            .unwrap();
+        let reply = exchange(tls, "/api/v1/workers").await;
+        assert!(reply.starts_with("HTTP/1.1 200 OK\r\n"), "{reply}");
+        assert!(reply.ends_with("{\"workers\":[]}"), "{reply}");
+
+        let plain = exchange(TcpStream::connect(addr).await.unwrap(), "/api/v1/workers").await;
+        assert!(plain.starts_with("HTTP/1.1 400 "), "{plain}");
+        assert!(plain.contains("use https://"), "{plain}");
+        assert!(!plain.contains("workers\":"), "{plain}");
+        let metrics = exchange(TcpStream::connect(addr).await.unwrap(), "/metrics").await;
+        assert!(metrics.starts_with("HTTP/1.1 200 OK\r\n"), "{metrics}");
+        assert!(
+            metrics.contains("gridcc_coordinator_workers 0"),
+            "{metrics}"
+        );
+        shutdown.cancel();
+        server.await.unwrap().unwrap();
     }
 
     #[test]
