@@ -12,7 +12,8 @@
 //!   under cgroup quotas, or [`docker`] containers), one JSON line per run;
 //!   [`stats`] holds the status/trace readers and statistics it uses.
 //! - [`report`]: `gridcc-bench report DIR` and `compare OLD NEW`, computed
-//!   from the raw runs only.
+//!   from the raw runs only; [`gantt`] draws each run's jobs per worker
+//!   slot.
 //!
 //! Errors are `anyhow` with context; [`exit_code`] maps one to the process
 //! exit status, so that `main` and the tests agree on it.
@@ -24,6 +25,7 @@ pub mod backend;
 pub mod cgroup;
 pub mod cli;
 pub mod docker;
+pub mod gantt;
 pub mod local;
 mod reap;
 pub mod report;

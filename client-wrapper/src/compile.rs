@@ -1008,15 +1008,7 @@ fn compile_remote(
     let mut stderr = prepared.pp_stderr.clone();
     stderr.extend_from_slice(&without_repeats(&output.stderr, &prepared.pp_stderr));
     replay(&output.stdout, &stderr);
-    joblog::remote(
-        clock,
-        &job.source,
-        &output.worker_addr,
-        prepared.preprocess_ms,
-        output.compile_ms,
-        output.exit_code,
-        output.shared_hit,
-    );
+    joblog::remote(clock, &job.source, prepared.preprocess_ms, &output);
     Ok(RemoteDone {
         exit_code: output.exit_code,
         object: output.object,

@@ -4,7 +4,9 @@
 //! wrapper's own wall time from entering `main`, the time spent
 //! preprocessing, and the worker's compile time; their difference is what
 //! the grid cost this job beyond compiling. A local compile's line holds
-//! the reason. Writing is best effort: a log that cannot be written never
+//! the reason. Every line holds `start_unix_ms`, when the wrapper started
+//! (the benchmark's Gantt charts place the job by it, and by its wall
+//! time). Writing is best effort: a log that cannot be written never
 //! changes a compile's result.
 
 use std::io::Write;
@@ -12,11 +14,18 @@ use std::time::Instant;
 
 /// When the wrapper started, for the wall times in the log.
 #[derive(Debug, Clone, Copy)]
-pub struct Clock(Instant);
+pub struct Clock(Instant, std::time::SystemTime);
 
 impl Clock {
     pub fn start() -> Self {
-        Self(Instant::now())
+        Self(Instant::now(), std::time::SystemTime::now())
+    }
+
+    /// The start as milliseconds since the Unix epoch.
+    fn start_unix_ms(&self) -> u64 {
+        self.1
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_millis() as u64)
     }
 
     pub fn elapsed_ms(&self) -> f64 {
@@ -25,28 +34,23 @@ impl Clock {
 }
 
 /// A remote compile that finished (whatever the compiler's exit code).
-pub fn remote(
-    clock: Clock,
-    source: &str,
-    worker: &str,
-    preprocess_ms: f64,
-    compile_ms: u64,
-    exit_code: i32,
-    shared_hit: bool,
-) {
+pub fn remote(clock: Clock, source: &str, preprocess_ms: f64, output: &crate::remote::Output) {
+    let shared_hit = output.shared_hit;
     // A shared-cache hit ran no compiler: its whole time is overhead.
-    let compile_ms = if shared_hit { 0 } else { compile_ms };
+    let compile_ms = if shared_hit { 0 } else { output.compile_ms };
     let wall_ms = clock.elapsed_ms();
     append(&serde_json::json!({
         "mode": "remote",
         "source": source,
-        "worker": worker,
+        "worker": output.worker_addr,
         "wall_ms": round(wall_ms),
         "preprocess_ms": round(preprocess_ms),
         "compile_ms": compile_ms,
         "overhead_ms": round(wall_ms - compile_ms as f64),
-        "exit_code": exit_code,
+        "exit_code": output.exit_code,
         "shared_hit": shared_hit,
+        "retried": output.retried,
+        "start_unix_ms": clock.start_unix_ms(),
     }));
 }
 
@@ -56,6 +60,7 @@ pub fn hit(clock: Clock, source: &str) {
         "mode": "hit",
         "source": source,
         "wall_ms": round(clock.elapsed_ms()),
+        "start_unix_ms": clock.start_unix_ms(),
     }));
 }
 
@@ -66,6 +71,7 @@ pub fn local(clock: Clock, source: Option<&str>, reason: &str) {
         "source": source,
         "reason": reason,
         "wall_ms_before_local": round(clock.elapsed_ms()),
+        "start_unix_ms": clock.start_unix_ms(),
     }));
 }
 

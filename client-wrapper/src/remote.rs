@@ -142,6 +142,8 @@ pub struct Output {
     pub sent_bytes: u64,
     /// The worker answered from its shared cache.
     pub shared_hit: bool,
+    /// This is the second attempt: the first worker failed the job.
+    pub retried: bool,
 }
 
 /// Timeouts for grid calls.
@@ -268,7 +270,12 @@ pub async fn compile(
         };
         let lease_id = placement.lease.as_ref().map_or(0, |l| l.id);
         match run_on_worker(coordinator, &placement, job, timeouts).await {
-            Ok(out) => return Ok(out),
+            Ok(out) => {
+                return Ok(Output {
+                    retried: !exclude.is_empty(),
+                    ..out
+                })
+            }
             Err(e) if e.worker_fault() && exclude.is_empty() => {
                 tracing::warn!(error = %e, "retrying on another worker");
                 exclude.push(placement.worker_id);
@@ -436,6 +443,7 @@ async fn run_on_worker(
             received_bytes: result.compressed_size,
             sent_bytes,
             shared_hit: result.cache_hit,
+            retried: false,
         })
     };
     tokio::time::timeout(timeouts.job, exchange)
