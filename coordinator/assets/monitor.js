@@ -9,7 +9,9 @@
 "use strict";
 
 const WINDOW_MS = 10 * 60 * 1000;
-const VISIBLE_MS = 90 * 1000;
+// How much of the window is visible at once: the zoom menu, or
+// `#zoom=SECONDS` in the address.
+let visibleMs = 90 * 1000;
 const MAX_JOBS = 5000;
 const MAX_SAMPLES = 600;
 const ROW_H = 16;
@@ -109,8 +111,8 @@ function renderChart(id, scaleId, values, capacity) {
   if (capacity) svg.append(el("polyline", { class: "capacity", points: points(capacity) }));
   svg.append(el("polyline", { points: points(values) }));
   const last = values.length ? values[values.length - 1] : 0;
-  document.getElementById(scaleId).textContent =
-    `now ${last}, top ${top}, last ${Math.round(values.length / 60)} min`;
+  const span = values.length < 120 ? `${values.length} s` : `${Math.round(values.length / 60)} min`;
+  document.getElementById(scaleId).textContent = `now ${last}, top ${top}, last ${span}`;
 }
 
 function renderCharts() {
@@ -173,7 +175,7 @@ function renderGantt() {
   const now = serverNow();
   const from = now - WINDOW_MS;
   const visibleW = Math.max(300, scroll.clientWidth);
-  const pxPerMs = visibleW / VISIBLE_MS;
+  const pxPerMs = visibleW / visibleMs;
   const width = Math.round(WINDOW_MS * pxPerMs);
   const height = AXIS_H + rows.length * ROW_H;
   const x = (t) => (t - from) * pxPerMs;
@@ -301,5 +303,22 @@ function connect() {
   events.onerror = () => setLive(false, "reconnecting…");
 }
 
+function setupZoom() {
+  const zoom = document.getElementById("zoom");
+  const fromHash = /zoom=(\d+)/.exec(location.hash);
+  if (fromHash && [...zoom.options].some((o) => o.value === fromHash[1])) {
+    zoom.value = fromHash[1];
+  }
+  const apply = () => {
+    visibleMs = Number(zoom.value) * 1000;
+    // Show the present after a zoom.
+    lastScrollWidth = 0;
+    scheduleRender();
+  };
+  zoom.addEventListener("change", apply);
+  apply();
+}
+
+setupZoom();
 connect();
 setInterval(scheduleRender, 1000);
