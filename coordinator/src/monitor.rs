@@ -653,6 +653,43 @@ mod tests {
     }
 
     #[test]
+    fn a_job_whose_lease_the_registry_dropped_ends_as_failed() {
+        let mut registry = Registry::new(gridcc_scheduler::by_name("least-loaded").unwrap(), 1000);
+        let hello = v1::WorkerHello {
+            advertise_addr: "127.0.0.1:1".into(),
+            slots: 2,
+            toolchains: vec![v1::Toolchain {
+                identity: "t".into(),
+                ..Default::default()
+            }],
+            ..Default::default()
+        };
+        let worker = registry.add_worker(hello.clone(), [1; gridcc_proto::lease::KEY_LEN], 0);
+        let m = Monitor::new();
+        m.worker_joined(worker, &hello, 0);
+        let req = v1::AssignRequest {
+            toolchain: "t".into(),
+            ..req("a.c")
+        };
+        let crate::registry::Placement::Placed(p) = registry.assign(&req, 0) else {
+            panic!("not placed");
+        };
+        m.placed(p.lease.unwrap().id, worker, &req, "dev", 0);
+        m.reconcile(&registry, 10);
+        assert_eq!(m.jobs(0, 10).running.len(), 1, "the lease is still out");
+        // The worker leaves with it: the registry counts it lost.
+        registry.remove_worker(worker);
+        m.worker_left(worker, 20);
+        m.reconcile(&registry, 30);
+        let page = m.jobs(0, 10);
+        assert!(page.running.is_empty());
+        assert_eq!(page.jobs[0].outcome, Outcome::Failed);
+        assert_eq!(page.jobs[0].end_ms, Some(30));
+        let workers = m.workers_json();
+        assert!(workers.contains("\"state\":\"gone\""), "{workers}");
+    }
+
+    #[test]
     fn history_is_bounded() {
         let m = Monitor::new();
         for i in 0..(MAX_JOBS as u64 + 500) {
