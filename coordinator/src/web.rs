@@ -500,42 +500,53 @@ fn route(web: &Web, request: &Request, transport: Transport) -> Response {
     }
 }
 
+/// How long a stream gathers events before it writes them: one write (and
+/// one wake-up of its task) per batch rather than per job, so open pages
+/// cost the coordinator little however busy the grid; the page renders at
+/// most five times a second anyway.
+const EVENT_BATCH: Duration = Duration::from_millis(100);
+
 /// The event stream: the snapshot, then every change, until the browser
 /// leaves or the coordinator stops. A stream that falls more than the
 /// channel's buffer behind starts over from a new snapshot.
 async fn events<S: AsyncWrite + Unpin>(web: &Web, mut stream: S, shutdown: &CancellationToken) {
-    let head = format!(
+    let mut out = format!(
         "HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nConnection: close\r\n{}\r\n",
         SECURITY_HEADERS
             .iter()
             .fold(String::new(), |acc, h| acc + h + "\r\n")
     );
     let (snapshot, mut rx) = web.monitor.subscribe(unix_ms());
-    let mut pending = vec![Arc::<str>::from(head.as_str()), snapshot];
+    out.push_str(&snapshot);
     loop {
-        for frame in pending.drain(..) {
-            let write = tokio::time::timeout(IO_TIMEOUT, stream.write_all(frame.as_bytes()));
-            if !matches!(write.await, Ok(Ok(()))) {
-                return;
-            }
-        }
-        if !matches!(
-            tokio::time::timeout(IO_TIMEOUT, stream.flush()).await,
-            Ok(Ok(()))
-        ) {
+        let write = tokio::time::timeout(IO_TIMEOUT, stream.write_all(out.as_bytes()));
+        if !matches!(write.await, Ok(Ok(()))) {
             return;
         }
-        tokio::select! {
-            next = rx.recv() => match next {
-                Ok(frame) => pending.push(frame),
+        out.clear();
+        // Wait for the next event, then gather what follows it briefly.
+        let first = tokio::select! {
+            next = rx.recv() => next,
+            () = shutdown.cancelled() => return,
+        };
+        let mut next = first;
+        let deadline = tokio::time::Instant::now() + EVENT_BATCH;
+        loop {
+            match next {
+                Ok(frame) => out.push_str(&frame),
                 Err(broadcast::error::RecvError::Lagged(_)) => {
                     let (snapshot, fresh) = web.monitor.subscribe(unix_ms());
                     rx = fresh;
-                    pending.push(snapshot);
+                    out.clear();
+                    out.push_str(&snapshot);
                 }
                 Err(broadcast::error::RecvError::Closed) => return,
-            },
-            () = shutdown.cancelled() => return,
+            }
+            next = tokio::select! {
+                next = rx.recv() => next,
+                () = tokio::time::sleep_until(deadline) => break,
+                () = shutdown.cancelled() => return,
+            };
         }
     }
 }
