@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# soak.sh [-n COMPILES] [-p PARALLEL] [-w WORKERS]
+# soak.sh [-n COMPILES] [-p PARALLEL] [-w WORKERS] [-s STREAMS] [-b BIN_DIR]
 #
 # Soak test (a benchmark, not run in CI): COMPILES (default 5000) compiles
 # through a local grid on loopback (one coordinator, WORKERS workers with one
@@ -15,36 +15,59 @@
 # whole soak; exit 1 when one does. It also fails when any compile fails or
 # fewer than all of them ran remotely.
 #
-# Uses target/release binaries (built here if missing), under nice -n 10.
+# With -s STREAMS, the coordinator also serves its monitor (--http-listen)
+# and STREAMS clients hold its live event stream open for the whole soak,
+# as that many open monitor pages would (-s 0: the monitor on, no page).
+# The coordinator's CPU time per 1000 compiles after warm-up is printed
+# either way, so runs with and without pages can be compared.
+#
+# Uses target/release binaries (built here if missing; -b picks another
+# directory, e.g. target/debug), under nice -n 10.
 set -euo pipefail
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 ROOT=$(cd "$HERE/.." && pwd)
 N=5000
 P=4
 WORKERS=2
-while getopts n:p:w: opt; do
+STREAMS=
+BIN=$ROOT/target/release
+while getopts n:p:w:s:b: opt; do
     case $opt in
         n) N=$OPTARG ;;
         p) P=$OPTARG ;;
         w) WORKERS=$OPTARG ;;
-        *) echo "usage: $0 [-n COMPILES] [-p PARALLEL] [-w WORKERS]" >&2; exit 2 ;;
+        s) STREAMS=$OPTARG ;;
+        b) BIN=$(cd "$OPTARG" && pwd) ;;
+        *) echo "usage: $0 [-n COMPILES] [-p PARALLEL] [-w WORKERS] [-s STREAMS] [-b BIN_DIR]" >&2; exit 2 ;;
     esac
 done
 WARMUP=200
 RSS_BOUND_KB=$((16 * 1024))
 FD_BOUND=16
-BIN=$ROOT/target/release
 [ -x "$BIN/gridcc-worker" ] || (cd "$ROOT" && cargo build --release --workspace)
 
 WORK=$(mktemp -d /tmp/gridcc-soak.XXXXXX)
 # shellcheck source=grid-lib.sh
 . "$HERE/grid-lib.sh"
-trap 'grid_stop; rm -rf "$WORK"' EXIT
+stream_pids=()
+trap 'for p in "${stream_pids[@]}"; do kill "$p" 2>/dev/null || true; done; grid_stop; rm -rf "$WORK"' EXIT
 unset GRIDCC_DISABLE GRIDCC_LOG GRIDCC_JOB_LOG
 export GRIDCC_CACHE=0 GRIDCC_CACHE_DIR=$WORK/cache
 # Queue when every slot is busy, so every compile runs remotely.
-COORDINATOR_ARGS="--when-busy queue" grid_start "$BIN" "$WORK" "$WORKERS" 1
+monitor_args=
+[ -n "$STREAMS" ] && monitor_args="--http-listen 127.0.0.1:0"
+COORDINATOR_ARGS="--when-busy queue $monitor_args" grid_start "$BIN" "$WORK" "$WORKERS" 1
 export GRIDCC_COORDINATOR=$url
+if [ -n "$STREAMS" ]; then
+    http=$(sed -n 's/^http listening on //p' "$WORK/coordinator.out")
+    echo "== monitor on http://$http/, $STREAMS event stream(s) open"
+    for i in $(seq 1 "$STREAMS"); do
+        curl -sN "http://$http/api/v1/events" >/dev/null &
+        stream_pids+=("$!")
+    done
+fi
+# cpu_ticks PID: user + system time of a process, in clock ticks.
+cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
 names=(coordinator)
 for i in $(seq 1 "$WORKERS"); do names+=("worker$i"); done
 
@@ -77,6 +100,7 @@ snapshot() {
 start=$(date +%s.%N)
 compile 1 "$WARMUP"
 snapshot warm
+cpu_warm=$(cpu_ticks "${grid_pids[0]}")
 # The rest in steps of 1000, with a snapshot after each, so a steady climb
 # can be told from a plateau.
 done_n=$WARMUP
@@ -90,6 +114,7 @@ while [ "$done_n" -lt "$N" ]; do
     steps+=("$done_n")
 done
 end=$(date +%s.%N)
+cpu_end=$(cpu_ticks "${grid_pids[0]}")
 cp "$WORK/at$N" "$WORK/final"
 remote=$("$BIN/gridcc" status --json --coordinator "$url" | sed -n 's/.*"jobs_remote": *\([0-9]*\).*/\1/p' | head -1)
 
@@ -114,6 +139,12 @@ for name in "${names[@]}"; do
     echo
 done
 echo "bound: +$((RSS_BOUND_KB / 1024)) MiB RSS, +$FD_BOUND fds per server after warm-up"
+ticks=$(getconf CLK_TCK)
+echo "coordinator CPU after warm-up: $(awk -v t=$((cpu_end - cpu_warm)) -v hz="$ticks" -v n=$((N - WARMUP)) \
+    'BEGIN {printf "%.2f s, %.1f ms per 1000 compiles", t / hz, 1e6 * t / hz / n}')"
+if [ -n "$STREAMS" ]; then
+    echo "monitor: $STREAMS event stream(s) open throughout"
+fi
 if [ "${remote:-0}" -ne "$N" ]; then
     echo "soak: FAIL: $remote of $N compiles ran remotely" >&2
     exit 1

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # gridcc's test command: installs what the tests need (gcc, g++, make,
-# pkill) when missing, builds every binary (the end-to-end tests run them as processes),
+# pkill, and chromium + chromedriver for the monitor's browser test) when
+# missing, builds every binary (the end-to-end tests run them as processes),
 # and runs the whole test suite.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -8,6 +9,7 @@ need() { command -v "$1" >/dev/null 2>&1; }
 if ! need gcc || ! need g++ || ! need make || ! need pkill; then
     apt-get update -qq && apt-get install -y -qq gcc g++ make procps >/dev/null
 fi
+scripts/browser-deps.sh
 cargo build --workspace --bins
 if cargo nextest --version >/dev/null 2>&1; then
     cargo nextest run --workspace --no-fail-fast "$@"

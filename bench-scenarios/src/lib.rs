@@ -17,7 +17,8 @@
 //!   `gridcc_scheduler::replay`, which predicts each run and gives the
 //!   trace-aware lower bound.
 //! - [`report`]: `gridcc-bench report DIR` and `compare OLD NEW`, computed
-//!   from the raw runs only.
+//!   from the raw runs only; [`gantt`] draws each run's jobs per worker
+//!   slot.
 //!
 //! Errors are `anyhow` with context; [`exit_code`] maps one to the process
 //! exit status, so that `main` and the tests agree on it.
@@ -29,6 +30,7 @@ pub mod backend;
 pub mod cgroup;
 pub mod cli;
 pub mod docker;
+pub mod gantt;
 pub mod local;
 pub mod peers;
 mod reap;

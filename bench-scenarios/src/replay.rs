@@ -557,6 +557,10 @@ mod tests {
             cpu_ms: None,
             preprocess_ms: None,
             shared_hit: false,
+            worker: None,
+            wall_ms_before_local: None,
+            exit_code: None,
+            retried: false,
         }];
         let record = record_of(&fixture()).unwrap();
         let err = recording(&log, &[], 0, &record).unwrap_err().to_string();

@@ -6,7 +6,9 @@
 //! cell's speedup interval and the replay's measured / predicted) and one
 //! `utilization-*.svg` per
 //! cell (each worker's busy fraction over time in the first successful
-//! repetition). The verdicts (PASS/FAIL per threshold of the scenario file
+//! repetition), one `gantt-<cell>-<rep>.svg` per run through the grid
+//! (its jobs per worker slot, from the job log; `summary.md` links each
+//! cell's fastest and slowest). The verdicts (PASS/FAIL per threshold of the scenario file
 //! copied into DIR) are printed, stored in `verdicts.json`, and decide the
 //! exit status.
 
@@ -165,10 +167,9 @@ pub fn report(dir: &Path) -> anyhow::Result<Summary> {
         .ok()
         .and_then(|b| serde_json::from_slice(&b).ok());
     let summary = summarize(&scenario, &runs, dir);
-    std::fs::write(
-        dir.join("summary.md"),
-        markdown(&scenario, machine.as_ref(), &summary, &runs),
-    )?;
+    let mut md = markdown(&scenario, machine.as_ref(), &summary, &runs);
+    md.push_str(&gantt_charts(dir, &summary, &runs)?);
+    std::fs::write(dir.join("summary.md"), md)?;
     std::fs::write(dir.join("results.csv"), csv(&runs))?;
     std::fs::write(dir.join("speedup.svg"), speedup_svg(&scenario, &summary))?;
     std::fs::write(
@@ -265,6 +266,74 @@ pub fn read_runs(path: &Path) -> anyhow::Result<Vec<RunRecord>> {
             serde_json::from_str(l).with_context(|| format!("{} line {}", path.display(), i + 1))
         })
         .collect()
+}
+
+/// The file name of a run's Gantt chart.
+fn gantt_name(run: &RunRecord) -> String {
+    let cell = Cell {
+        configuration: run.configuration.clone(),
+        policy: run.policy.clone(),
+    };
+    format!(
+        "gantt-{}-{}.svg",
+        crate::run::sanitize(&cell.to_string()),
+        run.repetition
+    )
+}
+
+/// Writes a Gantt chart per run through the grid that has a job log, and
+/// returns the summary's section linking each cell's fastest and slowest.
+fn gantt_charts(dir: &Path, summary: &Summary, runs: &[RunRecord]) -> anyhow::Result<String> {
+    let mut drawn = Vec::new();
+    for run in runs.iter().filter(|r| r.configuration != LOCAL_MAKE) {
+        let log = stats::read_job_log(&dir.join(&run.dir).join("jobs.jsonl"))?;
+        if !log.iter().any(|l| l.start_unix_ms.is_some()) {
+            continue;
+        }
+        let title = format!(
+            "{} / {} (rep {})",
+            run.configuration,
+            if run.policy.is_empty() {
+                "—"
+            } else {
+                &run.policy
+            },
+            run.repetition
+        );
+        let svg = crate::gantt::svg(&title, run.started_unix_ms, run.wall_s, &log);
+        std::fs::write(dir.join(gantt_name(run)), svg)?;
+        drawn.push(run);
+    }
+    if drawn.is_empty() {
+        return Ok(String::new());
+    }
+    let mut o = String::from(
+        "\n## Jobs per worker slot\n\nEach run's jobs as a Gantt chart \
+         (`gantt-<cell>-<rep>.svg`, colours as on the coordinator's monitor page); \
+         per cell, its fastest and slowest run:\n\n",
+    );
+    for cell in &summary.cells {
+        let mut of_cell: Vec<&&RunRecord> = drawn
+            .iter()
+            .filter(|r| r.configuration == cell.configuration && r.policy == cell.policy)
+            .collect();
+        of_cell.sort_by(|a, b| a.wall_s.total_cmp(&b.wall_s));
+        let (Some(fast), Some(slow)) = (of_cell.first(), of_cell.last()) else {
+            continue;
+        };
+        let _ = writeln!(
+            o,
+            "- {}: fastest [rep {} ({:.2} s)]({}), slowest [rep {} ({:.2} s)]({})",
+            cell_name(cell),
+            fast.repetition,
+            fast.wall_s,
+            gantt_name(fast),
+            slow.repetition,
+            slow.wall_s,
+            gantt_name(slow)
+        );
+    }
+    Ok(o)
 }
 
 fn cell_name(c: &CellSummary) -> String {

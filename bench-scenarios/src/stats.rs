@@ -91,23 +91,36 @@ pub struct JobLogLine {
     pub overhead_ms: Option<f64>,
     #[serde(default)]
     pub reason: Option<String>,
+    /// The source file as the build named it (none for a link step).
     #[serde(default)]
     pub source: Option<String>,
     /// The trace key of a remote job.
     #[serde(default)]
     pub key: Option<String>,
-    /// When the wrapper started, and how long it ran.
+    /// The worker's address, for a remote compile.
+    #[serde(default)]
+    pub worker: Option<String>,
+    /// When the wrapper started (absent in older wrappers' logs).
     #[serde(default)]
     pub start_unix_ms: Option<u64>,
+    /// The wrapper's wall time, for a remote compile or a hit.
     #[serde(default)]
     pub wall_ms: Option<f64>,
+    /// When a local compile started, from the wrapper's start.
+    #[serde(default)]
+    pub wall_ms_before_local: Option<f64>,
     /// CPU of the wrapper and its preprocessor.
     #[serde(default)]
     pub cpu_ms: Option<f64>,
     #[serde(default)]
     pub preprocess_ms: Option<f64>,
     #[serde(default)]
+    pub exit_code: Option<i32>,
+    #[serde(default)]
     pub shared_hit: bool,
+    /// The first worker failed it and a second one compiled it.
+    #[serde(default)]
+    pub retried: bool,
 }
 
 /// Reads a job log; missing means no line was written. Lines that do not

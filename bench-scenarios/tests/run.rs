@@ -138,6 +138,27 @@ fn a_scenario_runs_and_reports() {
     // The grid run was replayed from its own job log and trace.
     assert!(!summary.contains(": not replayed:"), "{summary}");
     assert!(summary.contains("## Differences between policies and peers"));
+    // The grid run's jobs as a Gantt chart, a bar per compile, linked as
+    // the cell's fastest and slowest run.
+    let charts: Vec<String> = std::fs::read_dir(&out)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| n.starts_with("gantt-"))
+        .collect();
+    assert_eq!(charts.len(), 1, "one grid run, one chart: {charts:?}");
+    let gantt = &charts[0];
+    assert!(
+        gantt.starts_with("gantt-1x1.0") && gantt.ends_with("-1.svg"),
+        "{gantt}"
+    );
+    let svg = std::fs::read_to_string(out.join(gantt)).unwrap();
+    assert!(svg.contains(": 13 jobs over "), "{svg}");
+    assert_eq!(svg.matches("<title>").count(), 13, "{svg}");
+    assert!(svg.contains(": remote ok</title>"), "{svg}");
+    assert!(
+        summary.contains("fastest [rep 1 (") && summary.contains(&format!("]({gantt})")),
+        "{summary}"
+    );
     let csv = std::fs::read_to_string(out.join("results.csv")).unwrap();
     assert_eq!(csv.lines().count(), 3);
     let cmp = Command::new(bench_exe())

@@ -949,6 +949,10 @@ fn compile_remote(
         compressed,
         env: locale_env(),
         cache_key: String::new(),
+        source_name: std::path::Path::new(&job.source)
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default(),
     };
     remote_job.cache_key = remote_job.grid_key();
 
@@ -1010,11 +1014,8 @@ fn compile_remote(
             source: &job.source,
             key: &remote_job.source_key,
         },
-        &output.worker_addr,
         prepared.preprocess_ms,
-        output.compile_ms,
-        output.exit_code,
-        output.shared_hit,
+        &output,
     );
     Ok(RemoteDone {
         exit_code: output.exit_code,

@@ -75,14 +75,12 @@ pub struct Job<'a> {
 pub fn remote(
     clock: Clock,
     Job { source, key }: Job<'_>,
-    worker: &str,
     preprocess_ms: f64,
-    compile_ms: u64,
-    exit_code: i32,
-    shared_hit: bool,
+    output: &crate::remote::Output,
 ) {
+    let shared_hit = output.shared_hit;
     // A shared-cache hit ran no compiler: its whole time is overhead.
-    let compile_ms = if shared_hit { 0 } else { compile_ms };
+    let compile_ms = if shared_hit { 0 } else { output.compile_ms };
     let wall_ms = clock.elapsed_ms();
     append(&serde_json::json!({
         "mode": "remote",
@@ -90,13 +88,14 @@ pub fn remote(
         "key": key,
         "start_unix_ms": clock.start_unix_ms,
         "cpu_ms": cpu_ms(),
-        "worker": worker,
+        "worker": output.worker_addr,
         "wall_ms": round(wall_ms),
         "preprocess_ms": round(preprocess_ms),
         "compile_ms": compile_ms,
         "overhead_ms": round(wall_ms - compile_ms as f64),
-        "exit_code": exit_code,
+        "exit_code": output.exit_code,
         "shared_hit": shared_hit,
+        "retried": output.retried,
     }));
 }
 

@@ -91,6 +91,9 @@ pub struct Job {
     pub env: Vec<v1::EnvVar>,
     /// Grid key (`gridcc_cache::GridJob`), the coordinator's placement hint.
     pub cache_key: String,
+    /// The source file's name without its directory: all the coordinator's
+    /// monitor page shows of the job (never its arguments).
+    pub source_name: String,
 }
 
 impl Job {
@@ -139,6 +142,8 @@ pub struct Output {
     pub sent_bytes: u64,
     /// The worker answered from its shared cache.
     pub shared_hit: bool,
+    /// This is the second attempt: the first worker failed the job.
+    pub retried: bool,
 }
 
 /// Timeouts for grid calls.
@@ -241,10 +246,11 @@ pub async fn compile(
             cost_hint: 0.0,
             exclude_workers: exclude.clone(),
             failed_lease,
-            client: String::new(),
+            client: client_name().to_owned(),
             source_key: job.source_key.clone(),
             client_idle_cpus: crate::idle::idle_cpus(),
             cache_key: job.cache_key.clone(),
+            source_name: job.source_name.clone(),
         };
         let reply = tokio::time::timeout(timeouts.assign, coordinator.client.assign(request))
             .await
@@ -264,7 +270,12 @@ pub async fn compile(
         };
         let lease_id = placement.lease.as_ref().map_or(0, |l| l.id);
         match run_on_worker(coordinator, &placement, job, timeouts).await {
-            Ok(out) => return Ok(out),
+            Ok(out) => {
+                return Ok(Output {
+                    retried: !exclude.is_empty(),
+                    ..out
+                })
+            }
             Err(e) if e.worker_fault() && exclude.is_empty() => {
                 tracing::warn!(error = %e, "retrying on another worker");
                 exclude.push(placement.worker_id);
@@ -282,6 +293,19 @@ pub async fn compile(
             }
         }
     }
+}
+
+/// This host's name, for the coordinator's monitor (which clients are
+/// building); empty when unknown, and the coordinator then shows the
+/// client's address. Read from procfs: no `unsafe` `gethostname`, and one
+/// small read per compile.
+fn client_name() -> &'static str {
+    static NAME: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    NAME.get_or_init(|| {
+        std::fs::read_to_string("/proc/sys/kernel/hostname")
+            .map(|s| s.trim().to_owned())
+            .unwrap_or_default()
+    })
 }
 
 async fn run_on_worker(
@@ -419,6 +443,7 @@ async fn run_on_worker(
             received_bytes: result.compressed_size,
             sent_bytes,
             shared_hit: result.cache_hit,
+            retried: false,
         })
     };
     tokio::time::timeout(timeouts.job, exchange)
@@ -541,6 +566,7 @@ mod tests {
             compressed,
             env: Vec::new(),
             cache_key: String::new(),
+            source_name: "a.c".into(),
         };
         let placement = v1::Placement {
             worker_addr: addr,

@@ -21,6 +21,11 @@ mod auth;
 #[path = "grid/shared.rs"]
 mod shared;
 
+/// The coordinator's monitor: its API, event stream, token, and the page
+/// in headless Chromium.
+#[path = "grid/monitor.rs"]
+mod monitor;
+
 fn gridcc() -> PathBuf {
     PathBuf::from(env!("CARGO_BIN_EXE_gridcc"))
 }

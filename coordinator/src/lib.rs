@@ -7,15 +7,21 @@
 //! - [`trace`]: the `--trace-out` JSON-lines file of finished jobs.
 //! - [`costs`]: the `--costs` file (a trace of earlier builds) whose costs
 //!   are loaded before the first job.
-//! - `metrics`: the Prometheus series behind `--metrics-listen`.
+//! - `metrics`: the Prometheus series behind `/metrics`.
+//! - `monitor`: what the monitor page shows (jobs, workers, one sample a
+//!   second) in bounded rings, and the events its live stream sends.
+//! - `web`: the HTTP port (`--http-listen`): the page, the JSON API, the
+//!   event stream, `/metrics`; token and TLS as on the gRPC port.
 //! - [`run`]: serve on a bound listener until the shutdown token fires;
-//!   [`run_with_metrics`] also answers `GET /metrics` on a second one.
+//!   [`run_with_http`] also serves the HTTP port on a second one.
 
 pub mod costs;
 mod metrics;
+mod monitor;
 pub mod registry;
 mod service;
 pub mod trace;
+mod web;
 
 use std::sync::Arc;
 
@@ -101,15 +107,16 @@ pub async fn run(
     listener: TcpListener,
     shutdown: CancellationToken,
 ) -> Result<(), CoordinatorError> {
-    run_with_metrics(config, listener, None, shutdown).await
+    run_with_http(config, listener, None, shutdown).await
 }
 
-/// [`run`], and Prometheus metrics on `metrics` (plain HTTP, `GET
-/// /metrics`) when given, until the same shutdown.
-pub async fn run_with_metrics(
+/// [`run`], and the HTTP port on `http` when given (the monitor page at
+/// `/`, the JSON API and event stream under `/api/v1/`, Prometheus
+/// metrics at `/metrics`), until the same shutdown.
+pub async fn run_with_http(
     config: Config,
     listener: TcpListener,
-    metrics: Option<TcpListener>,
+    http: Option<TcpListener>,
     shutdown: CancellationToken,
 ) -> Result<(), CoordinatorError> {
     let policy = gridcc_scheduler::by_name(&config.policy)?;
@@ -140,15 +147,28 @@ pub async fn run_with_metrics(
     }
     let mut server = gridcc_proto::serve::server(config.tls.as_ref(), config.token.clone())?;
     let tasks = TaskTracker::new();
-    let shared = service::Shared::new(registry, config, shutdown.clone(), tasks.clone(), trace);
+    // The monitor keeps its history only when someone can look at it.
+    let monitor = http.as_ref().map(|_| Arc::new(monitor::Monitor::new()));
+    let token = config.token.clone();
+    let tls = config.tls.as_ref().map(|t| t.acceptor().clone());
+    let shared = service::Shared::new(
+        registry,
+        config,
+        shutdown.clone(),
+        tasks.clone(),
+        trace,
+        monitor.clone(),
+    );
     tasks.spawn(Arc::clone(&shared).sweep_forever());
-    if let Some(metrics) = metrics {
-        let shared = Arc::clone(&shared);
-        tasks.spawn(gridcc_proto::metrics::serve(
-            metrics,
-            move || shared.metrics_text(),
-            shutdown.clone(),
-        ));
+    if let (Some(http), Some(monitor)) = (http, monitor) {
+        tasks.spawn(Arc::clone(&shared).sample_forever());
+        let web = web::Web {
+            shared: Arc::clone(&shared),
+            monitor,
+            token,
+            tls,
+        };
+        tasks.spawn(web::serve(http, Arc::new(web), shutdown.clone()));
     }
 
     let incoming = gridcc_proto::serve::incoming(listener);

@@ -39,9 +39,16 @@ struct Args {
     #[arg(long, value_name = "MODE", default_value = "local-if-client-idle",
           value_parser = ["queue", "local-if-client-idle"])]
     when_busy: String,
-    /// Serve Prometheus metrics over plain HTTP at http://ADDR/metrics
-    /// (port 0 picks a free port, announced on stdout as `metrics listening
-    /// on IP:PORT` after the `listening on` line). Off unless given.
+    /// Serve the HTTP port on ADDR: the live monitor page at `/`, its JSON
+    /// API and event stream under `/api/v1/`, Prometheus metrics at
+    /// `/metrics` (port 0 picks a free port, announced on stdout as `http
+    /// listening on IP:PORT` after the `listening on` line). With a token,
+    /// the page and the API ask for it; with --tls-cert, it speaks TLS.
+    /// Off unless given.
+    #[arg(long, value_name = "ADDR", conflicts_with = "metrics_listen")]
+    http_listen: Option<String>,
+    /// The former name of --http-listen (announced as `metrics listening
+    /// on IP:PORT`, as before).
     #[arg(long, value_name = "ADDR")]
     metrics_listen: Option<String>,
     /// Append one JSON line per finished job to this file (for
@@ -96,13 +103,18 @@ async fn serve(args: Args) -> anyhow::Result<()> {
     let listener = gridcc_proto::serve::bind_and_announce(&args.listen)
         .await
         .with_context(|| format!("cannot listen on {}", args.listen))?;
-    let metrics = match &args.metrics_listen {
-        Some(addr) => Some(
+    let http = match (&args.http_listen, &args.metrics_listen) {
+        (Some(addr), _) => Some(
+            bind_http(addr)
+                .await
+                .with_context(|| format!("cannot listen for HTTP on {addr}"))?,
+        ),
+        (None, Some(addr)) => Some(
             gridcc_proto::metrics::bind_and_announce(addr)
                 .await
                 .with_context(|| format!("cannot listen for metrics on {addr}"))?,
         ),
-        None => None,
+        (None, None) => None,
     };
     let shutdown = CancellationToken::new();
     tokio::spawn(gridcc_proto::serve::cancel_on_signal(shutdown.clone()));
@@ -119,6 +131,19 @@ async fn serve(args: Args) -> anyhow::Result<()> {
         token,
         tls,
     };
-    gridcc_coordinator::run_with_metrics(config, listener, metrics, shutdown).await?;
+    gridcc_coordinator::run_with_http(config, listener, http, shutdown).await?;
     Ok(())
+}
+
+/// Binds the HTTP port and announces it as `http listening on IP:PORT`.
+async fn bind_http(addr: &str) -> std::io::Result<tokio::net::TcpListener> {
+    use std::io::Write as _;
+    let listener = tokio::net::TcpListener::bind(addr).await?;
+    let bound = listener.local_addr()?;
+    // Not println!: a reader that closed our stdout must not take the
+    // coordinator down with a panic.
+    let mut out = std::io::stdout().lock();
+    let _ = writeln!(out, "http listening on {bound}");
+    let _ = out.flush();
+    Ok(listener)
 }

@@ -326,6 +326,13 @@ impl Registry {
         true
     }
 
+    /// Whether a lease is still outstanding (placed, neither finished,
+    /// released, expired nor lost); the monitor closes the jobs it shows
+    /// by this.
+    pub fn has_lease(&self, lease_id: u64) -> bool {
+        self.leases.contains_key(&lease_id)
+    }
+
     pub fn has_worker(&self, id: u64) -> bool {
         self.workers.contains_key(&id)
     }

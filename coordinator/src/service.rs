@@ -17,6 +17,7 @@ use tokio_util::task::TaskTracker;
 use tonic::{Request, Response, Status, Streaming};
 
 use crate::metrics::{AssignResult, Metrics};
+use crate::monitor::{Monitor, Outcome};
 use crate::registry::{Placement, Registry};
 use crate::Config;
 
@@ -45,6 +46,8 @@ pub(crate) struct Shared {
     tasks: TaskTracker,
     trace: Option<crate::trace::TraceFile>,
     metrics: Metrics,
+    /// The monitor page's history, when the HTTP port is open.
+    monitor: Option<Arc<Monitor>>,
 }
 
 impl Shared {
@@ -54,6 +57,7 @@ impl Shared {
         shutdown: CancellationToken,
         tasks: TaskTracker,
         trace: Option<crate::trace::TraceFile>,
+        monitor: Option<Arc<Monitor>>,
     ) -> Arc<Self> {
         Arc::new(Self {
             trace,
@@ -66,6 +70,7 @@ impl Shared {
             shutdown,
             tasks,
             metrics: Metrics::new(),
+            monitor,
         })
     }
 
@@ -108,6 +113,9 @@ impl Shared {
             let silent_before = now.saturating_sub(self.config.worker_timeout_ms);
             let (gone, freed) = self.registry().sweep(now, silent_before);
             for id in &gone {
+                if let Some(m) = &self.monitor {
+                    m.worker_left(*id, now);
+                }
                 tracing::warn!(
                     worker = id,
                     "worker silent too long; removed, its leases failed"
@@ -116,6 +124,26 @@ impl Shared {
             if freed || !gone.is_empty() {
                 self.capacity_changed.notify_waiters();
             }
+        }
+    }
+
+    /// Once a second, while the HTTP port is open: closes the monitor's
+    /// jobs whose lease is gone (expired, lost) and takes a sample.
+    pub(crate) async fn sample_forever(self: Arc<Self>) {
+        let Some(monitor) = self.monitor.clone() else {
+            return;
+        };
+        let mut tick = tokio::time::interval(Duration::from_secs(1));
+        loop {
+            tokio::select! {
+                _ = tick.tick() => {}
+                () = self.shutdown.cancelled() => return,
+            }
+            let now = unix_ms();
+            let waiting = self.waiting.load(std::sync::atomic::Ordering::SeqCst);
+            let registry = self.registry();
+            monitor.reconcile(&registry, now);
+            monitor.sample(&registry, waiting, now);
         }
     }
 }
@@ -193,7 +221,19 @@ impl v1::coordinator_server::Coordinator for CoordinatorService {
         let key: [u8; KEY_LEN] = rand::random();
         let addr = hello.advertise_addr.clone();
         let slots = hello.slots;
+        // What the monitor lists, without the (long) list of cached keys.
+        let shown = shared.monitor.as_ref().map(|_| v1::WorkerHello {
+            cached_keys: Vec::new(),
+            toolchains: Vec::new(),
+            advertise_addr: hello.advertise_addr.clone(),
+            hostname: hello.hostname.clone(),
+            version: hello.version.clone(),
+            ..hello
+        });
         let id = shared.registry().add_worker(hello, key, unix_ms());
+        if let (Some(m), Some(shown)) = (&shared.monitor, &shown) {
+            m.worker_joined(id, shown, unix_ms());
+        }
         tracing::info!(worker = id, %addr, slots, "worker joined");
         shared.capacity_changed.notify_waiters();
 
@@ -215,6 +255,9 @@ impl v1::coordinator_server::Coordinator for CoordinatorService {
             if shared.registry().remove_worker(id) {
                 tracing::info!(worker = id, %addr, reason = why, "worker left; its leases failed");
             }
+            if let Some(m) = &shared.monitor {
+                m.worker_left(id, unix_ms());
+            }
             shared.capacity_changed.notify_waiters();
         });
         Ok(Response::new(Box::pin(ReceiverStream::new(rx))))
@@ -224,11 +267,24 @@ impl v1::coordinator_server::Coordinator for CoordinatorService {
         &self,
         request: Request<AssignRequest>,
     ) -> Result<Response<AssignReply>, Status> {
+        let peer = request.remote_addr();
         let req = request.into_inner();
         if req.toolchain.is_empty() {
             return Err(Status::invalid_argument("assign: toolchain is required"));
         }
         let shared = &self.shared;
+        // Clients name themselves; older ones do not, and then their
+        // address stands for them.
+        let client = match (&req.client, peer) {
+            (name, _) if !name.is_empty() => name.clone(),
+            (_, Some(peer)) => peer.ip().to_string(),
+            (_, None) => "?".to_owned(),
+        };
+        if let (Some(m), lease) = (&shared.monitor, req.failed_lease) {
+            if lease != 0 {
+                m.after_failure(lease, Outcome::Retried, unix_ms());
+            }
+        }
         let arrived = tokio::time::Instant::now();
         let deadline = arrived + Duration::from_millis(shared.config.queue_timeout_ms);
         let mut req = req;
@@ -319,6 +375,15 @@ impl v1::coordinator_server::Coordinator for CoordinatorService {
         shared
             .metrics
             .answered(result, counted_waiting, arrived.elapsed());
+        if let Some(m) = &shared.monitor {
+            match &outcome {
+                Ok(p) => {
+                    let lease = p.lease.as_ref().map_or(0, |l| l.id);
+                    m.placed(lease, p.worker_id, &req, &client, unix_ms());
+                }
+                Err(_) => m.local(&req, &client, unix_ms()),
+            }
+        }
         match outcome {
             Ok(placement) => Ok(Response::new(AssignReply {
                 outcome: Some(v1::assign_reply::Outcome::Placement(placement)),
@@ -338,6 +403,10 @@ impl v1::coordinator_server::Coordinator for CoordinatorService {
     ) -> Result<Response<v1::ReleaseReply>, Status> {
         let lease_id = request.into_inner().lease_id;
         let released = self.shared.registry().release_failed(lease_id);
+        if let Some(m) = &self.shared.monitor {
+            // The client compiles it locally now.
+            m.after_failure(lease_id, Outcome::Local, unix_ms());
+        }
         if released {
             self.shared.capacity_changed.notify_waiters();
         }
@@ -422,7 +491,14 @@ fn handle_message(shared: &Shared, id: u64, msg: WorkerMessage) {
             registry.on_started(id, s.lease_id);
             (false, None)
         }
-        Some(worker_message::Msg::Finished(f)) => registry.on_finished(id, &f, now),
+        Some(worker_message::Msg::Finished(f)) => {
+            if let Some(m) = &shared.monitor {
+                // Under the registry's lock, so the once-a-second
+                // reconciliation cannot take this job for a lost one.
+                m.finished(id, &f, now);
+            }
+            registry.on_finished(id, &f, now)
+        }
         Some(worker_message::Msg::GoingAway(_)) => {
             registry.on_going_away(id);
             tracing::info!(worker = id, "worker draining");

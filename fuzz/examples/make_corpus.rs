@@ -261,6 +261,7 @@ fn wire() -> Seeds {
                     source_key: "ab".repeat(32),
                     client_idle_cpus: 1.5,
                     cache_key: "c4".repeat(32),
+                    source_name: String::new(),
                 },
             ),
         ),

@@ -86,6 +86,19 @@ impl Token {
         Self::new(&text)
     }
 
+    /// Whether `presented` is the token's text itself (an HTTP form or
+    /// header, not gRPC metadata); compared as [`Token::accepts`] does.
+    pub fn is(&self, presented: &[u8]) -> bool {
+        blake3::hash(presented) == self.digest
+    }
+
+    /// A value derived from the token for `purpose` (e.g. a browser
+    /// cookie), so what a browser keeps is not the token itself and is
+    /// useless anywhere but where it was issued for.
+    pub fn derive(&self, purpose: &str) -> blake3::Hash {
+        blake3::Hash::from(blake3::derive_key(purpose, self.digest.as_bytes()))
+    }
+
     /// Whether `given` (a whole `authorization` value) carries this token.
     /// Both sides are hashed first, so the comparison takes the same time
     /// whatever the lengths, and `blake3::Hash`'s equality is constant-time.

@@ -226,6 +226,7 @@ mod wire_properties {
                         source_key: client,
                         client_idle_cpus: idle,
                         cache_key,
+                        source_name: String::new(),
                     }
                 },
             )

@@ -87,6 +87,9 @@ fn require_pem(
 #[derive(Clone)]
 pub struct ServerTls {
     config: ServerTlsConfig,
+    /// The same identity for servers that are not tonic (the coordinator's
+    /// HTTP port).
+    acceptor: tokio_rustls::TlsAcceptor,
 }
 
 impl std::fmt::Debug for ServerTls {
@@ -114,6 +117,12 @@ impl ServerTls {
             "private key",
             &["PRIVATE KEY", "RSA PRIVATE KEY", "EC PRIVATE KEY"],
         )?;
+        let bad_identity = |detail: String| TlsError::BadIdentity {
+            cert: cert.to_owned(),
+            key: key.to_owned(),
+            detail,
+        };
+        let acceptor = rustls_acceptor(&cert_pem, &key_pem).map_err(bad_identity)?;
         let config = ServerTlsConfig::new().identity(Identity::from_pem(cert_pem, key_pem));
         // tonic parses the PEM only when a server takes the config; do it
         // now to report a bad file as such.
@@ -124,13 +133,43 @@ impl ServerTls {
                 key: key.to_owned(),
                 detail: error_chain(&e),
             })?;
-        Ok(Self { config })
+        Ok(Self { config, acceptor })
     }
 
     /// The tonic server configuration.
     pub fn config(&self) -> ServerTlsConfig {
         self.config.clone()
     }
+
+    /// The same identity as a rustls acceptor for plain HTTP/1.1 servers,
+    /// with the handshake timeout tonic uses.
+    pub fn acceptor(&self) -> &tokio_rustls::TlsAcceptor {
+        &self.acceptor
+    }
+}
+
+/// How long a server waits for a client's TLS handshake.
+pub const SERVER_HANDSHAKE_TIMEOUT: Duration = HANDSHAKE_TIMEOUT;
+
+/// A rustls (ring) acceptor for one PEM identity, offering HTTP/1.1.
+fn rustls_acceptor(cert_pem: &[u8], key_pem: &[u8]) -> Result<tokio_rustls::TlsAcceptor, String> {
+    use tokio_rustls::rustls;
+    use tokio_rustls::rustls::pki_types::pem::PemObject;
+    use tokio_rustls::rustls::pki_types::{CertificateDer, PrivateKeyDer};
+
+    let certs = CertificateDer::pem_slice_iter(cert_pem)
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| e.to_string())?;
+    let key = PrivateKeyDer::from_pem_slice(key_pem).map_err(|e| e.to_string())?;
+    let provider = std::sync::Arc::new(rustls::crypto::ring::default_provider());
+    let mut config = rustls::ServerConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map_err(|e| e.to_string())?
+        .with_no_client_auth()
+        .with_single_cert(certs, key)
+        .map_err(|e| e.to_string())?;
+    config.alpn_protocols = vec![b"http/1.1".to_vec()];
+    Ok(tokio_rustls::TlsAcceptor::from(std::sync::Arc::new(config)))
 }
 
 /// The CA a client checks servers' certificates against.
