@@ -692,6 +692,7 @@ mod tests {
             version: String::new(),
             cached_keys: Vec::new(),
             takes_input_offers: false,
+            reports_leases: false,
         }
     }
 

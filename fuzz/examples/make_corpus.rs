@@ -188,6 +188,7 @@ fn wire() -> Seeds {
         version: "0.1.0".into(),
         cached_keys: vec!["c4".repeat(32)],
         takes_input_offers: true,
+        reports_leases: true,
     };
     let worker = |m| v1::WorkerMessage { msg: Some(m) };
     vec![
@@ -202,6 +203,7 @@ fn wire() -> Seeds {
                 &worker(worker_message::Msg::Load(v1::LoadUpdate {
                     running: 3,
                     queued: 1,
+                    leases: vec![41, 42, 43, 44],
                 })),
             ),
         ),
@@ -227,6 +229,7 @@ fn wire() -> Seeds {
                     input_bytes: 18_342,
                     cache_hit: false,
                     cache_key: "c4".repeat(32),
+                    cancelled: false,
                 })),
             ),
         ),

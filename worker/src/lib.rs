@@ -11,6 +11,8 @@
 //! - [`layout`]: where a job's input goes and the prefix maps that make the
 //!   object name the client's paths.
 //! - [`job`]: running one compile in a temp dir.
+//! - `jobs`: the leases this worker holds (each good for one job) and the
+//!   load updates that report them to the coordinator.
 //! - `shared_cache`: finished results by grid key on disk (the shared
 //!   cache) and recently received inputs by digest in memory.
 //! - [`sandbox`]: the user a compile runs as and its CPU, memory, wall-clock
@@ -25,6 +27,7 @@ pub mod capacity;
 pub mod directives;
 pub mod headers;
 pub mod job;
+mod jobs;
 pub mod layout;
 mod metrics;
 pub mod sandbox;
@@ -34,7 +37,6 @@ mod shared_cache;
 
 use std::collections::HashMap;
 use std::path::PathBuf;
-use std::sync::atomic::AtomicU32;
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
@@ -241,6 +243,7 @@ pub async fn run_with_metrics(
         version: gridcc_proto::VERSION.to_owned(),
         cached_keys,
         takes_input_offers: true,
+        reports_leases: true,
     };
     let toolchains: HashMap<String, PathBuf> = found
         .into_iter()
@@ -250,6 +253,7 @@ pub async fn run_with_metrics(
     gridcc_proto::serve::log_protection(bound, config.tls.is_some(), config.token.is_some());
     let registration = Arc::new(RwLock::new(None));
     let (events_tx, events_rx) = mpsc::channel(1024);
+    let jobs = Arc::new(jobs::Jobs::new(events_tx, Arc::clone(&registration)));
     let draining = CancellationToken::new();
     let session_stop = CancellationToken::new();
     // Fires on shutdown, or when the coordinator refuses the token.
@@ -267,6 +271,10 @@ pub async fn run_with_metrics(
         },
         Arc::clone(&registration),
         events_rx,
+        {
+            let jobs = Arc::clone(&jobs);
+            move || jobs.report_load()
+        },
         draining.clone(),
         session_stop.clone(),
     );
@@ -284,11 +292,9 @@ pub async fn run_with_metrics(
     let shared = Arc::new(service::Shared {
         toolchains,
         registration,
-        events: events_tx,
+        jobs,
         slots: Semaphore::new(config.slots.max(1) as usize),
         queue_limit: config.queue_limit,
-        waiting: AtomicU32::new(0),
-        running: AtomicU32::new(0),
         work_dir: config.work_dir.clone(),
         max_payload: config.max_payload,
         limits: sandbox::Limits {
