@@ -29,6 +29,11 @@ struct Worker {
     draining: bool,
     /// Jobs queued on the worker itself, from its last load update.
     queued: u32,
+    /// Jobs the worker said it holds a slot for or queues (running +
+    /// queued), from its last load update. The worker is the truth: a
+    /// worker busy with jobs this coordinator holds no lease for (from
+    /// before a coordinator restart) is not given more.
+    reported_busy: u32,
     jobs_done: u64,
     jobs_failed: u64,
     /// How fast this worker's cores turned out to be, relative to what its
@@ -91,8 +96,11 @@ struct LearnedCost {
 struct LeaseState {
     worker_id: u64,
     cost_s: f64,
-    started: bool,
-    /// Unstarted leases are freed at this time (the client never arrived).
+    /// The worker holds the job: it listed the lease in a load update (or,
+    /// a worker that lists none, reported the job started). A held lease
+    /// ends with the job's end, or when its worker stops listing it.
+    held: bool,
+    /// Leases not held are freed at this time (the client never arrived).
     start_deadline_ms: u64,
     assigned_ms: u64,
     source_key: String,
@@ -152,11 +160,13 @@ pub struct Totals {
     pub compile_error: u64,
     /// The worker could not run the job (refused it, a limit stopped it).
     pub worker_failed: u64,
-    /// A client gave the lease back: the worker was unreachable or broke off.
+    /// A client gave the lease back (the worker was unreachable or broke
+    /// off), or went away mid-job (the worker cancelled the job).
     pub released: u64,
     /// The client never brought the lease to its worker in time.
     pub expired: u64,
-    /// The worker left (or went silent) with the job.
+    /// The worker left (or went silent) with the job, or stopped listing
+    /// its lease without a word about its end.
     pub lost: u64,
     /// Assign requests answered "compile locally".
     pub local_answers: u64,
@@ -307,6 +317,7 @@ impl Registry {
                 last_seen_ms: now_ms,
                 draining: false,
                 queued: 0,
+                reported_busy: 0,
                 jobs_done: 0,
                 jobs_failed: 0,
                 speed_factor: 1.0,
@@ -337,10 +348,46 @@ impl Registry {
         }
     }
 
-    pub fn on_load(&mut self, id: u64, load: &v1::LoadUpdate) {
-        if let Some(w) = self.workers.get_mut(&id) {
-            w.queued = load.queued;
+    /// A worker's own account of its jobs. Its leases not listed any more
+    /// although listed before ended without a word (the `JobFinished` of a
+    /// lease always comes before the first update without it): freed.
+    /// Returns whether a slot may have been freed.
+    pub fn on_load(&mut self, id: u64, load: &v1::LoadUpdate) -> bool {
+        let Some(w) = self.workers.get_mut(&id) else {
+            return false;
+        };
+        w.queued = load.queued;
+        let busy = load.running.saturating_add(load.queued);
+        let less_busy = busy < w.reported_busy;
+        w.reported_busy = busy;
+        if !w.hello.reports_leases {
+            return less_busy;
         }
+        let listed: std::collections::HashSet<u64> = load.leases.iter().copied().collect();
+        let mut vanished = 0;
+        self.leases.retain(|lease_id, l| {
+            if l.worker_id != id {
+                return true;
+            }
+            if listed.contains(lease_id) {
+                l.held = true;
+                return true;
+            }
+            // Not listed yet: its client may still be on its way.
+            let keep = !l.held;
+            vanished += u64::from(!keep);
+            keep
+        });
+        self.totals.lost += vanished;
+        w.jobs_failed += vanished;
+        less_busy || vanished > 0
+    }
+
+    /// Slots busy on a worker: its leases, or what it says it runs and
+    /// queues, whichever is more.
+    fn busy(&self, id: u64, worker: &Worker) -> u32 {
+        let leases = self.leases.values().filter(|l| l.worker_id == id).count() as u32;
+        leases.max(worker.reported_busy)
     }
 
     pub fn on_going_away(&mut self, id: u64) {
@@ -349,11 +396,11 @@ impl Registry {
         }
     }
 
-    /// A worker accepted a lease's job: it no longer expires.
+    /// A worker started a lease's job: it no longer expires.
     pub fn on_started(&mut self, worker_id: u64, lease_id: u64) {
         if let Some(l) = self.leases.get_mut(&lease_id) {
             if l.worker_id == worker_id {
-                l.started = true;
+                l.held = true;
             }
         }
     }
@@ -373,6 +420,12 @@ impl Registry {
         if !finished.cache_key.is_empty() {
             self.holders.note(finished.cache_key.clone(), worker_id);
         }
+        // A lease that ended already (its client released it, or its
+        // worker stopped listing it) is counted already: each lease ends
+        // in one outcome counter.
+        let Some(lease) = lease else {
+            return (false, None);
+        };
         // A hit ran no compiler: it teaches nothing about costs or speeds.
         let hit = finished.cache_hit;
         if hit {
@@ -386,23 +439,22 @@ impl Registry {
         // A job shares its worker's CPU with the others running there: it
         // gets min(1, capacity / running) of a core (the simulator's model),
         // at the rate the worker's cores turned out to have.
-        let running = lease.as_ref().map_or(1, |l| l.running_at_assign.max(1));
+        let running = lease.running_at_assign.max(1);
         let mut speed = 1.0;
         let mut factor = 1.0;
         if let Some(w) = self.workers.get_mut(&worker_id) {
             let share = (speed_of(&w.hello) / f64::from(running)).min(1.0);
             // A cost learned on this very worker says nothing new about it.
-            if let Some(l) = lease.as_ref().filter(|l| {
-                finished.ran
-                    && !hit
-                    && finished.exit_code == 0
-                    && l.cost_learned_on.is_some_and(|id| id != worker_id)
-            }) {
-                w.observe_rate(l.cost_s, compile_s, share);
+            if finished.ran
+                && !hit
+                && finished.exit_code == 0
+                && lease.cost_learned_on.is_some_and(|id| id != worker_id)
+            {
+                w.observe_rate(lease.cost_s, compile_s, share);
             }
             if finished.ran {
                 w.jobs_done += 1;
-            } else {
+            } else if !finished.cancelled {
                 w.jobs_failed += 1;
             }
             speed = w.speed();
@@ -411,11 +463,10 @@ impl Registry {
         match (finished.ran, finished.exit_code) {
             (true, 0) => self.totals.ok += 1,
             (true, _) => self.totals.compile_error += 1,
+            // Its client went away: not the worker's failure.
+            (false, _) if finished.cancelled => self.totals.released += 1,
             (false, _) => self.totals.worker_failed += 1,
         }
-        let Some(lease) = lease else {
-            return (false, None);
-        };
         // Its cost on one reference core: wall time times the part of a
         // core it got, times how fast this worker's cores are.
         let cost_s = compile_s * factor;
@@ -455,13 +506,13 @@ impl Registry {
         true
     }
 
-    /// Frees leases whose client never reached the worker, and removes
+    /// Frees leases whose client never brought them to their worker, and removes
     /// workers silent since before `silent_before_ms`. Returns the removed
     /// worker ids and whether any slot was freed.
     pub fn sweep(&mut self, now_ms: u64, silent_before_ms: u64) -> (Vec<u64>, bool) {
         let before = self.leases.len();
         self.leases
-            .retain(|_, l| l.started || l.start_deadline_ms > now_ms);
+            .retain(|_, l| l.held || l.start_deadline_ms > now_ms);
         let expired = before - self.leases.len();
         // A client that never brought its lease to the worker failed.
         self.totals.expired += expired as u64;
@@ -513,15 +564,16 @@ impl Registry {
         let views: Vec<WorkerView> = candidates
             .iter()
             .map(|(id, w)| {
-                let (running, queued_work_s) = self
+                let queued_work_s: f64 = self
                     .leases
                     .values()
                     .filter(|l| l.worker_id == *id)
-                    .fold((0u32, 0.0), |(n, s), l| (n + 1, s + l.cost_s));
+                    .map(|l| l.cost_s)
+                    .sum();
                 WorkerView {
                     id: *id,
                     slots: w.hello.slots.max(1),
-                    running,
+                    running: self.busy(*id, w),
                     queued_work_s,
                     speed: w.speed(),
                     healthy: !w.draining,
@@ -584,7 +636,7 @@ impl Registry {
             LeaseState {
                 worker_id: *worker_id,
                 cost_s,
-                started: false,
+                held: false,
                 start_deadline_ms: expires,
                 assigned_ms: now_ms,
                 source_key: req.source_key.clone(),
@@ -607,20 +659,16 @@ impl Registry {
         &self.totals
     }
 
-    /// Per connected worker: id, address, slots, jobs running (its leases),
+    /// Per connected worker: id, address, slots, slots busy ([`Self::busy`]),
     /// speed as the policies see it, and whether it is draining.
     pub fn worker_loads(&self) -> Vec<WorkerLoad> {
-        let mut running: HashMap<u64, u32> = HashMap::new();
-        for l in self.leases.values() {
-            *running.entry(l.worker_id).or_default() += 1;
-        }
         self.workers
             .iter()
             .map(|(id, w)| WorkerLoad {
                 id: *id,
                 address: w.hello.advertise_addr.clone(),
                 slots: w.hello.slots,
-                running: running.get(id).copied().unwrap_or(0),
+                running: self.busy(*id, w),
                 speed: w.speed(),
                 draining: w.draining,
             })
@@ -636,7 +684,7 @@ impl Registry {
                 id: *id,
                 address: w.hello.advertise_addr.clone(),
                 slots: w.hello.slots,
-                running: self.leases.values().filter(|l| l.worker_id == *id).count() as u32,
+                running: self.busy(*id, w),
                 queued: w.queued,
                 capacity: w.speed(),
                 jobs_done: w.jobs_done,
@@ -929,6 +977,75 @@ mod tests {
         assert!(gone.is_empty());
         assert!(freed);
         assert_eq!(r.status(1500, 0).workers[0].running, 1);
+    }
+
+    fn load(running: u32, leases: &[u64]) -> v1::LoadUpdate {
+        v1::LoadUpdate {
+            running,
+            queued: 0,
+            leases: leases.to_vec(),
+        }
+    }
+
+    #[test]
+    fn the_workers_own_account_frees_leases_it_stopped_listing() {
+        let mut r = registry();
+        let mut h = hello("a:1", 2, "t");
+        h.reports_leases = true;
+        let a = r.add_worker(h, KEY, 0);
+        let first = placed(r.assign(&request("t"), 0)).lease.unwrap();
+        let second = placed(r.assign(&request("t"), 0)).lease.unwrap();
+        // `second`'s client has not reached the worker yet: kept.
+        assert!(!r.on_load(a, &load(1, &[first.id])));
+        assert_eq!(r.status(0, 0).workers[0].running, 2);
+        // `first` ended and its JobFinished was lost: the next update frees it.
+        assert!(r.on_load(a, &load(0, &[])));
+        assert_eq!(r.status(0, 0).workers[0].running, 1);
+        assert_eq!(r.totals().lost, 1);
+        // Held, `second` no longer expires at its start deadline.
+        r.on_load(a, &load(1, &[second.id]));
+        r.touch(a, 5000);
+        r.sweep(5000, 0);
+        assert_eq!(r.status(5000, 0).workers[0].running, 1);
+        // A worker busy with jobs this coordinator holds no lease for
+        // (from before a restart) gets no more than its slots.
+        r.on_load(a, &load(2, &[second.id]));
+        assert_eq!(r.assign(&request("t"), 5000), Placement::Busy);
+        // An old worker, listing no leases, keeps its started leases.
+        let b = r.add_worker(hello("b:1", 1, "t"), KEY, 0);
+        let on_b = v1::AssignRequest {
+            exclude_workers: vec![a],
+            ..request("t")
+        };
+        let old = placed(r.assign(&on_b, 0)).lease.unwrap();
+        r.on_started(b, old.id);
+        r.on_load(b, &load(1, &[]));
+        assert_eq!(r.status(0, 0).workers[1].running, 1);
+    }
+
+    #[test]
+    fn a_cancelled_job_is_a_released_lease_and_no_lease_is_counted_twice() {
+        let mut r = registry();
+        let a = r.add_worker(hello("a:1", 2, "t"), KEY, 0);
+        let cancelled = |lease_id| v1::JobFinished {
+            lease_id,
+            ran: false,
+            exit_code: -1,
+            cancelled: true,
+            ..Default::default()
+        };
+        let lease = placed(r.assign(&request("t"), 0)).lease.unwrap();
+        let (freed, _) = r.on_finished(a, &cancelled(lease.id), 10);
+        assert!(freed);
+        // Released by its client first, then cancelled on the worker.
+        let lease = placed(r.assign(&request("t"), 0)).lease.unwrap();
+        assert!(r.release_failed(lease.id));
+        let (freed, record) = r.on_finished(a, &cancelled(lease.id), 10);
+        assert!(!freed && record.is_none());
+        let t = r.totals().clone();
+        assert_eq!((t.released, t.worker_failed, t.assigned), (2, 0, 2));
+        assert_eq!(t.done() + t.failed(), t.assigned);
+        assert_eq!(r.status(0, 0).workers[0].jobs_failed, 1, "the release only");
     }
 
     #[test]
