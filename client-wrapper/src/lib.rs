@@ -12,6 +12,8 @@
 //!   dependency file) that answer a hit without preprocessing.
 //! - [`stats`]: `gridcc stats`, counters shared by all wrapper processes.
 //! - [`remote`]: the coordinator and worker calls, with typed errors.
+//! - `interrupt`: Ctrl-C and SIGTERM during the grid calls: cancel, clean
+//!   up, die of the signal.
 //! - [`idle`]: the client's idle CPUs, sent with each placement request.
 //! - [`joblog`]: `GRIDCC_JOB_LOG`, one JSON line per compile handled.
 //! - [`status`]: `gridcc status`.
@@ -24,6 +26,7 @@ pub mod compile;
 pub mod compiler;
 pub mod direct;
 pub mod idle;
+mod interrupt;
 pub mod joblog;
 pub mod remote;
 pub mod stats;

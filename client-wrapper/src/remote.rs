@@ -58,6 +58,10 @@ pub enum RemoteError {
     Timeout { addr: String, after: Duration },
     #[error("worker {addr} sent a bad reply: {msg}")]
     Protocol { addr: String, msg: String },
+    /// SIGINT or SIGTERM arrived: the call was cancelled, its lease given
+    /// back.
+    #[error("interrupted by signal {0}")]
+    Interrupted(i32),
 }
 
 impl RemoteError {
@@ -226,11 +230,15 @@ pub async fn connect_coordinator(
 }
 
 /// Places and runs the job, retrying once on another worker when a worker
-/// fails. A compile error is a successful [`Output`], never retried.
+/// fails. A compile error is a successful [`Output`], never retried. When
+/// `interrupted` resolves (to a signal number) first, the call in flight is
+/// dropped, which cancels it (the worker kills the job), and the lease held
+/// is given back.
 pub async fn compile(
     coordinator: &mut Coordinator,
     job: &Job,
     timeouts: &Timeouts,
+    mut interrupted: std::pin::Pin<&mut impl std::future::Future<Output = i32>>,
 ) -> Result<Output, RemoteError> {
     let mut exclude = Vec::new();
     let mut failed_lease = 0;
@@ -246,8 +254,16 @@ pub async fn compile(
             client_idle_cpus: crate::idle::idle_cpus(),
             cache_key: job.cache_key.clone(),
         };
-        let reply = tokio::time::timeout(timeouts.assign, coordinator.client.assign(request))
-            .await
+        let assign = tokio::time::timeout(timeouts.assign, coordinator.client.assign(request));
+        let reply = tokio::select! {
+            reply = assign => reply,
+            sig = interrupted.as_mut() => {
+                // A retry's request released the failed lease; a first one
+                // holds none yet.
+                return Err(RemoteError::Interrupted(sig));
+            }
+        };
+        let reply = reply
             .map_err(|_| RemoteError::CoordinatorUnavailable("assign timed out".into()))?
             .map_err(|status| coordinator.failed(status))?
             .into_inner();
@@ -263,7 +279,11 @@ pub async fn compile(
             }
         };
         let lease_id = placement.lease.as_ref().map_or(0, |l| l.id);
-        match run_on_worker(coordinator, &placement, job, timeouts).await {
+        let run = tokio::select! {
+            run = run_on_worker(coordinator, &placement, job, timeouts) => run,
+            sig = interrupted.as_mut() => Err(RemoteError::Interrupted(sig)),
+        };
+        match run {
             Ok(out) => return Ok(out),
             Err(e) if e.worker_fault() && exclude.is_empty() => {
                 tracing::warn!(error = %e, "retrying on another worker");

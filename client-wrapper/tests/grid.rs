@@ -21,6 +21,11 @@ mod auth;
 #[path = "grid/shared.rs"]
 mod shared;
 
+/// Clients that go away mid-compile (Ctrl-C, SIGKILL, a cut connection)
+/// leave no busy slot, compiler process or job directory behind.
+#[path = "grid/cancel.rs"]
+mod cancel;
+
 fn gridcc() -> PathBuf {
     PathBuf::from(env!("CARGO_BIN_EXE_gridcc"))
 }

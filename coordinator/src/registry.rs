@@ -100,7 +100,8 @@ struct LeaseState {
     /// a worker that lists none, reported the job started). A held lease
     /// ends with the job's end, or when its worker stops listing it.
     held: bool,
-    /// Leases not held are freed at this time (the client never arrived).
+    /// Leases not held are freed at this time: the client never brought
+    /// it to its worker (it went away, or never got the answer).
     start_deadline_ms: u64,
     assigned_ms: u64,
     source_key: String,
@@ -248,6 +249,7 @@ pub struct Registry {
     next_worker_id: u64,
     next_lease_id: u64,
     lease_ttl_ms: u64,
+    start_timeout_ms: u64,
     totals: Totals,
 }
 
@@ -277,7 +279,10 @@ fn speed_of(hello: &v1::WorkerHello) -> f64 {
 }
 
 impl Registry {
-    pub fn new(policy: Box<dyn Policy>, lease_ttl_ms: u64) -> Self {
+    /// A registry whose leases are signed valid for `lease_ttl_ms`, and
+    /// freed when their worker does not hold them within `start_timeout_ms`
+    /// (or the TTL, if shorter).
+    pub fn new(policy: Box<dyn Policy>, lease_ttl_ms: u64, start_timeout_ms: u64) -> Self {
         Self {
             policy,
             workers: BTreeMap::new(),
@@ -287,6 +292,7 @@ impl Registry {
             next_worker_id: 1,
             next_lease_id: 1,
             lease_ttl_ms,
+            start_timeout_ms: start_timeout_ms.min(lease_ttl_ms),
             totals: Totals::default(),
         }
     }
@@ -637,7 +643,7 @@ impl Registry {
                 worker_id: *worker_id,
                 cost_s,
                 held: false,
-                start_deadline_ms: expires,
+                start_deadline_ms: now_ms + self.start_timeout_ms,
                 assigned_ms: now_ms,
                 source_key: req.source_key.clone(),
                 source_bytes: req.source_bytes,
@@ -753,7 +759,11 @@ mod tests {
     }
 
     fn registry() -> Registry {
-        Registry::new(gridcc_scheduler::by_name("least-loaded").unwrap(), 1000)
+        Registry::new(
+            gridcc_scheduler::by_name("least-loaded").unwrap(),
+            1000,
+            1000,
+        )
     }
 
     fn placed(p: Placement) -> v1::Placement {

@@ -96,9 +96,13 @@ impl Shared {
     /// Periodically frees leases whose client never arrived and removes
     /// workers that went silent.
     pub(crate) async fn sweep_forever(self: Arc<Self>) {
-        let mut tick = tokio::time::interval(Duration::from_millis(
-            (self.config.worker_timeout_ms / 4).clamp(50, 1000),
-        ));
+        // Often enough that a lease or a worker outlives its timeout by a
+        // quarter of it at most.
+        let shortest = self
+            .config
+            .worker_timeout_ms
+            .min(self.config.start_timeout_ms);
+        let mut tick = tokio::time::interval(Duration::from_millis((shortest / 4).clamp(50, 1000)));
         loop {
             tokio::select! {
                 _ = tick.tick() => {}
@@ -471,8 +475,11 @@ mod tests {
 
     #[tokio::test]
     async fn a_client_that_goes_away_while_queued_leaves_the_queue() {
-        let mut registry =
-            Registry::new(gridcc_scheduler::by_name("least-loaded").unwrap(), 60_000);
+        let mut registry = Registry::new(
+            gridcc_scheduler::by_name("least-loaded").unwrap(),
+            60_000,
+            1000,
+        );
         let hello = v1::WorkerHello {
             advertise_addr: "127.0.0.1:1".into(),
             slots: 1,

@@ -132,8 +132,12 @@ pub async fn run(
     let max_output = limits.max_output;
     let dir = JobDir::new(work_dir)?;
     let plan = layout::plan(dir.path(), &job.layout, &job.args)?;
+    // The tree is written with std::fs, not tokio::fs, on purpose: a
+    // tokio::fs call runs on the blocking pool and outlives this future
+    // when the client goes away, so a `create_dir_all` in flight would
+    // rebuild the tree after `dir` was removed. These are small writes.
     for d in &plan.dirs {
-        tokio::fs::create_dir_all(d).await?;
+        std::fs::create_dir_all(d)?;
     }
     // Source mode: one file per header, as on the client (see `headers`).
     let split = match job.layout {
@@ -145,12 +149,12 @@ pub async fn run(
     let mut worker_prefixes = Vec::new();
     match &split {
         Some((headers, split)) => {
-            tokio::fs::write(&plan.input_file, &split.main).await?;
+            std::fs::write(&plan.input_file, &split.main)?;
             for d in &headers.dirs {
-                tokio::fs::create_dir_all(d).await?;
+                std::fs::create_dir_all(d)?;
             }
             for (path, text) in headers.files.iter().zip(&split.files) {
-                tokio::fs::write(path, text).await?;
+                std::fs::write(path, text)?;
             }
             inputs.extend(headers.places.values().map(|p| p.include_path.clone()));
             extra_args.extend(headers.extra_args.iter().cloned());
@@ -162,7 +166,7 @@ pub async fn run(
             extra_args.push("-fno-diagnostics-show-caret".to_owned());
             worker_prefixes = vec![headers.relative_root.clone(), headers.absolute_root.clone()];
         }
-        None => tokio::fs::write(&plan.input_file, &job.input).await?,
+        None => std::fs::write(&plan.input_file, &job.input)?,
     }
     let object = dir.path().join("gridcc-out.o");
 
