@@ -242,6 +242,7 @@ pub async fn compile(
 ) -> Result<Output, RemoteError> {
     let mut exclude = Vec::new();
     let mut failed_lease = 0;
+    let mut failed_lease_mac = Vec::new();
     loop {
         let request = v1::AssignRequest {
             toolchain: job.toolchain.clone(),
@@ -249,6 +250,7 @@ pub async fn compile(
             cost_hint: 0.0,
             exclude_workers: exclude.clone(),
             failed_lease,
+            failed_lease_mac: failed_lease_mac.clone(),
             client: String::new(),
             source_key: job.source_key.clone(),
             client_idle_cpus: crate::idle::idle_cpus(),
@@ -279,6 +281,11 @@ pub async fn compile(
             }
         };
         let lease_id = placement.lease.as_ref().map_or(0, |l| l.id);
+        let lease_mac = placement
+            .lease
+            .as_ref()
+            .map(|l| l.mac.clone())
+            .unwrap_or_default();
         let run = tokio::select! {
             run = run_on_worker(coordinator, &placement, job, timeouts) => run,
             sig = interrupted.as_mut() => Err(RemoteError::Interrupted(sig)),
@@ -289,11 +296,15 @@ pub async fn compile(
                 tracing::warn!(error = %e, "retrying on another worker");
                 exclude.push(placement.worker_id);
                 failed_lease = lease_id;
+                failed_lease_mac = lease_mac;
             }
             Err(e) => {
                 // Free the slot the failed lease holds; best effort.
                 if lease_id != 0 {
-                    let release = v1::ReleaseRequest { lease_id };
+                    let release = v1::ReleaseRequest {
+                        lease_id,
+                        mac: lease_mac,
+                    };
                     let _ =
                         tokio::time::timeout(timeouts.connect, coordinator.client.release(release))
                             .await;

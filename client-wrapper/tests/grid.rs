@@ -26,6 +26,10 @@ mod shared;
 #[path = "grid/cancel.rs"]
 mod cancel;
 
+/// Leases are single-use and only their holder releases them.
+#[path = "grid/leases.rs"]
+mod leases;
+
 fn gridcc() -> PathBuf {
     PathBuf::from(env!("CARGO_BIN_EXE_gridcc"))
 }

@@ -111,6 +111,20 @@ struct LeaseState {
     /// The worker the cost estimate was learned on, when it was learned
     /// (not a client hint or a size guess).
     cost_learned_on: Option<u64>,
+    /// The lease's MAC: only the client it was given to can show it, so
+    /// only that client can release the lease.
+    mac: Vec<u8>,
+}
+
+/// What a client's release of a lease did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Release {
+    /// The lease was held and is free now.
+    Released,
+    /// No such lease (it ended already: finished, released, expired).
+    Unknown,
+    /// The caller does not hold it: the MAC shown is not the lease's.
+    NotHolder,
 }
 
 /// One finished job, as written to the `--trace-out` file (JSON lines).
@@ -499,17 +513,23 @@ impl Registry {
         (true, Some(record))
     }
 
-    /// A client reports that a lease's job failed before the worker finished
-    /// it (connection refused, stream broken). Returns true if it freed a slot.
-    pub fn release_failed(&mut self, lease_id: u64) -> bool {
-        let Some(l) = self.leases.remove(&lease_id) else {
-            return false;
+    /// A client gives a lease back: its job failed before the worker
+    /// finished it (connection refused, stream broken), or the client was
+    /// interrupted. Only the lease's holder, who shows its `mac`, can.
+    pub fn release_failed(&mut self, lease_id: u64, mac: &[u8]) -> Release {
+        let Some(l) = self.leases.get(&lease_id) else {
+            return Release::Unknown;
         };
+        if !lease::same_mac(&l.mac, mac) {
+            return Release::NotHolder;
+        }
+        let worker_id = l.worker_id;
+        self.leases.remove(&lease_id);
         self.totals.released += 1;
-        if let Some(w) = self.workers.get_mut(&l.worker_id) {
+        if let Some(w) = self.workers.get_mut(&worker_id) {
             w.jobs_failed += 1;
         }
-        true
+        Release::Released
     }
 
     /// Frees leases whose client never brought them to their worker, and removes
@@ -539,7 +559,7 @@ impl Registry {
     /// reserves a slot on it with a signed lease.
     pub fn assign(&mut self, req: &v1::AssignRequest, now_ms: u64) -> Placement {
         if req.failed_lease != 0 {
-            self.release_failed(req.failed_lease);
+            self.release_failed(req.failed_lease, &req.failed_lease_mac);
         }
         let candidates: Vec<(u64, &Worker)> = self
             .workers
@@ -631,10 +651,12 @@ impl Registry {
         let lease_id = self.next_lease_id;
         self.next_lease_id += 1;
         let expires = now_ms + self.lease_ttl_ms;
+        let signed = lease::sign(&worker.key, lease_id, *worker_id, expires);
+        let mac = signed.mac.clone();
         let placement = v1::Placement {
             worker_id: *worker_id,
             worker_addr: worker.hello.advertise_addr.clone(),
-            lease: Some(lease::sign(&worker.key, lease_id, *worker_id, expires)),
+            lease: Some(signed),
             takes_input_offer: worker.hello.takes_input_offers,
         };
         self.leases.insert(
@@ -649,6 +671,7 @@ impl Registry {
                 source_bytes: req.source_bytes,
                 running_at_assign: views[index].running + 1,
                 cost_learned_on,
+                mac,
             },
         );
         self.totals.assigned += 1;
@@ -1049,7 +1072,7 @@ mod tests {
         assert!(freed);
         // Released by its client first, then cancelled on the worker.
         let lease = placed(r.assign(&request("t"), 0)).lease.unwrap();
-        assert!(r.release_failed(lease.id));
+        assert_eq!(r.release_failed(lease.id, &lease.mac), Release::Released);
         let (freed, record) = r.on_finished(a, &cancelled(lease.id), 10);
         assert!(!freed && record.is_none());
         let t = r.totals().clone();
@@ -1078,9 +1101,11 @@ mod tests {
         let a = r.add_worker(hello("a:1", 1, "t"), KEY, 0);
         let b = r.add_worker(hello("b:1", 1, "t"), KEY, 0);
         let first = placed(r.assign(&request("t"), 0));
+        let first_lease = first.lease.unwrap();
         let retry = v1::AssignRequest {
             exclude_workers: vec![first.worker_id],
-            failed_lease: first.lease.unwrap().id,
+            failed_lease: first_lease.id,
+            failed_lease_mac: first_lease.mac,
             ..request("t")
         };
         let second = placed(r.assign(&retry, 0));
@@ -1125,8 +1150,22 @@ mod tests {
         finish(&mut r, error, true, 1);
         let refused = lease_on(&mut r, a);
         finish(&mut r, refused, false, -1);
-        let released = lease_on(&mut r, a);
-        assert!(r.release_failed(released));
+        let on_a = v1::AssignRequest {
+            exclude_workers: vec![b],
+            ..request("t")
+        };
+        let released = placed(r.assign(&on_a, 0)).lease.unwrap();
+        // Only its holder, who knows its MAC, can give it back.
+        assert_eq!(r.release_failed(released.id, &[0; 32]), Release::NotHolder);
+        assert_eq!(r.release_failed(released.id, &[]), Release::NotHolder);
+        assert_eq!(
+            r.release_failed(released.id, &released.mac),
+            Release::Released
+        );
+        assert_eq!(
+            r.release_failed(released.id, &released.mac),
+            Release::Unknown
+        );
         let _expires = lease_on(&mut r, a);
         // Started, so it does not expire: it is lost with its worker.
         let lost = lease_on(&mut r, b);

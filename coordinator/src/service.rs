@@ -17,7 +17,7 @@ use tokio_util::task::TaskTracker;
 use tonic::{Request, Response, Status, Streaming};
 
 use crate::metrics::{AssignResult, Metrics};
-use crate::registry::{Placement, Registry};
+use crate::registry::{Placement, Registry, Release};
 use crate::Config;
 
 /// Milliseconds since the Unix epoch: leases carry absolute expiry times
@@ -339,12 +339,20 @@ impl v1::coordinator_server::Coordinator for CoordinatorService {
         &self,
         request: Request<v1::ReleaseRequest>,
     ) -> Result<Response<v1::ReleaseReply>, Status> {
-        let lease_id = request.into_inner().lease_id;
-        let released = self.shared.registry().release_failed(lease_id);
-        if released {
-            self.shared.capacity_changed.notify_waiters();
+        let v1::ReleaseRequest { lease_id, mac } = request.into_inner();
+        let release = self.shared.registry().release_failed(lease_id, &mac);
+        match release {
+            Release::Released => self.shared.capacity_changed.notify_waiters(),
+            Release::Unknown => {}
+            Release::NotHolder => {
+                return Err(Status::permission_denied(format!(
+                    "release: lease {lease_id} is not yours (only the client it was given to can release it)"
+                )))
+            }
         }
-        Ok(Response::new(v1::ReleaseReply { released }))
+        Ok(Response::new(v1::ReleaseReply {
+            released: release == Release::Released,
+        }))
     }
 
     async fn status(
@@ -524,8 +532,11 @@ mod tests {
         assert_eq!(shared.waiting.load(waited), 0);
         assert!(shared.queue().waiting.is_empty(), "its ticket is gone");
         // The slot frees: the next client gets it at once.
-        let lease = busy.lease.unwrap().id;
-        assert!(shared.registry().release_failed(lease));
+        let lease = busy.lease.unwrap();
+        assert_eq!(
+            shared.registry().release_failed(lease.id, &lease.mac),
+            Release::Released
+        );
         let reply = service.assign(Request::new(request())).await.unwrap();
         assert!(
             matches!(

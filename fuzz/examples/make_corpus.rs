@@ -260,6 +260,7 @@ fn wire() -> Seeds {
                     cost_hint: 0.8,
                     exclude_workers: vec![2],
                     failed_lease: 40,
+                    failed_lease_mac: vec![0x4d; 32],
                     client: "dev-host".into(),
                     source_key: "ab".repeat(32),
                     client_idle_cpus: 1.5,
@@ -294,7 +295,13 @@ fn wire() -> Seeds {
         ),
         (
             "release".into(),
-            tagged(4, &v1::ReleaseRequest { lease_id: 41 }),
+            tagged(
+                4,
+                &v1::ReleaseRequest {
+                    lease_id: 41,
+                    mac: vec![0x4d; 32],
+                },
+            ),
         ),
         (
             "released".into(),

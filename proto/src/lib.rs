@@ -225,6 +225,7 @@ mod wire_properties {
             text(),
             any::<f64>(),
             text(),
+            proptest::collection::vec(any::<u8>(), 0..33),
         )
             .prop_map(
                 |(
@@ -236,6 +237,7 @@ mod wire_properties {
                     client,
                     idle,
                     cache_key,
+                    failed_lease_mac,
                 )| {
                     v1::AssignRequest {
                         toolchain,
@@ -243,6 +245,7 @@ mod wire_properties {
                         cost_hint,
                         exclude_workers,
                         failed_lease,
+                        failed_lease_mac,
                         client: client.clone(),
                         source_key: client,
                         client_idle_cpus: idle,
