@@ -49,7 +49,7 @@ fn a_lease_is_good_for_one_job_and_only_its_holder_releases_it() {
     let url = grid.url();
     runtime().block_on(async {
         let mut coordinator = CoordinatorClient::connect(url.clone()).await.unwrap();
-        let mut assign = || {
+        let assign = || {
             let request = v1::AssignRequest {
                 toolchain: toolchain.clone(),
                 source_bytes: 100,
