@@ -1001,6 +1001,11 @@ fn compile_remote(
     };
     event.bytes_sent += output.sent_bytes;
     event.bytes_received += output.received_bytes;
+    // Printed, and cached, without the controls a worker must not send to
+    // the user's terminal (see `terminal`).
+    let mut output = output;
+    output.stdout = crate::terminal::sanitize(&output.stdout);
+    output.stderr = crate::terminal::sanitize(&output.stderr);
     tracing::debug!(worker = %output.worker_addr, compile_ms = output.compile_ms, "compiled remotely");
 
     match output.exit_code {

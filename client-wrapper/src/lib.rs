@@ -17,6 +17,7 @@
 //! - [`idle`]: the client's idle CPUs, sent with each placement request.
 //! - [`joblog`]: `GRIDCC_JOB_LOG`, one JSON line per compile handled.
 //! - [`status`]: `gridcc status`.
+//! - [`terminal`]: a worker's output without terminal controls but colour.
 //! - [`cli`]: dispatch of `gridcc`'s own subcommands.
 
 pub mod args;
@@ -31,3 +32,4 @@ pub mod joblog;
 pub mod remote;
 pub mod stats;
 pub mod status;
+pub mod terminal;

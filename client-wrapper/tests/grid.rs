@@ -30,6 +30,10 @@ mod cancel;
 #[path = "grid/leases.rs"]
 mod leases;
 
+/// A worker's stderr without terminal controls but colour.
+#[path = "grid/terminal.rs"]
+mod terminal;
+
 fn gridcc() -> PathBuf {
     PathBuf::from(env!("CARGO_BIN_EXE_gridcc"))
 }
