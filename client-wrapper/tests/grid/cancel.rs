@@ -8,6 +8,7 @@
 use std::io::{Read, Write};
 use std::net::{Shutdown, TcpListener, TcpStream};
 use std::os::unix::process::CommandExt;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
 use super::*;
@@ -38,11 +39,11 @@ fn slow_source() -> String {
 
 /// A TCP proxy in front of one worker (which advertises the proxy's
 /// address) whose open connections the test cuts at once, both sides, as
-/// a failed link or a killed middlebox would.
+/// a killed middlebox would, or silences, as a link gone down does.
 struct Proxy {
     addr: String,
     upstream: Arc<Mutex<Option<String>>>,
-    open: Arc<Mutex<Vec<TcpStream>>>,
+    open: Arc<Mutex<Vec<(TcpStream, Arc<AtomicBool>)>>>,
 }
 
 impl Proxy {
@@ -50,7 +51,7 @@ impl Proxy {
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
         let addr = listener.local_addr().unwrap().to_string();
         let upstream: Arc<Mutex<Option<String>>> = Arc::default();
-        let open: Arc<Mutex<Vec<TcpStream>>> = Arc::default();
+        let open: Arc<Mutex<Vec<(TcpStream, Arc<AtomicBool>)>>> = Arc::default();
         let (to, conns) = (Arc::clone(&upstream), Arc::clone(&open));
         std::thread::spawn(move || {
             for client in listener.incoming().flatten() {
@@ -60,11 +61,16 @@ impl Proxy {
                 let Ok(server) = TcpStream::connect(&to) else {
                     continue;
                 };
+                let silent = Arc::new(AtomicBool::new(false));
                 let mut conns = conns.lock().unwrap();
-                conns.push(client.try_clone().unwrap());
-                conns.push(server.try_clone().unwrap());
-                pump(client.try_clone().unwrap(), server.try_clone().unwrap());
-                pump(server, client);
+                conns.push((client.try_clone().unwrap(), Arc::clone(&silent)));
+                conns.push((server.try_clone().unwrap(), Arc::clone(&silent)));
+                pump(
+                    client.try_clone().unwrap(),
+                    server.try_clone().unwrap(),
+                    Arc::clone(&silent),
+                );
+                pump(server, client, silent);
             }
         });
         Proxy {
@@ -80,25 +86,39 @@ impl Proxy {
 
     /// Closes every connection open now, on both sides.
     fn cut(&self) {
-        for conn in self.open.lock().unwrap().drain(..) {
+        for (conn, _) in self.open.lock().unwrap().drain(..) {
             let _ = conn.shutdown(Shutdown::Both);
+        }
+    }
+
+    /// Every connection open now stays open but carries nothing more, in
+    /// either direction: no FIN, no RST, as when a link goes down.
+    fn silence(&self) {
+        for (_, silent) in self.open.lock().unwrap().iter() {
+            silent.store(true, Ordering::SeqCst);
         }
     }
 }
 
-/// Copies `from` to `to` on a thread until either ends.
-fn pump(mut from: TcpStream, mut to: TcpStream) {
+/// Copies `from` to `to` on a thread until either ends; once `silent`,
+/// swallows what it reads.
+fn pump(mut from: TcpStream, mut to: TcpStream, silent: Arc<AtomicBool>) {
     std::thread::spawn(move || {
         let mut buf = [0u8; 16 << 10];
         loop {
             match from.read(&mut buf) {
                 Ok(0) | Err(_) => break,
+                Ok(_) if silent.load(Ordering::SeqCst) => {}
                 Ok(n) => {
                     if to.write_all(&buf[..n]).is_err() {
                         break;
                     }
                 }
             }
+        }
+        if silent.load(Ordering::SeqCst) {
+            // A dead link closes nothing.
+            return;
         }
         let _ = to.shutdown(Shutdown::Write);
     });
@@ -419,4 +439,33 @@ fn fault_a_client_killed_mid_compile_frees_the_grid_every_time() {
 #[test]
 fn fault_a_clients_connection_cut_mid_compile_frees_its_worker_every_time() {
     CancelGrid::start(true).run(Away::Cut);
+}
+
+/// The servers' HTTP/2 ping interval and timeout (gridcc_proto::serve).
+const SERVER_KEEPALIVE: Duration = Duration::from_secs(5 + 10);
+
+#[test]
+fn fault_a_client_gone_silent_mid_compile_is_dropped_by_its_worker() {
+    // Once, not per round: finding a silent peer takes the keep-alive's
+    // interval and timeout.
+    let grid = CancelGrid::start(true);
+    let mut client = grid.start_slow_compile();
+    let worker = grid.wait_until_compiling(&mut client);
+    for proxy in &grid.proxies {
+        proxy.silence();
+    }
+    let silenced = Instant::now();
+    within(
+        SERVER_KEEPALIVE + Duration::from_secs(5),
+        "the silent client's job dropped",
+        || grid.worker_clean(worker),
+    );
+    eprintln!(
+        "the worker dropped the job {:?} after the link went silent",
+        silenced.elapsed()
+    );
+    kill(&["-s", "INT", "--", &format!("-{}", client.id())]);
+    wait_timeout(&mut client, Duration::from_secs(10));
+    within(CLEAN_WITHIN, "a clean grid", || grid.grid_clean());
+    grid.next_compile_runs_remotely(0);
 }
