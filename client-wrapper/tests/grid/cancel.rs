@@ -43,15 +43,19 @@ fn slow_source() -> String {
 struct Proxy {
     addr: String,
     upstream: Arc<Mutex<Option<String>>>,
-    open: Arc<Mutex<Vec<(TcpStream, Arc<AtomicBool>)>>>,
+    open: Connections,
 }
+
+/// The proxy's open connections (both sockets of each), each with the
+/// flag that silences it.
+type Connections = Arc<Mutex<Vec<(TcpStream, Arc<AtomicBool>)>>>;
 
 impl Proxy {
     fn start() -> Proxy {
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
         let addr = listener.local_addr().unwrap().to_string();
         let upstream: Arc<Mutex<Option<String>>> = Arc::default();
-        let open: Arc<Mutex<Vec<(TcpStream, Arc<AtomicBool>)>>> = Arc::default();
+        let open: Connections = Arc::default();
         let (to, conns) = (Arc::clone(&upstream), Arc::clone(&open));
         std::thread::spawn(move || {
             for client in listener.incoming().flatten() {
