@@ -194,6 +194,8 @@ fn within(limit: Duration, what: &str, mut ok: impl FnMut() -> Result<(), String
 enum Away {
     /// SIGINT to its process group, as a terminal's Ctrl-C.
     CtrlC,
+    /// SIGTERM to the wrapper alone, as a supervisor stops it.
+    Term,
     /// SIGKILL: no chance to say anything.
     Killed,
     /// Its connection to the worker cut; it lives on (and retries).
@@ -356,14 +358,18 @@ impl CancelGrid {
         let worker = self.wait_until_compiling(&mut client);
         let pid = client.id().to_string();
         let gone_at = match away {
-            Away::CtrlC => {
-                kill(&["-s", "INT", "--", &format!("-{pid}")]);
+            Away::CtrlC | Away::Term => {
+                let (how, target, number) = match away {
+                    Away::CtrlC => ("INT", format!("-{pid}"), 2),
+                    _ => ("TERM", pid.clone(), 15),
+                };
+                kill(&["-s", how, "--", &target]);
                 let status = wait_timeout(&mut client, Duration::from_secs(10));
                 use std::os::unix::process::ExitStatusExt;
                 assert_eq!(
                     status.signal(),
-                    Some(2),
-                    "round {round}: the wrapper did not die of SIGINT: {status}"
+                    Some(number),
+                    "round {round}: the wrapper did not die of SIG{how}: {status}"
                 );
                 assert!(
                     !self.project.path().join("slow.o").exists(),
@@ -416,12 +422,28 @@ impl CancelGrid {
         self.next_compile_runs_remotely(round);
     }
 
-    fn run(&self, away: Away) {
-        for round in 0..rounds() {
+    fn run(&self, away: Away, rounds: usize) {
+        for round in 0..rounds {
             self.round(away, round);
         }
         let status = self.grid.status();
         assert_eq!(status["running"], 0, "{status:#}");
+        // Each job left was cancelled by its worker, which said so (not
+        // found out later by the coordinator's reconciliation).
+        let cancelled: usize = (0..self.work.len())
+            .map(|n| {
+                std::fs::read_to_string(self.grid.dir.path().join(format!("worker{n}.log")))
+                    .unwrap()
+                    .matches("the client went away; job cancelled")
+                    .count()
+            })
+            .sum();
+        // (With a cut, the retry interrupted to end the round may be
+        // cancelled too, if it reached its worker.)
+        assert!(
+            cancelled >= rounds,
+            "{cancelled} jobs cancelled by the workers, {rounds} expected"
+        );
     }
 }
 
@@ -432,17 +454,23 @@ fn kill(args: &[&str]) {
 
 #[test]
 fn fault_ctrl_c_mid_compile_frees_the_grid_every_time() {
-    CancelGrid::start(false).run(Away::CtrlC);
+    CancelGrid::start(false).run(Away::CtrlC, rounds());
+}
+
+#[test]
+fn fault_sigterm_mid_compile_frees_the_grid() {
+    // The same path as Ctrl-C in the wrapper; a few rounds suffice.
+    CancelGrid::start(false).run(Away::Term, rounds().min(5));
 }
 
 #[test]
 fn fault_a_client_killed_mid_compile_frees_the_grid_every_time() {
-    CancelGrid::start(false).run(Away::Killed);
+    CancelGrid::start(false).run(Away::Killed, rounds());
 }
 
 #[test]
 fn fault_a_clients_connection_cut_mid_compile_frees_its_worker_every_time() {
-    CancelGrid::start(true).run(Away::Cut);
+    CancelGrid::start(true).run(Away::Cut, rounds());
 }
 
 /// The servers' HTTP/2 ping interval and timeout (gridcc_proto::serve).
