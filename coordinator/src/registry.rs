@@ -257,6 +257,11 @@ pub struct Registry {
     policy: Box<dyn Policy>,
     workers: BTreeMap<u64, Worker>,
     leases: HashMap<u64, LeaseState>,
+    /// Leases freed at their start deadline, kept until their signature
+    /// expires: a client that was only slow still compiles (the worker
+    /// checks the signature), and when its worker lists the lease or
+    /// reports its end, the lease is back, counted as it ends.
+    expired: HashMap<u64, LeaseState>,
     /// Cost learned per source key.
     learned_cost_s: HashMap<String, LearnedCost>,
     holders: Holders,
@@ -301,6 +306,7 @@ impl Registry {
             policy,
             workers: BTreeMap::new(),
             leases: HashMap::new(),
+            expired: HashMap::new(),
             learned_cost_s: HashMap::new(),
             holders: Holders::default(),
             next_worker_id: 1,
@@ -384,6 +390,20 @@ impl Registry {
             return less_busy;
         }
         let listed: std::collections::HashSet<u64> = load.leases.iter().copied().collect();
+        // Freed at its start deadline, yet its worker holds it: its
+        // client was only slow. Busy again, and not expired after all.
+        for lease_id in &listed {
+            if self
+                .expired
+                .get(lease_id)
+                .is_some_and(|l| l.worker_id == id)
+            {
+                if let Some(l) = self.expired.remove(lease_id) {
+                    self.leases.insert(*lease_id, l);
+                    self.totals.expired -= 1;
+                }
+            }
+        }
         let mut vanished = 0;
         self.leases.retain(|lease_id, l| {
             if l.worker_id != id {
@@ -435,7 +455,16 @@ impl Registry {
     ) -> (bool, Option<TraceRecord>) {
         let lease = match self.leases.get(&finished.lease_id) {
             Some(l) if l.worker_id == worker_id => self.leases.remove(&finished.lease_id),
-            _ => None,
+            Some(_) => None,
+            // Freed at its start deadline, its client only slow: the job
+            // ended all the same, and is counted as it ended.
+            None => match self.expired.get(&finished.lease_id) {
+                Some(l) if l.worker_id == worker_id => {
+                    self.totals.expired -= 1;
+                    self.expired.remove(&finished.lease_id)
+                }
+                _ => None,
+            },
         };
         if !finished.cache_key.is_empty() {
             self.holders.note(finished.cache_key.clone(), worker_id);
@@ -536,13 +565,23 @@ impl Registry {
     /// workers silent since before `silent_before_ms`. Returns the removed
     /// worker ids and whether any slot was freed.
     pub fn sweep(&mut self, now_ms: u64, silent_before_ms: u64) -> (Vec<u64>, bool) {
-        let before = self.leases.len();
-        self.leases
-            .retain(|_, l| l.held || l.start_deadline_ms > now_ms);
-        let expired = before - self.leases.len();
+        let late: Vec<u64> = self
+            .leases
+            .iter()
+            .filter(|(_, l)| !l.held && l.start_deadline_ms <= now_ms)
+            .map(|(id, _)| *id)
+            .collect();
+        for id in &late {
+            if let Some(l) = self.leases.remove(id) {
+                self.expired.insert(*id, l);
+            }
+        }
         // A client that never brought its lease to the worker failed.
-        self.totals.expired += expired as u64;
-        let mut freed = expired > 0;
+        self.totals.expired += late.len() as u64;
+        let ttl = self.lease_ttl_ms;
+        self.expired
+            .retain(|_, l| l.assigned_ms.saturating_add(ttl) >= now_ms);
+        let mut freed = !late.is_empty();
         let silent: Vec<u64> = self
             .workers
             .iter()
@@ -1054,6 +1093,55 @@ mod tests {
         r.on_started(b, old.id);
         r.on_load(b, &load(1, &[]));
         assert_eq!(r.status(0, 0).workers[1].running, 1);
+    }
+
+    #[test]
+    fn a_lease_freed_at_its_start_deadline_comes_back_when_its_worker_has_it() {
+        // Valid for 60 s, freed when not taken up within 1 s.
+        let mut r = Registry::new(
+            gridcc_scheduler::by_name("least-loaded").unwrap(),
+            60_000,
+            1000,
+        );
+        let mut h = hello("a:1", 2, "t");
+        h.reports_leases = true;
+        let a = r.add_worker(h, KEY, 0);
+        let slow = placed(r.assign(&request("t"), 0)).lease.unwrap();
+        let gone = placed(r.assign(&request("t"), 0)).lease.unwrap();
+        r.touch(a, 1500);
+        let (_, freed) = r.sweep(1500, 0);
+        assert!(freed);
+        assert_eq!(r.status(1500, 0).workers[0].running, 0);
+        assert_eq!(r.totals().expired, 2);
+        // `slow`'s client arrives after all: busy again, not expired.
+        r.on_load(a, &load(1, &[slow.id]));
+        assert_eq!(r.status(1500, 0).workers[0].running, 1);
+        assert_eq!(r.totals().expired, 1);
+        let done = v1::JobFinished {
+            lease_id: slow.id,
+            ran: true,
+            ..Default::default()
+        };
+        assert!(r.on_finished(a, &done, 1600).1.is_some());
+        // `gone`'s job ends without ever being listed (refused, say):
+        // counted as it ended, not as expired.
+        let refused = v1::JobFinished {
+            lease_id: gone.id,
+            ran: false,
+            exit_code: -1,
+            ..Default::default()
+        };
+        r.on_finished(a, &refused, 1600);
+        let t = r.totals().clone();
+        assert_eq!((t.ok, t.worker_failed, t.expired), (1, 1, 0));
+        assert_eq!(t.done() + t.failed(), t.assigned);
+        // Past its signature's expiry a lease is forgotten for good.
+        let late = placed(r.assign(&request("t"), 2000)).lease.unwrap();
+        r.touch(a, 100_000);
+        r.sweep(100_000, 0);
+        r.on_load(a, &load(1, &[late.id]));
+        assert_eq!(r.status(100_000, 0).workers[0].running, 1, "its report");
+        assert_eq!(r.totals().expired, 1);
     }
 
     #[test]
