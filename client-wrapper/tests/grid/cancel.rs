@@ -153,6 +153,24 @@ fn processes_in(dir: &Path) -> Vec<(u32, String)> {
     found
 }
 
+/// CPU time cc1 must have used before the client goes away: 0.3 s at the
+/// usual 100 clock ticks per second.
+const MID_COMPILE_TICKS: u64 = 30;
+
+/// User + system CPU time of a process, in clock ticks (0 once gone).
+fn cpu_ticks(pid: u32) -> u64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    // Fields 14 and 15 (utime, stime); the name, field 2, may hold spaces.
+    let after_name = stat.rsplit_once(')').map_or("", |(_, rest)| rest);
+    let fields: Vec<u64> = after_name
+        .split_whitespace()
+        .skip(11)
+        .take(2)
+        .filter_map(|f| f.parse().ok())
+        .collect();
+    fields.iter().sum()
+}
+
 /// Job directories left in a worker's work dir, with what they hold.
 fn job_dirs(dir: &Path) -> Vec<String> {
     std::fs::read_dir(dir)
@@ -272,13 +290,17 @@ impl CancelGrid {
         child
     }
 
-    /// Waits until some worker runs the job's cc1 and as; returns its index.
+    /// Waits until some worker runs the job's cc1 and as, and cc1 has
+    /// been compiling for a while (0.3 s of CPU, of the 15 or so it needs);
+    /// returns the worker's index.
     fn wait_until_compiling(&self, client: &mut Child) -> usize {
         let deadline = Instant::now() + Duration::from_secs(60);
         loop {
             for (n, dir) in self.work.iter().enumerate() {
-                let names: Vec<String> = processes_in(dir).into_iter().map(|p| p.1).collect();
-                if ["cc1", "as"].iter().all(|c| names.iter().any(|n| n == c)) {
+                let procs = processes_in(dir);
+                let cc1 = procs.iter().find(|p| p.1 == "cc1");
+                let has_as = procs.iter().any(|p| p.1 == "as");
+                if cc1.is_some_and(|p| cpu_ticks(p.0) >= MID_COMPILE_TICKS) && has_as {
                     return n;
                 }
             }
@@ -350,7 +372,9 @@ impl CancelGrid {
         );
     }
 
-    fn round(&self, away: Away, round: usize) {
+    /// One round; returns how long the grid took to be clean once the
+    /// client was gone (`gridcc status` polls included).
+    fn round(&self, away: Away, round: usize) -> Duration {
         // A stale object from an earlier build: interrupted, gcc removes
         // its output, so a later make does not take it as up to date.
         write(self.project.path(), "slow.o", "stale");
@@ -414,18 +438,21 @@ impl CancelGrid {
             &format!("round {round} ({away:?}): a clean grid"),
             || self.grid_clean(),
         );
+        let cleaned = gone_at.elapsed();
         assert!(
-            gone_at.elapsed() <= CLEAN_WITHIN + Duration::from_millis(500),
-            "round {round}: cleaning took {:?}",
-            gone_at.elapsed()
+            cleaned <= CLEAN_WITHIN + Duration::from_millis(500),
+            "round {round}: cleaning took {cleaned:?}"
         );
         self.next_compile_runs_remotely(round);
+        cleaned
     }
 
     fn run(&self, away: Away, rounds: usize) {
-        for round in 0..rounds {
-            self.round(away, round);
-        }
+        let slowest = (0..rounds)
+            .map(|round| self.round(away, round))
+            .max()
+            .unwrap_or_default();
+        eprintln!("{away:?}: {rounds} rounds, the grid clean at most {slowest:?} after");
         let status = self.grid.status();
         assert_eq!(status["running"], 0, "{status:#}");
         // Each job left was cancelled by its worker, which said so (not
