@@ -16,7 +16,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 seconds=${FUZZ_SECONDS:-20}
-targets=(args wire payload cache worker_input)
+targets=(args wire payload cache worker_input terminal)
 
 echo "fuzz-smoke: replaying fuzz/corpus"
 # The main target dir: the dependencies the test suite built are reused.

@@ -143,6 +143,7 @@ impl Fallback {
                 RemoteError::WorkerFailed { .. } => "worker failed the job",
                 RemoteError::Timeout { .. } => "worker timed out",
                 RemoteError::Protocol { .. } => "worker protocol error",
+                RemoteError::Interrupted(_) => "interrupted",
             }
             .to_owned(),
             Fallback::CoordinatorRecentlyDown => "coordinator recently down".to_owned(),
@@ -962,9 +963,34 @@ fn compile_remote(
         .map_err(Fallback::Runtime)?;
     let access = settings.access.clone().map_err(RemoteError::Config)?;
     let output = runtime.block_on(async {
-        let mut coordinator = remote::connect_coordinator(url, &access, &settings.timeouts).await?;
-        remote::compile(&mut coordinator, &remote_job, &settings.timeouts).await
+        // Ctrl-C or SIGTERM from here on cancels the grid calls (see
+        // `interrupt`); should catching fail, they kill the wrapper as before.
+        let catch = crate::interrupt::Catch::start().ok();
+        let interrupted = async {
+            match &catch {
+                Some(catch) => catch.recv().await,
+                None => std::future::pending().await,
+            }
+        };
+        tokio::pin!(interrupted);
+        let connect = remote::connect_coordinator(url, &access, &settings.timeouts);
+        let mut coordinator = tokio::select! {
+            coordinator = connect => coordinator?,
+            sig = interrupted.as_mut() => return Err(RemoteError::Interrupted(sig)),
+        };
+        remote::compile(
+            &mut coordinator,
+            &remote_job,
+            &settings.timeouts,
+            interrupted,
+        )
+        .await
     });
+    // A signal caught after the calls ended, before the handler was gone,
+    // interrupts the compile all the same.
+    if let Some(sig) = crate::interrupt::caught() {
+        end_interrupted(job, sig);
+    }
     let output = match output {
         Ok(out) => out,
         Err(e @ RemoteError::CoordinatorUnavailable(_)) => {
@@ -979,6 +1005,11 @@ fn compile_remote(
     };
     event.bytes_sent += output.sent_bytes;
     event.bytes_received += output.received_bytes;
+    // Printed, and cached, without the controls a worker must not send to
+    // the user's terminal (see `terminal`).
+    let mut output = output;
+    output.stdout = crate::terminal::sanitize(&output.stdout);
+    output.stderr = crate::terminal::sanitize(&output.stderr);
     tracing::debug!(worker = %output.worker_addr, compile_ms = output.compile_ms, "compiled remotely");
 
     match output.exit_code {
@@ -1024,6 +1055,18 @@ fn compile_remote(
         stderr,
     })
 }
+/// Ends the wrapper interrupted by `sig`, as gcc's driver ends: the output
+/// file is removed (a stale object must not look up to date), then the
+/// wrapper dies of the signal. Only a regular file is removed (never
+/// `-o /dev/null`).
+fn end_interrupted(job: &RemoteCompile, sig: i32) -> ! {
+    let output = Path::new(&job.output);
+    if std::fs::symlink_metadata(output).is_ok_and(|m| m.is_file()) {
+        let _ = std::fs::remove_file(output);
+    }
+    crate::interrupt::die(sig)
+}
+
 /// The remote compile's stderr without the location-less diagnostics
 /// (`cc1: warning: command-line option …`) the local preprocessing already
 /// printed: both runs check the options, a local compile prints them once.

@@ -12,9 +12,12 @@
 //!   dependency file) that answer a hit without preprocessing.
 //! - [`stats`]: `gridcc stats`, counters shared by all wrapper processes.
 //! - [`remote`]: the coordinator and worker calls, with typed errors.
+//! - `interrupt`: Ctrl-C and SIGTERM during the grid calls: cancel, clean
+//!   up, die of the signal.
 //! - [`idle`]: the client's idle CPUs, sent with each placement request.
 //! - [`joblog`]: `GRIDCC_JOB_LOG`, one JSON line per compile handled.
 //! - [`status`]: `gridcc status`.
+//! - [`terminal`]: a worker's output without terminal controls but colour.
 //! - [`cli`]: dispatch of `gridcc`'s own subcommands.
 
 pub mod args;
@@ -24,7 +27,9 @@ pub mod compile;
 pub mod compiler;
 pub mod direct;
 pub mod idle;
+mod interrupt;
 pub mod joblog;
 pub mod remote;
 pub mod stats;
 pub mod status;
+pub mod terminal;

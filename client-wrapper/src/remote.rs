@@ -58,6 +58,10 @@ pub enum RemoteError {
     Timeout { addr: String, after: Duration },
     #[error("worker {addr} sent a bad reply: {msg}")]
     Protocol { addr: String, msg: String },
+    /// SIGINT or SIGTERM arrived: the call was cancelled, its lease given
+    /// back.
+    #[error("interrupted by signal {0}")]
+    Interrupted(i32),
 }
 
 impl RemoteError {
@@ -231,14 +235,19 @@ pub async fn connect_coordinator(
 }
 
 /// Places and runs the job, retrying once on another worker when a worker
-/// fails. A compile error is a successful [`Output`], never retried.
+/// fails. A compile error is a successful [`Output`], never retried. When
+/// `interrupted` resolves (to a signal number) first, the call in flight is
+/// dropped, which cancels it (the worker kills the job), and the lease held
+/// is given back.
 pub async fn compile(
     coordinator: &mut Coordinator,
     job: &Job,
     timeouts: &Timeouts,
+    mut interrupted: std::pin::Pin<&mut impl std::future::Future<Output = i32>>,
 ) -> Result<Output, RemoteError> {
     let mut exclude = Vec::new();
     let mut failed_lease = 0;
+    let mut failed_lease_mac = Vec::new();
     loop {
         let request = v1::AssignRequest {
             toolchain: job.toolchain.clone(),
@@ -246,14 +255,23 @@ pub async fn compile(
             cost_hint: 0.0,
             exclude_workers: exclude.clone(),
             failed_lease,
+            failed_lease_mac: failed_lease_mac.clone(),
             client: client_name().to_owned(),
             source_key: job.source_key.clone(),
             client_idle_cpus: crate::idle::idle_cpus(),
             cache_key: job.cache_key.clone(),
             source_name: job.source_name.clone(),
         };
-        let reply = tokio::time::timeout(timeouts.assign, coordinator.client.assign(request))
-            .await
+        let assign = tokio::time::timeout(timeouts.assign, coordinator.client.assign(request));
+        let reply = tokio::select! {
+            reply = assign => reply,
+            sig = interrupted.as_mut() => {
+                // A retry's request released the failed lease; a first one
+                // holds none yet.
+                return Err(RemoteError::Interrupted(sig));
+            }
+        };
+        let reply = reply
             .map_err(|_| RemoteError::CoordinatorUnavailable("assign timed out".into()))?
             .map_err(|status| coordinator.failed(status))?
             .into_inner();
@@ -269,7 +287,16 @@ pub async fn compile(
             }
         };
         let lease_id = placement.lease.as_ref().map_or(0, |l| l.id);
-        match run_on_worker(coordinator, &placement, job, timeouts).await {
+        let lease_mac = placement
+            .lease
+            .as_ref()
+            .map(|l| l.mac.clone())
+            .unwrap_or_default();
+        let run = tokio::select! {
+            run = run_on_worker(coordinator, &placement, job, timeouts) => run,
+            sig = interrupted.as_mut() => Err(RemoteError::Interrupted(sig)),
+        };
+        match run {
             Ok(out) => {
                 return Ok(Output {
                     retried: !exclude.is_empty(),
@@ -280,11 +307,15 @@ pub async fn compile(
                 tracing::warn!(error = %e, "retrying on another worker");
                 exclude.push(placement.worker_id);
                 failed_lease = lease_id;
+                failed_lease_mac = lease_mac;
             }
             Err(e) => {
                 // Free the slot the failed lease holds; best effort.
                 if lease_id != 0 {
-                    let release = v1::ReleaseRequest { lease_id };
+                    let release = v1::ReleaseRequest {
+                        lease_id,
+                        mac: lease_mac,
+                    };
                     let _ =
                         tokio::time::timeout(timeouts.connect, coordinator.client.release(release))
                             .await;

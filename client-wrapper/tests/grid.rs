@@ -26,6 +26,19 @@ mod shared;
 #[path = "grid/monitor.rs"]
 mod monitor;
 
+/// Clients that go away mid-compile (Ctrl-C, SIGKILL, a cut connection)
+/// leave no busy slot, compiler process or job directory behind.
+#[path = "grid/cancel.rs"]
+mod cancel;
+
+/// Leases are single-use and only their holder releases them.
+#[path = "grid/leases.rs"]
+mod leases;
+
+/// A worker's stderr without terminal controls but colour.
+#[path = "grid/terminal.rs"]
+mod terminal;
+
 fn gridcc() -> PathBuf {
     PathBuf::from(env!("CARGO_BIN_EXE_gridcc"))
 }

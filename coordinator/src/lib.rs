@@ -39,8 +39,14 @@ pub struct Config {
     pub worker_timeout_ms: u64,
     /// How often each side of a worker session sends a keep-alive.
     pub keepalive_interval_ms: u64,
-    /// How long a client has to bring a lease to its worker.
+    /// How long a lease's signature is valid: a worker refuses it later.
     pub lease_ttl_ms: u64,
+    /// A lease its worker does not hold within this time after it was
+    /// handed out is freed: its client went away (Ctrl-C while the answer
+    /// was on its way) or never connected. A client that is only slow
+    /// still compiles (the worker checks the signature, not the
+    /// coordinator); the worker's own load reports then keep the count.
+    pub start_timeout_ms: u64,
     /// How long an `Assign` waits for a free slot before answering
     /// "compile locally".
     pub queue_timeout_ms: u64,
@@ -69,6 +75,7 @@ impl Default for Config {
             worker_timeout_ms: 10_000,
             keepalive_interval_ms: 2_000,
             lease_ttl_ms: 60_000,
+            start_timeout_ms: 1_000,
             queue_timeout_ms: 30_000,
             max_waiting: 1024,
             local_when_client_idle: true,
@@ -120,7 +127,8 @@ pub async fn run_with_http(
     shutdown: CancellationToken,
 ) -> Result<(), CoordinatorError> {
     let policy = gridcc_scheduler::by_name(&config.policy)?;
-    let mut registry = registry::Registry::new(policy, config.lease_ttl_ms);
+    let mut registry =
+        registry::Registry::new(policy, config.lease_ttl_ms, config.start_timeout_ms);
     if let Some(path) = &config.costs {
         let bad = |reason: String| CoordinatorError::Costs {
             path: path.clone(),

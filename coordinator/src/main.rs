@@ -21,9 +21,14 @@ struct Args {
     /// Keep-alive interval on worker sessions, in milliseconds.
     #[arg(long, default_value_t = 2_000)]
     keepalive_interval_ms: u64,
-    /// How long a client may take to bring its lease to the worker, in ms.
+    /// How long a lease stays valid, in ms: a worker refuses it later.
     #[arg(long, default_value_t = 60_000)]
     lease_ttl_ms: u64,
+    /// Free a lease whose worker has not taken up its job this many ms
+    /// after it was handed out (the client went away or never connected;
+    /// a slow client still compiles, the worker's reports keep the count).
+    #[arg(long, default_value_t = 1_000)]
+    start_timeout_ms: u64,
     /// How long a placement request waits for a free slot before the client
     /// is told to compile locally, in milliseconds.
     #[arg(long, default_value_t = 30_000)]
@@ -123,6 +128,7 @@ async fn serve(args: Args) -> anyhow::Result<()> {
         worker_timeout_ms: args.worker_timeout_ms,
         keepalive_interval_ms: args.keepalive_interval_ms,
         lease_ttl_ms: args.lease_ttl_ms,
+        start_timeout_ms: args.start_timeout_ms,
         queue_timeout_ms: args.queue_timeout_ms,
         max_waiting: args.max_waiting,
         local_when_client_idle: args.when_busy == "local-if-client-idle",

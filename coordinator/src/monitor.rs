@@ -654,7 +654,11 @@ mod tests {
 
     #[test]
     fn a_job_whose_lease_the_registry_dropped_ends_as_failed() {
-        let mut registry = Registry::new(gridcc_scheduler::by_name("least-loaded").unwrap(), 1000);
+        let mut registry = Registry::new(
+            gridcc_scheduler::by_name("least-loaded").unwrap(),
+            1000,
+            1000,
+        );
         let hello = v1::WorkerHello {
             advertise_addr: "127.0.0.1:1".into(),
             slots: 2,
@@ -697,7 +701,11 @@ mod tests {
             m.finished(1, &lease(i, true, false, 0), i + 1);
         }
         assert_eq!(m.state().lanes.get(&1).map(Vec::len), Some(1));
-        let registry = Registry::new(gridcc_scheduler::by_name("least-loaded").unwrap(), 1000);
+        let registry = Registry::new(
+            gridcc_scheduler::by_name("least-loaded").unwrap(),
+            1000,
+            1000,
+        );
         // An hour and more later, one sample a second.
         for t in 0..(MAX_SAMPLES as u64 + 10) {
             m.sample(&registry, 0, 10_000_000 + t * 1000);

@@ -29,6 +29,11 @@ struct Worker {
     draining: bool,
     /// Jobs queued on the worker itself, from its last load update.
     queued: u32,
+    /// Jobs the worker said it holds a slot for or queues (running +
+    /// queued), from its last load update. The worker is the truth: a
+    /// worker busy with jobs this coordinator holds no lease for (from
+    /// before a coordinator restart) is not given more.
+    reported_busy: u32,
     jobs_done: u64,
     jobs_failed: u64,
     /// How fast this worker's cores turned out to be, relative to what its
@@ -91,8 +96,12 @@ struct LearnedCost {
 struct LeaseState {
     worker_id: u64,
     cost_s: f64,
-    started: bool,
-    /// Unstarted leases are freed at this time (the client never arrived).
+    /// The worker holds the job: it listed the lease in a load update (or,
+    /// a worker that lists none, reported the job started). A held lease
+    /// ends with the job's end, or when its worker stops listing it.
+    held: bool,
+    /// Leases not held are freed at this time: the client never brought
+    /// it to its worker (it went away, or never got the answer).
     start_deadline_ms: u64,
     assigned_ms: u64,
     source_key: String,
@@ -102,6 +111,20 @@ struct LeaseState {
     /// The worker the cost estimate was learned on, when it was learned
     /// (not a client hint or a size guess).
     cost_learned_on: Option<u64>,
+    /// The lease's MAC: only the client it was given to can show it, so
+    /// only that client can release the lease.
+    mac: Vec<u8>,
+}
+
+/// What a client's release of a lease did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Release {
+    /// The lease was held and is free now.
+    Released,
+    /// No such lease (it ended already: finished, released, expired).
+    Unknown,
+    /// The caller does not hold it: the MAC shown is not the lease's.
+    NotHolder,
 }
 
 /// One finished job, as written to the `--trace-out` file (JSON lines).
@@ -152,11 +175,13 @@ pub struct Totals {
     pub compile_error: u64,
     /// The worker could not run the job (refused it, a limit stopped it).
     pub worker_failed: u64,
-    /// A client gave the lease back: the worker was unreachable or broke off.
+    /// A client gave the lease back (the worker was unreachable or broke
+    /// off), or went away mid-job (the worker cancelled the job).
     pub released: u64,
     /// The client never brought the lease to its worker in time.
     pub expired: u64,
-    /// The worker left (or went silent) with the job.
+    /// The worker left (or went silent) with the job, or stopped listing
+    /// its lease without a word about its end.
     pub lost: u64,
     /// Assign requests answered "compile locally".
     pub local_answers: u64,
@@ -232,12 +257,18 @@ pub struct Registry {
     policy: Box<dyn Policy>,
     workers: BTreeMap<u64, Worker>,
     leases: HashMap<u64, LeaseState>,
+    /// Leases freed at their start deadline, kept until their signature
+    /// expires: a client that was only slow still compiles (the worker
+    /// checks the signature), and when its worker lists the lease or
+    /// reports its end, the lease is back, counted as it ends.
+    expired: HashMap<u64, LeaseState>,
     /// Cost learned per source key.
     learned_cost_s: HashMap<String, LearnedCost>,
     holders: Holders,
     next_worker_id: u64,
     next_lease_id: u64,
     lease_ttl_ms: u64,
+    start_timeout_ms: u64,
     totals: Totals,
 }
 
@@ -267,16 +298,21 @@ fn speed_of(hello: &v1::WorkerHello) -> f64 {
 }
 
 impl Registry {
-    pub fn new(policy: Box<dyn Policy>, lease_ttl_ms: u64) -> Self {
+    /// A registry whose leases are signed valid for `lease_ttl_ms`, and
+    /// freed when their worker does not hold them within `start_timeout_ms`
+    /// (or the TTL, if shorter).
+    pub fn new(policy: Box<dyn Policy>, lease_ttl_ms: u64, start_timeout_ms: u64) -> Self {
         Self {
             policy,
             workers: BTreeMap::new(),
             leases: HashMap::new(),
+            expired: HashMap::new(),
             learned_cost_s: HashMap::new(),
             holders: Holders::default(),
             next_worker_id: 1,
             next_lease_id: 1,
             lease_ttl_ms,
+            start_timeout_ms: start_timeout_ms.min(lease_ttl_ms),
             totals: Totals::default(),
         }
     }
@@ -307,6 +343,7 @@ impl Registry {
                 last_seen_ms: now_ms,
                 draining: false,
                 queued: 0,
+                reported_busy: 0,
                 jobs_done: 0,
                 jobs_failed: 0,
                 speed_factor: 1.0,
@@ -344,10 +381,60 @@ impl Registry {
         }
     }
 
-    pub fn on_load(&mut self, id: u64, load: &v1::LoadUpdate) {
-        if let Some(w) = self.workers.get_mut(&id) {
-            w.queued = load.queued;
+    /// A worker's own account of its jobs. Its leases not listed any more
+    /// although listed before ended without a word (the `JobFinished` of a
+    /// lease always comes before the first update without it): freed.
+    /// Returns whether a slot may have been freed.
+    pub fn on_load(&mut self, id: u64, load: &v1::LoadUpdate) -> bool {
+        let Some(w) = self.workers.get_mut(&id) else {
+            return false;
+        };
+        w.queued = load.queued;
+        let busy = load.running.saturating_add(load.queued);
+        let less_busy = busy < w.reported_busy;
+        w.reported_busy = busy;
+        if !w.hello.reports_leases {
+            return less_busy;
         }
+        let listed: std::collections::HashSet<u64> = load.leases.iter().copied().collect();
+        // Freed at its start deadline, yet its worker holds it: its
+        // client was only slow. Busy again, and not expired after all.
+        for lease_id in &listed {
+            if self
+                .expired
+                .get(lease_id)
+                .is_some_and(|l| l.worker_id == id)
+            {
+                if let Some(l) = self.expired.remove(lease_id) {
+                    self.leases.insert(*lease_id, l);
+                    self.totals.expired -= 1;
+                }
+            }
+        }
+        let mut vanished = 0;
+        self.leases.retain(|lease_id, l| {
+            if l.worker_id != id {
+                return true;
+            }
+            if listed.contains(lease_id) {
+                l.held = true;
+                return true;
+            }
+            // Not listed yet: its client may still be on its way.
+            let keep = !l.held;
+            vanished += u64::from(!keep);
+            keep
+        });
+        self.totals.lost += vanished;
+        w.jobs_failed += vanished;
+        less_busy || vanished > 0
+    }
+
+    /// Slots busy on a worker: its leases, or what it says it runs and
+    /// queues, whichever is more.
+    fn busy(&self, id: u64, worker: &Worker) -> u32 {
+        let leases = self.leases.values().filter(|l| l.worker_id == id).count() as u32;
+        leases.max(worker.reported_busy)
     }
 
     pub fn on_going_away(&mut self, id: u64) {
@@ -356,11 +443,11 @@ impl Registry {
         }
     }
 
-    /// A worker accepted a lease's job: it no longer expires.
+    /// A worker started a lease's job: it no longer expires.
     pub fn on_started(&mut self, worker_id: u64, lease_id: u64) {
         if let Some(l) = self.leases.get_mut(&lease_id) {
             if l.worker_id == worker_id {
-                l.started = true;
+                l.held = true;
             }
         }
     }
@@ -397,11 +484,26 @@ impl Registry {
     ) -> (bool, Option<TraceRecord>) {
         let lease = match self.leases.get(&finished.lease_id) {
             Some(l) if l.worker_id == worker_id => self.leases.remove(&finished.lease_id),
-            _ => None,
+            Some(_) => None,
+            // Freed at its start deadline, its client only slow: the job
+            // ended all the same, and is counted as it ended.
+            None => match self.expired.get(&finished.lease_id) {
+                Some(l) if l.worker_id == worker_id => {
+                    self.totals.expired -= 1;
+                    self.expired.remove(&finished.lease_id)
+                }
+                _ => None,
+            },
         };
         if !finished.cache_key.is_empty() {
             self.holders.note(finished.cache_key.clone(), worker_id);
         }
+        // A lease that ended already (its client released it, or its
+        // worker stopped listing it) is counted already: each lease ends
+        // in one outcome counter.
+        let Some(lease) = lease else {
+            return (false, None);
+        };
         // A hit ran no compiler: it teaches nothing about costs or speeds.
         let hit = finished.cache_hit;
         if hit {
@@ -415,23 +517,22 @@ impl Registry {
         // A job shares its worker's CPU with the others running there: it
         // gets min(1, capacity / running) of a core (the simulator's model),
         // at the rate the worker's cores turned out to have.
-        let running = lease.as_ref().map_or(1, |l| l.running_at_assign.max(1));
+        let running = lease.running_at_assign.max(1);
         let mut speed = 1.0;
         let mut factor = 1.0;
         if let Some(w) = self.workers.get_mut(&worker_id) {
             let share = (speed_of(&w.hello) / f64::from(running)).min(1.0);
             // A cost learned on this very worker says nothing new about it.
-            if let Some(l) = lease.as_ref().filter(|l| {
-                finished.ran
-                    && !hit
-                    && finished.exit_code == 0
-                    && l.cost_learned_on.is_some_and(|id| id != worker_id)
-            }) {
-                w.observe_rate(l.cost_s, compile_s, share);
+            if finished.ran
+                && !hit
+                && finished.exit_code == 0
+                && lease.cost_learned_on.is_some_and(|id| id != worker_id)
+            {
+                w.observe_rate(lease.cost_s, compile_s, share);
             }
             if finished.ran {
                 w.jobs_done += 1;
-            } else {
+            } else if !finished.cancelled {
                 w.jobs_failed += 1;
             }
             speed = w.speed();
@@ -440,11 +541,10 @@ impl Registry {
         match (finished.ran, finished.exit_code) {
             (true, 0) => self.totals.ok += 1,
             (true, _) => self.totals.compile_error += 1,
+            // Its client went away: not the worker's failure.
+            (false, _) if finished.cancelled => self.totals.released += 1,
             (false, _) => self.totals.worker_failed += 1,
         }
-        let Some(lease) = lease else {
-            return (false, None);
-        };
         // Its cost on one reference core: wall time times the part of a
         // core it got, times how fast this worker's cores are.
         let cost_s = compile_s * factor;
@@ -471,30 +571,46 @@ impl Registry {
         (true, Some(record))
     }
 
-    /// A client reports that a lease's job failed before the worker finished
-    /// it (connection refused, stream broken). Returns true if it freed a slot.
-    pub fn release_failed(&mut self, lease_id: u64) -> bool {
-        let Some(l) = self.leases.remove(&lease_id) else {
-            return false;
+    /// A client gives a lease back: its job failed before the worker
+    /// finished it (connection refused, stream broken), or the client was
+    /// interrupted. Only the lease's holder, who shows its `mac`, can.
+    pub fn release_failed(&mut self, lease_id: u64, mac: &[u8]) -> Release {
+        let Some(l) = self.leases.get(&lease_id) else {
+            return Release::Unknown;
         };
+        if !lease::same_mac(&l.mac, mac) {
+            return Release::NotHolder;
+        }
+        let worker_id = l.worker_id;
+        self.leases.remove(&lease_id);
         self.totals.released += 1;
-        if let Some(w) = self.workers.get_mut(&l.worker_id) {
+        if let Some(w) = self.workers.get_mut(&worker_id) {
             w.jobs_failed += 1;
         }
-        true
+        Release::Released
     }
 
-    /// Frees leases whose client never reached the worker, and removes
+    /// Frees leases whose client never brought them to their worker, and removes
     /// workers silent since before `silent_before_ms`. Returns the removed
     /// worker ids and whether any slot was freed.
     pub fn sweep(&mut self, now_ms: u64, silent_before_ms: u64) -> (Vec<u64>, bool) {
-        let before = self.leases.len();
-        self.leases
-            .retain(|_, l| l.started || l.start_deadline_ms > now_ms);
-        let expired = before - self.leases.len();
+        let late: Vec<u64> = self
+            .leases
+            .iter()
+            .filter(|(_, l)| !l.held && l.start_deadline_ms <= now_ms)
+            .map(|(id, _)| *id)
+            .collect();
+        for id in &late {
+            if let Some(l) = self.leases.remove(id) {
+                self.expired.insert(*id, l);
+            }
+        }
         // A client that never brought its lease to the worker failed.
-        self.totals.expired += expired as u64;
-        let mut freed = expired > 0;
+        self.totals.expired += late.len() as u64;
+        let ttl = self.lease_ttl_ms;
+        self.expired
+            .retain(|_, l| l.assigned_ms.saturating_add(ttl) >= now_ms);
+        let mut freed = !late.is_empty();
         let silent: Vec<u64> = self
             .workers
             .iter()
@@ -511,7 +627,7 @@ impl Registry {
     /// reserves a slot on it with a signed lease.
     pub fn assign(&mut self, req: &v1::AssignRequest, now_ms: u64) -> Placement {
         if req.failed_lease != 0 {
-            self.release_failed(req.failed_lease);
+            self.release_failed(req.failed_lease, &req.failed_lease_mac);
         }
         let candidates: Vec<(u64, &Worker)> = self
             .workers
@@ -542,15 +658,16 @@ impl Registry {
         let views: Vec<WorkerView> = candidates
             .iter()
             .map(|(id, w)| {
-                let (running, queued_work_s) = self
+                let queued_work_s: f64 = self
                     .leases
                     .values()
                     .filter(|l| l.worker_id == *id)
-                    .fold((0u32, 0.0), |(n, s), l| (n + 1, s + l.cost_s));
+                    .map(|l| l.cost_s)
+                    .sum();
                 WorkerView {
                     id: *id,
                     slots: w.hello.slots.max(1),
-                    running,
+                    running: self.busy(*id, w),
                     queued_work_s,
                     speed: w.speed(),
                     healthy: !w.draining,
@@ -602,10 +719,12 @@ impl Registry {
         let lease_id = self.next_lease_id;
         self.next_lease_id += 1;
         let expires = now_ms + self.lease_ttl_ms;
+        let signed = lease::sign(&worker.key, lease_id, *worker_id, expires);
+        let mac = signed.mac.clone();
         let placement = v1::Placement {
             worker_id: *worker_id,
             worker_addr: worker.hello.advertise_addr.clone(),
-            lease: Some(lease::sign(&worker.key, lease_id, *worker_id, expires)),
+            lease: Some(signed),
             takes_input_offer: worker.hello.takes_input_offers,
         };
         self.leases.insert(
@@ -613,13 +732,14 @@ impl Registry {
             LeaseState {
                 worker_id: *worker_id,
                 cost_s,
-                started: false,
-                start_deadline_ms: expires,
+                held: false,
+                start_deadline_ms: now_ms + self.start_timeout_ms,
                 assigned_ms: now_ms,
                 source_key: req.source_key.clone(),
                 source_bytes: req.source_bytes,
                 running_at_assign: views[index].running + 1,
                 cost_learned_on,
+                mac,
             },
         );
         self.totals.assigned += 1;
@@ -636,20 +756,16 @@ impl Registry {
         &self.totals
     }
 
-    /// Per connected worker: id, address, slots, jobs running (its leases),
+    /// Per connected worker: id, address, slots, slots busy ([`Self::busy`]),
     /// speed as the policies see it, and whether it is draining.
     pub fn worker_loads(&self) -> Vec<WorkerLoad> {
-        let mut running: HashMap<u64, u32> = HashMap::new();
-        for l in self.leases.values() {
-            *running.entry(l.worker_id).or_default() += 1;
-        }
         self.workers
             .iter()
             .map(|(id, w)| WorkerLoad {
                 id: *id,
                 address: w.hello.advertise_addr.clone(),
                 slots: w.hello.slots,
-                running: running.get(id).copied().unwrap_or(0),
+                running: self.busy(*id, w),
                 speed: w.speed(),
                 draining: w.draining,
             })
@@ -665,7 +781,7 @@ impl Registry {
                 id: *id,
                 address: w.hello.advertise_addr.clone(),
                 slots: w.hello.slots,
-                running: self.leases.values().filter(|l| l.worker_id == *id).count() as u32,
+                running: self.busy(*id, w),
                 queued: w.queued,
                 capacity: w.speed(),
                 jobs_done: w.jobs_done,
@@ -721,6 +837,7 @@ mod tests {
             version: String::new(),
             cached_keys: Vec::new(),
             takes_input_offers: false,
+            reports_leases: false,
         }
     }
 
@@ -733,7 +850,11 @@ mod tests {
     }
 
     fn registry() -> Registry {
-        Registry::new(gridcc_scheduler::by_name("least-loaded").unwrap(), 1000)
+        Registry::new(
+            gridcc_scheduler::by_name("least-loaded").unwrap(),
+            1000,
+            1000,
+        )
     }
 
     fn placed(p: Placement) -> v1::Placement {
@@ -980,6 +1101,124 @@ mod tests {
         assert_eq!(r.status(1500, 0).workers[0].running, 1);
     }
 
+    fn load(running: u32, leases: &[u64]) -> v1::LoadUpdate {
+        v1::LoadUpdate {
+            running,
+            queued: 0,
+            leases: leases.to_vec(),
+        }
+    }
+
+    #[test]
+    fn the_workers_own_account_frees_leases_it_stopped_listing() {
+        let mut r = registry();
+        let mut h = hello("a:1", 2, "t");
+        h.reports_leases = true;
+        let a = r.add_worker(h, KEY, 0);
+        let first = placed(r.assign(&request("t"), 0)).lease.unwrap();
+        let second = placed(r.assign(&request("t"), 0)).lease.unwrap();
+        // `second`'s client has not reached the worker yet: kept.
+        assert!(!r.on_load(a, &load(1, &[first.id])));
+        assert_eq!(r.status(0, 0).workers[0].running, 2);
+        // `first` ended and its JobFinished was lost: the next update frees it.
+        assert!(r.on_load(a, &load(0, &[])));
+        assert_eq!(r.status(0, 0).workers[0].running, 1);
+        assert_eq!(r.totals().lost, 1);
+        // Held, `second` no longer expires at its start deadline.
+        r.on_load(a, &load(1, &[second.id]));
+        r.touch(a, 5000);
+        r.sweep(5000, 0);
+        assert_eq!(r.status(5000, 0).workers[0].running, 1);
+        // A worker busy with jobs this coordinator holds no lease for
+        // (from before a restart) gets no more than its slots.
+        r.on_load(a, &load(2, &[second.id]));
+        assert_eq!(r.assign(&request("t"), 5000), Placement::Busy);
+        // An old worker, listing no leases, keeps its started leases.
+        let b = r.add_worker(hello("b:1", 1, "t"), KEY, 0);
+        let on_b = v1::AssignRequest {
+            exclude_workers: vec![a],
+            ..request("t")
+        };
+        let old = placed(r.assign(&on_b, 0)).lease.unwrap();
+        r.on_started(b, old.id);
+        r.on_load(b, &load(1, &[]));
+        assert_eq!(r.status(0, 0).workers[1].running, 1);
+    }
+
+    #[test]
+    fn a_lease_freed_at_its_start_deadline_comes_back_when_its_worker_has_it() {
+        // Valid for 60 s, freed when not taken up within 1 s.
+        let mut r = Registry::new(
+            gridcc_scheduler::by_name("least-loaded").unwrap(),
+            60_000,
+            1000,
+        );
+        let mut h = hello("a:1", 2, "t");
+        h.reports_leases = true;
+        let a = r.add_worker(h, KEY, 0);
+        let slow = placed(r.assign(&request("t"), 0)).lease.unwrap();
+        let gone = placed(r.assign(&request("t"), 0)).lease.unwrap();
+        r.touch(a, 1500);
+        let (_, freed) = r.sweep(1500, 0);
+        assert!(freed);
+        assert_eq!(r.status(1500, 0).workers[0].running, 0);
+        assert_eq!(r.totals().expired, 2);
+        // `slow`'s client arrives after all: busy again, not expired.
+        r.on_load(a, &load(1, &[slow.id]));
+        assert_eq!(r.status(1500, 0).workers[0].running, 1);
+        assert_eq!(r.totals().expired, 1);
+        let done = v1::JobFinished {
+            lease_id: slow.id,
+            ran: true,
+            ..Default::default()
+        };
+        assert!(r.on_finished(a, &done, 1600).1.is_some());
+        // `gone`'s job ends without ever being listed (refused, say):
+        // counted as it ended, not as expired.
+        let refused = v1::JobFinished {
+            lease_id: gone.id,
+            ran: false,
+            exit_code: -1,
+            ..Default::default()
+        };
+        r.on_finished(a, &refused, 1600);
+        let t = r.totals().clone();
+        assert_eq!((t.ok, t.worker_failed, t.expired), (1, 1, 0));
+        assert_eq!(t.done() + t.failed(), t.assigned);
+        // Past its signature's expiry a lease is forgotten for good.
+        let late = placed(r.assign(&request("t"), 2000)).lease.unwrap();
+        r.touch(a, 100_000);
+        r.sweep(100_000, 0);
+        r.on_load(a, &load(1, &[late.id]));
+        assert_eq!(r.status(100_000, 0).workers[0].running, 1, "its report");
+        assert_eq!(r.totals().expired, 1);
+    }
+
+    #[test]
+    fn a_cancelled_job_is_a_released_lease_and_no_lease_is_counted_twice() {
+        let mut r = registry();
+        let a = r.add_worker(hello("a:1", 2, "t"), KEY, 0);
+        let cancelled = |lease_id| v1::JobFinished {
+            lease_id,
+            ran: false,
+            exit_code: -1,
+            cancelled: true,
+            ..Default::default()
+        };
+        let lease = placed(r.assign(&request("t"), 0)).lease.unwrap();
+        let (freed, _) = r.on_finished(a, &cancelled(lease.id), 10);
+        assert!(freed);
+        // Released by its client first, then cancelled on the worker.
+        let lease = placed(r.assign(&request("t"), 0)).lease.unwrap();
+        assert_eq!(r.release_failed(lease.id, &lease.mac), Release::Released);
+        let (freed, record) = r.on_finished(a, &cancelled(lease.id), 10);
+        assert!(!freed && record.is_none());
+        let t = r.totals().clone();
+        assert_eq!((t.released, t.worker_failed, t.assigned), (2, 0, 2));
+        assert_eq!(t.done() + t.failed(), t.assigned);
+        assert_eq!(r.status(0, 0).workers[0].jobs_failed, 1, "the release only");
+    }
+
     #[test]
     fn silent_and_departed_workers_are_removed_and_their_leases_fail() {
         let mut r = registry();
@@ -1000,9 +1239,11 @@ mod tests {
         let a = r.add_worker(hello("a:1", 1, "t"), KEY, 0);
         let b = r.add_worker(hello("b:1", 1, "t"), KEY, 0);
         let first = placed(r.assign(&request("t"), 0));
+        let first_lease = first.lease.unwrap();
         let retry = v1::AssignRequest {
             exclude_workers: vec![first.worker_id],
-            failed_lease: first.lease.unwrap().id,
+            failed_lease: first_lease.id,
+            failed_lease_mac: first_lease.mac,
             ..request("t")
         };
         let second = placed(r.assign(&retry, 0));
@@ -1047,8 +1288,22 @@ mod tests {
         finish(&mut r, error, true, 1);
         let refused = lease_on(&mut r, a);
         finish(&mut r, refused, false, -1);
-        let released = lease_on(&mut r, a);
-        assert!(r.release_failed(released));
+        let on_a = v1::AssignRequest {
+            exclude_workers: vec![b],
+            ..request("t")
+        };
+        let released = placed(r.assign(&on_a, 0)).lease.unwrap();
+        // Only its holder, who knows its MAC, can give it back.
+        assert_eq!(r.release_failed(released.id, &[0; 32]), Release::NotHolder);
+        assert_eq!(r.release_failed(released.id, &[]), Release::NotHolder);
+        assert_eq!(
+            r.release_failed(released.id, &released.mac),
+            Release::Released
+        );
+        assert_eq!(
+            r.release_failed(released.id, &released.mac),
+            Release::Unknown
+        );
         let _expires = lease_on(&mut r, a);
         // Started, so it does not expire: it is lost with its worker.
         let lost = lease_on(&mut r, b);

@@ -18,7 +18,7 @@ use tonic::{Request, Response, Status, Streaming};
 
 use crate::metrics::{AssignResult, Metrics};
 use crate::monitor::{Monitor, Outcome};
-use crate::registry::{Placement, Registry};
+use crate::registry::{Placement, Registry, Release};
 use crate::Config;
 
 /// Milliseconds since the Unix epoch: leases carry absolute expiry times
@@ -101,9 +101,13 @@ impl Shared {
     /// Periodically frees leases whose client never arrived and removes
     /// workers that went silent.
     pub(crate) async fn sweep_forever(self: Arc<Self>) {
-        let mut tick = tokio::time::interval(Duration::from_millis(
-            (self.config.worker_timeout_ms / 4).clamp(50, 1000),
-        ));
+        // Often enough that a lease or a worker outlives its timeout by a
+        // quarter of it at most.
+        let shortest = self
+            .config
+            .worker_timeout_ms
+            .min(self.config.start_timeout_ms);
+        let mut tick = tokio::time::interval(Duration::from_millis((shortest / 4).clamp(50, 1000)));
         loop {
             tokio::select! {
                 _ = tick.tick() => {}
@@ -288,8 +292,16 @@ impl v1::coordinator_server::Coordinator for CoordinatorService {
         let arrived = tokio::time::Instant::now();
         let deadline = arrived + Duration::from_millis(shared.config.queue_timeout_ms);
         let mut req = req;
-        let mut counted_waiting = false;
-        let mut ticket: Option<u64> = None;
+        // Left however this call ends: a client that goes away while it
+        // waits (Ctrl-C) drops this future at the `select!` below, and a
+        // ticket left behind would hold every later request of its
+        // toolchain back until their queue timeout.
+        let mut place = QueuePlace {
+            shared,
+            toolchain: req.toolchain.clone(),
+            ticket: None,
+            counted: false,
+        };
         let outcome = loop {
             // Register interest before checking, so a slot freed between the
             // check and the wait is not missed.
@@ -298,7 +310,7 @@ impl v1::coordinator_server::Coordinator for CoordinatorService {
             notified.as_mut().enable();
             // A newcomer goes behind the requests already waiting for its
             // toolchain; a waiting one tries only when it is the oldest.
-            let my_turn = shared.queue().may_try(&req.toolchain, ticket);
+            let my_turn = shared.queue().may_try(&req.toolchain, place.ticket);
             let placement = if my_turn || req.failed_lease != 0 {
                 shared.registry().assign(&req, unix_ms())
             } else {
@@ -311,7 +323,7 @@ impl v1::coordinator_server::Coordinator for CoordinatorService {
                 // The registry counted this local answer itself.
                 Placement::NoWorker(reason) => break Err((reason, false, AssignResult::NoWorker)),
                 Placement::Busy
-                    if !counted_waiting
+                    if !place.counted
                         && shared.config.local_when_client_idle
                         && client_should_compile(&req) =>
                 {
@@ -323,14 +335,14 @@ impl v1::coordinator_server::Coordinator for CoordinatorService {
                 }
                 Placement::Busy | Placement::Held => {}
             }
-            if ticket.is_none() {
-                ticket = Some(shared.queue().join(&req.toolchain));
+            if place.ticket.is_none() {
+                place.ticket = Some(shared.queue().join(&req.toolchain));
             }
-            if !counted_waiting {
+            if !place.counted {
                 let waiting = shared
                     .waiting
                     .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
-                counted_waiting = true;
+                place.counted = true;
                 if waiting >= shared.config.max_waiting {
                     break Err((
                         format!("grid saturated: {waiting} requests already waiting for a slot"),
@@ -357,17 +369,8 @@ impl v1::coordinator_server::Coordinator for CoordinatorService {
                 }
             }
         };
-        if counted_waiting {
-            shared
-                .waiting
-                .fetch_sub(1, std::sync::atomic::Ordering::SeqCst);
-        }
-        if let Some(t) = ticket {
-            // The next in line may find a slot this one left (or took while
-            // more were free): let it look.
-            shared.queue().leave(&req.toolchain, t);
-            shared.capacity_changed.notify_waiters();
-        }
+        let counted_waiting = place.counted;
+        drop(place);
         let result = match &outcome {
             Ok(_) => AssignResult::Placed,
             Err((_, _, result)) => *result,
@@ -401,16 +404,23 @@ impl v1::coordinator_server::Coordinator for CoordinatorService {
         &self,
         request: Request<v1::ReleaseRequest>,
     ) -> Result<Response<v1::ReleaseReply>, Status> {
-        let lease_id = request.into_inner().lease_id;
-        let released = self.shared.registry().release_failed(lease_id);
+        let v1::ReleaseRequest { lease_id, mac } = request.into_inner();
+        let release = self.shared.registry().release_failed(lease_id, &mac);
+        if release == Release::NotHolder {
+            return Err(Status::permission_denied(format!(
+                "release: lease {lease_id} is not yours (only the client it was given to can release it)"
+            )));
+        }
         if let Some(m) = &self.shared.monitor {
             // The client compiles it locally now.
             m.after_failure(lease_id, Outcome::Local, unix_ms());
         }
-        if released {
+        if release == Release::Released {
             self.shared.capacity_changed.notify_waiters();
         }
-        Ok(Response::new(v1::ReleaseReply { released }))
+        Ok(Response::new(v1::ReleaseReply {
+            released: release == Release::Released,
+        }))
     }
 
     async fn status(
@@ -422,6 +432,32 @@ impl v1::coordinator_server::Coordinator for CoordinatorService {
             .registry()
             .status(unix_ms(), self.shared.started_ms);
         Ok(Response::new(reply))
+    }
+}
+
+/// An `Assign` call's place in the wait queue and in the waiting count,
+/// given up when the call ends, however it ends.
+struct QueuePlace<'a> {
+    shared: &'a Shared,
+    toolchain: String,
+    ticket: Option<u64>,
+    /// Counted in `Shared::waiting`.
+    counted: bool,
+}
+
+impl Drop for QueuePlace<'_> {
+    fn drop(&mut self) {
+        if self.counted {
+            self.shared
+                .waiting
+                .fetch_sub(1, std::sync::atomic::Ordering::SeqCst);
+        }
+        if let Some(t) = self.ticket {
+            // The next in line may find a slot this one left (or took while
+            // more were free): let it look.
+            self.shared.queue().leave(&self.toolchain, t);
+            self.shared.capacity_changed.notify_waiters();
+        }
     }
 }
 
@@ -483,10 +519,7 @@ fn handle_message(shared: &Shared, id: u64, msg: WorkerMessage) {
     let mut registry = shared.registry();
     registry.touch(id, now);
     let (freed, record) = match msg.msg {
-        Some(worker_message::Msg::Load(load)) => {
-            registry.on_load(id, &load);
-            (false, None)
-        }
+        Some(worker_message::Msg::Load(load)) => (registry.on_load(id, &load), None),
         Some(worker_message::Msg::Started(s)) => {
             registry.on_started(id, s.lease_id);
             (false, None)
@@ -521,6 +554,74 @@ fn handle_message(shared: &Shared, id: u64, msg: WorkerMessage) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use v1::coordinator_server::Coordinator as _;
+
+    #[tokio::test]
+    async fn a_client_that_goes_away_while_queued_leaves_the_queue() {
+        let mut registry = Registry::new(
+            gridcc_scheduler::by_name("least-loaded").unwrap(),
+            60_000,
+            1000,
+        );
+        let hello = v1::WorkerHello {
+            advertise_addr: "127.0.0.1:1".into(),
+            slots: 1,
+            toolchains: vec![v1::Toolchain {
+                identity: "t".into(),
+                ..Default::default()
+            }],
+            ..Default::default()
+        };
+        let worker = registry.add_worker(hello, [1; KEY_LEN], unix_ms());
+        let request = || AssignRequest {
+            toolchain: "t".into(),
+            ..Default::default()
+        };
+        // Its one slot is taken.
+        let Placement::Placed(busy) = registry.assign(&request(), unix_ms()) else {
+            panic!("not placed");
+        };
+        let config = Config {
+            local_when_client_idle: false,
+            ..Config::default()
+        };
+        let shared = Shared::new(
+            registry,
+            config,
+            CancellationToken::new(),
+            TaskTracker::new(),
+            None,
+            None,
+        );
+        let service = Arc::new(CoordinatorService::new(Arc::clone(&shared)));
+        let waiting = tokio::spawn({
+            let service = Arc::clone(&service);
+            async move { service.assign(Request::new(request())).await }
+        });
+        let waited = std::sync::atomic::Ordering::SeqCst;
+        while shared.waiting.load(waited) == 0 {
+            tokio::task::yield_now().await;
+        }
+        // The client goes away: tonic drops its call.
+        waiting.abort();
+        assert!(waiting.await.unwrap_err().is_cancelled());
+        assert_eq!(shared.waiting.load(waited), 0);
+        assert!(shared.queue().waiting.is_empty(), "its ticket is gone");
+        // The slot frees: the next client gets it at once.
+        let lease = busy.lease.unwrap();
+        assert_eq!(
+            shared.registry().release_failed(lease.id, &lease.mac),
+            Release::Released
+        );
+        let reply = service.assign(Request::new(request())).await.unwrap();
+        assert!(
+            matches!(
+                reply.into_inner().outcome,
+                Some(v1::assign_reply::Outcome::Placement(p)) if p.worker_id == worker
+            ),
+            "placed at once, not behind a lost ticket"
+        );
+    }
 
     #[test]
     fn only_a_whole_idle_core_compiles_locally_at_once() {

@@ -16,12 +16,13 @@ fn main() {
     let corpus = Path::new(env!("CARGO_MANIFEST_DIR")).join("corpus");
     let work = tempfile::tempdir().expect("temp dir");
     let built = Built::make(work.path());
-    let seeds: [(&str, Seeds); 5] = [
+    let seeds: [(&str, Seeds); 6] = [
         ("args", args()),
         ("wire", wire()),
         ("payload", payload(&built)),
         ("cache", cache(&built)),
         ("worker_input", worker_input(&built)),
+        ("terminal", terminal(&built)),
     ];
     for (target, files) in seeds {
         let dir = corpus.join(target);
@@ -188,6 +189,7 @@ fn wire() -> Seeds {
         version: "0.1.0".into(),
         cached_keys: vec!["c4".repeat(32)],
         takes_input_offers: true,
+        reports_leases: true,
     };
     let worker = |m| v1::WorkerMessage { msg: Some(m) };
     vec![
@@ -202,6 +204,7 @@ fn wire() -> Seeds {
                 &worker(worker_message::Msg::Load(v1::LoadUpdate {
                     running: 3,
                     queued: 1,
+                    leases: vec![41, 42, 43, 44],
                 })),
             ),
         ),
@@ -227,6 +230,7 @@ fn wire() -> Seeds {
                     input_bytes: 18_342,
                     cache_hit: false,
                     cache_key: "c4".repeat(32),
+                    cancelled: false,
                 })),
             ),
         ),
@@ -257,6 +261,7 @@ fn wire() -> Seeds {
                     cost_hint: 0.8,
                     exclude_workers: vec![2],
                     failed_lease: 40,
+                    failed_lease_mac: vec![0x4d; 32],
                     client: "dev-host".into(),
                     source_key: "ab".repeat(32),
                     client_idle_cpus: 1.5,
@@ -292,7 +297,13 @@ fn wire() -> Seeds {
         ),
         (
             "release".into(),
-            tagged(4, &v1::ReleaseRequest { lease_id: 41 }),
+            tagged(
+                4,
+                &v1::ReleaseRequest {
+                    lease_id: 41,
+                    mac: vec![0x4d; 32],
+                },
+            ),
         ),
         (
             "released".into(),
@@ -511,5 +522,24 @@ fn worker_input(built: &Built) -> Seeds {
             "preprocessed".into(),
             job("", "", &["-O2", "--param", "x=1"], deps),
         ),
+    ]
+}
+
+/// A worker's stderr: gcc's own, in colour (as -fdiagnostics-color=always
+/// writes it), and with the sequences a hostile one could send.
+fn terminal(built: &Built) -> Seeds {
+    let colour = b"\x1b[01m\x1b[Ka.c:6:7:\x1b[m\x1b[K \x1b[01;35m\x1b[Kwarning: \x1b[m\x1b[Kunused variable\n";
+    vec![
+        ("gcc".into(), built.stderr.clone()),
+        ("colour".into(), colour.to_vec()),
+        (
+            "hostile".into(),
+            b"a\x1b]0;title\x07b\x1b[2J\x1b[1A\x1bPq\x1b\\\x1b[6n\x1bc\r\x08\x7f".to_vec(),
+        ),
+        (
+            "c1".into(),
+            "\u{9b}2J \u{9d}0;t\u{9c} é—".as_bytes().to_vec(),
+        ),
+        ("cut".into(), b"x\x1b[12;3".to_vec()),
     ]
 }

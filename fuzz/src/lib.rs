@@ -10,6 +10,7 @@
 //! - [`worker_input`]: what a worker does with a compile header and the
 //!   text a client sends (allowlist, job layout, header split, dependency
 //!   check).
+//! - [`terminal`]: a worker's output made safe for the user's terminal.
 //!
 //! `fuzz_targets/*.rs` are one line each; `tests/corpus.rs` replays
 //! `corpus/<target>/` through the same functions on stable Rust, and
@@ -18,11 +19,19 @@
 pub mod args;
 pub mod cache;
 pub mod payload;
+pub mod terminal;
 pub mod wire;
 pub mod worker_input;
 
 /// The names of the targets, as in `corpus/<name>/` and `fuzz_targets/`.
-pub const TARGETS: &[&str] = &["args", "wire", "payload", "cache", "worker_input"];
+pub const TARGETS: &[&str] = &[
+    "args",
+    "wire",
+    "payload",
+    "cache",
+    "worker_input",
+    "terminal",
+];
 
 /// Runs the harness of target `name`.
 pub fn run(name: &str, data: &[u8]) {
@@ -32,6 +41,7 @@ pub fn run(name: &str, data: &[u8]) {
         "payload" => payload::run(data),
         "cache" => cache::run(data),
         "worker_input" => worker_input::run(data),
+        "terminal" => terminal::run(data),
         _ => panic!("no fuzz target {name}"),
     }
 }

@@ -26,6 +26,16 @@ pub fn sign(key: &[u8; KEY_LEN], id: u64, worker_id: u64, expires_unix_ms: u64) 
     }
 }
 
+/// Whether `given` is the MAC `issued` for a lease: what proves a client
+/// holds the lease (only its holder was given the MAC). Constant-time.
+pub fn same_mac(issued: &[u8], given: &[u8]) -> bool {
+    match (<[u8; 32]>::try_from(issued), <[u8; 32]>::try_from(given)) {
+        // blake3::Hash's equality is constant-time.
+        (Ok(a), Ok(b)) => blake3::Hash::from(a) == blake3::Hash::from(b),
+        _ => false,
+    }
+}
+
 /// Why a lease was refused.
 #[derive(Debug, PartialEq, Eq, thiserror::Error)]
 pub enum LeaseError {

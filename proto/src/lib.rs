@@ -146,10 +146,21 @@ mod wire_properties {
             any::<f64>(),
             proptest::collection::vec(toolchain, 0..3),
             text(),
-            (proptest::collection::vec(text(), 0..3), any::<bool>()),
+            (
+                proptest::collection::vec(text(), 0..3),
+                any::<bool>(),
+                any::<bool>(),
+            ),
         )
             .prop_map(
-                |(advertise_addr, slots, capacity, toolchains, hostname, (keys, offers))| {
+                |(
+                    advertise_addr,
+                    slots,
+                    capacity,
+                    toolchains,
+                    hostname,
+                    (keys, offers, reports),
+                )| {
                     Msg::Hello(v1::WorkerHello {
                         advertise_addr,
                         slots,
@@ -159,23 +170,32 @@ mod wire_properties {
                         version: String::new(),
                         cached_keys: keys,
                         takes_input_offers: offers,
+                        reports_leases: reports,
                     })
                 },
             );
         let msg = prop_oneof![
             hello,
-            (any::<u32>(), any::<u32>())
-                .prop_map(|(running, queued)| Msg::Load(v1::LoadUpdate { running, queued })),
+            (
+                any::<u32>(),
+                any::<u32>(),
+                proptest::collection::vec(any::<u64>(), 0..4)
+            )
+                .prop_map(|(running, queued, leases)| Msg::Load(v1::LoadUpdate {
+                    running,
+                    queued,
+                    leases
+                })),
             any::<u64>().prop_map(|lease_id| Msg::Started(v1::JobStarted { lease_id })),
             (
                 any::<u64>(),
                 any::<bool>(),
                 any::<i32>(),
                 any::<u64>(),
-                (any::<bool>(), text())
+                (any::<bool>(), text(), any::<bool>())
             )
                 .prop_map(
-                    |(lease_id, ran, exit_code, compile_ms, (cache_hit, cache_key))| {
+                    |(lease_id, ran, exit_code, compile_ms, (cache_hit, cache_key, cancelled))| {
                         Msg::Finished(v1::JobFinished {
                             lease_id,
                             ran,
@@ -185,6 +205,7 @@ mod wire_properties {
                             input_bytes: compile_ms / 7,
                             cache_hit,
                             cache_key,
+                            cancelled,
                         })
                     }
                 ),
@@ -204,6 +225,7 @@ mod wire_properties {
             text(),
             any::<f64>(),
             text(),
+            proptest::collection::vec(any::<u8>(), 0..33),
         )
             .prop_map(
                 |(
@@ -215,6 +237,7 @@ mod wire_properties {
                     client,
                     idle,
                     cache_key,
+                    failed_lease_mac,
                 )| {
                     v1::AssignRequest {
                         toolchain,
@@ -222,6 +245,7 @@ mod wire_properties {
                         cost_hint,
                         exclude_workers,
                         failed_lease,
+                        failed_lease_mac,
                         client: client.clone(),
                         source_key: client,
                         client_idle_cpus: idle,

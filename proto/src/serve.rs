@@ -18,6 +18,11 @@ pub fn incoming(listener: TcpListener) -> impl Stream<Item = std::io::Result<Tcp
     })
 }
 
+/// How often a server pings a connection's peer (HTTP/2 PING).
+pub const KEEPALIVE_INTERVAL: std::time::Duration = std::time::Duration::from_secs(5);
+/// How long a server waits for the answer before dropping the connection.
+pub const KEEPALIVE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
+
 /// The tonic server builder every gridcc server starts from: TLS when
 /// `tls` is given, and every call refused without `token` when one is.
 pub fn server(
@@ -29,7 +34,13 @@ pub fn server(
     >,
     tonic::transport::Error,
 > {
-    let mut builder = tonic::transport::Server::builder();
+    // HTTP/2 pings find a peer that vanished without closing its
+    // connection (a link gone down, a host powered off): its calls are
+    // dropped, so a worker kills the job of a client that cannot read its
+    // result, within interval + timeout instead of TCP's many minutes.
+    let mut builder = tonic::transport::Server::builder()
+        .http2_keepalive_interval(Some(KEEPALIVE_INTERVAL))
+        .http2_keepalive_timeout(Some(KEEPALIVE_TIMEOUT));
     if let Some(tls) = tls {
         builder = builder.tls_config(tls.config())?;
     }

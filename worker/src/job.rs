@@ -130,19 +130,17 @@ pub async fn run(job: Job, stages: &Arc<Stages>, limits: &Limits) -> Result<Outc
         compiler: job.compiler.clone(),
         source,
     })?;
-    let pid = child.id();
+    // Whatever ends the wait early (the wall-clock limit, or the job's
+    // future dropped because its client went away) kills cc1 and as too.
+    let group = sandbox::GroupKill::new(child.id());
     let output = match limits.wall {
         Some(wall) => match tokio::time::timeout(wall, child.wait_with_output()).await {
             Ok(output) => output?,
-            Err(_) => {
-                if let Some(pid) = pid {
-                    sandbox::kill_group(pid);
-                }
-                return Err(JobError::WallTime(wall));
-            }
+            Err(_) => return Err(JobError::WallTime(wall)),
         },
         None => child.wait_with_output().await?,
     };
+    group.disarm();
     let elapsed = started.elapsed();
     if output.status.code().is_some_and(|c| c != 0) {
         if let Some(why) = resource_failure(&output.stderr) {
@@ -540,6 +538,71 @@ mod tests {
         .await
         .unwrap_err();
         assert!(matches!(err, JobError::WallTime(_)), "{err}");
+        assert_removed(work.path()).await;
+    }
+
+    /// Live processes (not zombies) whose working directory is under `dir`.
+    fn processes_in(dir: &std::path::Path) -> Vec<String> {
+        let mut found = Vec::new();
+        for entry in std::fs::read_dir("/proc").unwrap().flatten() {
+            let proc_dir = entry.path();
+            let Ok(cwd) = std::fs::read_link(proc_dir.join("cwd")) else {
+                continue;
+            };
+            let stat = std::fs::read_to_string(proc_dir.join("stat")).unwrap_or_default();
+            let zombie = stat
+                .rsplit(')')
+                .next()
+                .is_some_and(|s| s.trim_start().starts_with('Z'));
+            if cwd.starts_with(dir) && !zombie {
+                found.push(stat);
+            }
+        }
+        found
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_dropped_job_kills_its_whole_process_group_and_discards_its_stage() {
+        let work = tempfile::tempdir().unwrap();
+        // Long enough at -O2 that cc1 is still running when dropped.
+        let slow: String = (0..4000)
+            .map(|i| {
+                format!(
+                    "int f{i}(int *a, int n) {{ int s = {i}; for (int k = 0; k < n; k++) \
+                     {{ s += a[k] * {i} ^ (s >> 3); if (s & 1) s = s * 7 + k; }} return s; }}\n"
+                )
+            })
+            .collect();
+        let limits = Limits::output_only(1 << 30);
+        let stages = stages(&work, &limits);
+        let running = tokio::spawn(async move { run(job(&slow), &stages, &limits).await });
+        let deadline = Instant::now() + Duration::from_secs(30);
+        // Both started: killed before `as` exists, cc1 would die of
+        // SIGPIPE on its own and prove nothing.
+        let started = |names: &[String]| {
+            ["(cc1)", "(as)"]
+                .iter()
+                .all(|n| names.iter().any(|p| p.contains(n)))
+        };
+        while !started(&processes_in(work.path())) {
+            assert!(Instant::now() < deadline, "cc1 never started");
+            assert!(
+                !running.is_finished(),
+                "the job ended before it was dropped"
+            );
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        running.abort();
+        assert!(running.await.unwrap_err().is_cancelled());
+        let deadline = Instant::now() + Duration::from_secs(5);
+        loop {
+            let left = processes_in(work.path());
+            if left.is_empty() {
+                break;
+            }
+            assert!(Instant::now() < deadline, "still running: {left:?}");
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
         assert_removed(work.path()).await;
     }
 

@@ -13,6 +13,8 @@
 //! - [`stage`]: job roots kept per slot across jobs, so a job writes only
 //!   the files that differ from the last one's.
 //! - [`job`]: running one compile in a stage.
+//! - `jobs`: the leases this worker holds (each good for one job) and the
+//!   load updates that report them to the coordinator.
 //! - `shared_cache`: finished results by grid key on disk (the shared
 //!   cache).
 //! - [`store`]: received inputs by digest on disk, so a repeated input is
@@ -29,6 +31,7 @@ pub mod capacity;
 pub mod directives;
 pub mod headers;
 pub mod job;
+mod jobs;
 pub mod layout;
 mod metrics;
 pub mod sandbox;
@@ -40,7 +43,6 @@ pub mod store;
 
 use std::collections::HashMap;
 use std::path::PathBuf;
-use std::sync::atomic::AtomicU32;
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
@@ -265,6 +267,7 @@ pub async fn run_with_metrics(
         version: gridcc_proto::VERSION.to_owned(),
         cached_keys,
         takes_input_offers: config.input_cache_bytes > 0,
+        reports_leases: true,
     };
     let toolchains: HashMap<String, PathBuf> = found
         .into_iter()
@@ -274,6 +277,7 @@ pub async fn run_with_metrics(
     gridcc_proto::serve::log_protection(bound, config.tls.is_some(), config.token.is_some());
     let registration = Arc::new(RwLock::new(None));
     let (events_tx, events_rx) = mpsc::channel(1024);
+    let jobs = Arc::new(jobs::Jobs::new(events_tx, Arc::clone(&registration)));
     let draining = CancellationToken::new();
     let session_stop = CancellationToken::new();
     // Fires on shutdown, or when the coordinator refuses the token.
@@ -291,6 +295,10 @@ pub async fn run_with_metrics(
         },
         Arc::clone(&registration),
         events_rx,
+        {
+            let jobs = Arc::clone(&jobs);
+            move || jobs.report_load()
+        },
         draining.clone(),
         session_stop.clone(),
     );
@@ -308,11 +316,9 @@ pub async fn run_with_metrics(
     let shared = Arc::new(service::Shared {
         toolchains,
         registration,
-        events: events_tx,
+        jobs,
         slots: Semaphore::new(config.slots.max(1) as usize),
         queue_limit: config.queue_limit,
-        waiting: AtomicU32::new(0),
-        running: AtomicU32::new(0),
         stages: stage::Stages::new(&config.work_dir, config.limits.run_as),
         max_payload: config.max_payload,
         limits: sandbox::Limits {

@@ -24,16 +24,20 @@ pub(crate) enum JobOutcome {
     /// Anything else: the client's stream broke, the temp dir could not be
     /// written, the compiler could not start.
     Error,
+    /// The client went away (interrupted, killed, its connection cut)
+    /// while the job waited or ran: its processes were killed.
+    Cancelled,
 }
 
 impl JobOutcome {
-    const ALL: [JobOutcome; 6] = [
+    const ALL: [JobOutcome; 7] = [
         JobOutcome::Ok,
         JobOutcome::CompileError,
         JobOutcome::Refused,
         JobOutcome::Resource,
         JobOutcome::WallTime,
         JobOutcome::Error,
+        JobOutcome::Cancelled,
     ];
 
     fn label(self) -> &'static str {
@@ -44,6 +48,7 @@ impl JobOutcome {
             JobOutcome::Resource => "resource",
             JobOutcome::WallTime => "wall_time",
             JobOutcome::Error => "error",
+            JobOutcome::Cancelled => "cancelled",
         }
     }
 }
@@ -170,7 +175,8 @@ pub(crate) fn render(m: &Metrics, s: &Snapshot) -> String {
         "Compile requests that ended, by outcome: ok, compile_error (the compiler exited \
          non-zero), refused (bad lease, compiler, arguments or input; queue full; \
          draining), resource (a CPU, memory or output limit or a signal stopped it), \
-         wall_time (killed at --job-wall-s), error (anything else).",
+         wall_time (killed at --job-wall-s), error (anything else), cancelled (the \
+         client went away; the job's processes were killed).",
         Kind::Counter,
         "outcome",
         JobOutcome::ALL.map(|o| (o.label(), m.jobs[o as usize].load(Ordering::Relaxed) as f64)),

@@ -133,9 +133,36 @@ fn set_rlimits_in_child(cmd: &mut tokio::process::Command, cpu: Option<u64>, mem
     }
 }
 
+/// Kills a job's process group when dropped, until disarmed. A job's
+/// future is dropped when its client goes away (Ctrl-C, a killed or cut
+/// connection); `kill_on_drop` then reaches only the driver, and cc1 or as,
+/// reparented, would run on to the end. Disarm it once the driver has been
+/// reaped: its id, which names the group, may then be reused.
+pub(crate) struct GroupKill(Option<u32>);
+
+impl GroupKill {
+    /// Arms the guard for the group led by `pid` (`process_group(0)`).
+    pub(crate) fn new(pid: Option<u32>) -> Self {
+        Self(pid)
+    }
+
+    /// The driver was reaped: nothing to kill any more.
+    pub(crate) fn disarm(mut self) {
+        self.0 = None;
+    }
+}
+
+impl Drop for GroupKill {
+    fn drop(&mut self) {
+        if let Some(pid) = self.0.take() {
+            kill_group(pid);
+        }
+    }
+}
+
 /// Kills the job's whole process group (driver, cc1, as).
 #[allow(unsafe_code)]
-pub(crate) fn kill_group(pid: u32) {
+fn kill_group(pid: u32) {
     let Ok(pid) = libc::pid_t::try_from(pid) else {
         return;
     };

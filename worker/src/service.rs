@@ -9,12 +9,12 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::Arc;
 use std::time::Instant;
 
+use gridcc_proto::lease::KEY_LEN;
 use gridcc_proto::payload::{self, Assembler};
 use gridcc_proto::v1::{
     self, compile_request, compile_response, worker_message, CompileRequest, CompileResponse,
-    WorkerMessage,
 };
-use tokio::sync::{mpsc, Semaphore};
+use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 use tonic::{Request, Response, Status, Streaming};
 
@@ -22,6 +22,7 @@ use futures_util::StreamExt;
 use gridcc_cache::{Entry, Key, Lookup};
 
 use crate::job::{self, Job};
+use crate::jobs::Jobs;
 use crate::layout::Layout;
 use crate::metrics::{CacheEvent, JobOutcome, Metrics};
 use crate::session::SharedRegistration;
@@ -42,12 +43,11 @@ const SOURCE_LANGUAGES: &[&str] = &["c", "c++", "objective-c", "objective-c++"];
 pub(crate) struct Shared {
     pub(crate) toolchains: HashMap<String, PathBuf>,
     pub(crate) registration: SharedRegistration,
-    pub(crate) events: mpsc::Sender<WorkerMessage>,
+    /// Held leases, counters, and the events that report them.
+    pub(crate) jobs: Arc<Jobs>,
     pub(crate) slots: Semaphore,
     /// Jobs allowed to wait for a slot; more are refused at once.
     pub(crate) queue_limit: u32,
-    pub(crate) waiting: AtomicU32,
-    pub(crate) running: AtomicU32,
     pub(crate) stages: Arc<crate::stage::Stages>,
     pub(crate) max_payload: u64,
     pub(crate) limits: crate::sandbox::Limits,
@@ -63,18 +63,12 @@ pub(crate) struct Shared {
 }
 
 impl Shared {
-    fn event(&self, msg: worker_message::Msg) {
-        // Dropped only when the session is down or far behind; then the
-        // coordinator has written this worker's leases off anyway.
-        let _ = self.events.try_send(WorkerMessage { msg: Some(msg) });
-    }
-
     /// The `/metrics` page.
     pub(crate) fn metrics_text(&self) -> String {
         let snapshot = crate::metrics::Snapshot {
             slots: self.slots_total,
-            running: self.running.load(Ordering::SeqCst),
-            waiting: self.waiting.load(Ordering::SeqCst),
+            running: self.jobs.running.load(Ordering::SeqCst),
+            waiting: self.jobs.waiting.load(Ordering::SeqCst),
             temp_dirs: crate::stage::live(),
             draining: self.draining.is_cancelled(),
             registered: self
@@ -86,12 +80,45 @@ impl Shared {
         };
         crate::metrics::render(&self.metrics, &snapshot)
     }
+}
 
-    fn report_load(&self) {
-        self.event(worker_message::Msg::Load(v1::LoadUpdate {
-            running: self.running.load(Ordering::SeqCst),
-            queued: self.waiting.load(Ordering::SeqCst),
-        }));
+/// A job's hold on its lease, from its checked header on: reports the job's
+/// end to the coordinator exactly once. Dropped without [`HeldLease::end`],
+/// the job's future was dropped mid-way because its client went away
+/// (interrupted, killed, its connection cut): reported as cancelled, after
+/// the job's processes were killed and its directory removed (they belong
+/// to the `run_job` future, dropped first; see `accept`).
+struct HeldLease {
+    shared: Arc<Shared>,
+    key: [u8; KEY_LEN],
+    id: u64,
+    ended: bool,
+}
+
+impl HeldLease {
+    fn end(mut self, finished: v1::JobFinished) {
+        self.ended = true;
+        self.shared.jobs.end(self.key, finished);
+    }
+}
+
+impl Drop for HeldLease {
+    fn drop(&mut self) {
+        if self.ended {
+            return;
+        }
+        tracing::info!(lease = self.id, "the client went away; job cancelled");
+        self.shared.metrics.job(JobOutcome::Cancelled);
+        self.shared.jobs.end(
+            self.key,
+            v1::JobFinished {
+                lease_id: self.id,
+                ran: false,
+                exit_code: -1,
+                cancelled: true,
+                ..Default::default()
+            },
+        );
     }
 }
 
@@ -121,9 +148,14 @@ impl Failure {
         Self { status, outcome }
     }
 
-    /// The client's stream broke or ended early: not a refusal.
+    /// The client's stream ended early: not a refusal.
     fn stream(status: Status) -> Self {
         Self::new(status, JobOutcome::Error)
+    }
+
+    /// The client's stream broke: it went away.
+    fn gone(status: Status) -> Self {
+        Self::new(status, JobOutcome::Cancelled)
     }
 }
 
@@ -232,6 +264,7 @@ impl WorkerService {
         )
         .map_err(|e| Status::permission_denied(e.to_string()))?;
         let lease_id = lease.id;
+        let lease_expires_ms = lease.expires_unix_ms;
 
         // Only compilers this worker advertised, only checked arguments.
         let compiler = shared
@@ -269,18 +302,35 @@ impl WorkerService {
         if header.input_digest.len() != 32 {
             return Err(Status::invalid_argument("input digest must be 32 bytes").into());
         }
-        shared.event(worker_message::Msg::Started(v1::JobStarted { lease_id }));
+        shared
+            .jobs
+            .hold(
+                registration.lease_key,
+                lease_id,
+                lease_expires_ms,
+                unix_ms(),
+            )
+            .map_err(|e| Status::permission_denied(e.to_string()))?;
+        let lease = HeldLease {
+            shared: Arc::clone(shared),
+            key: registration.lease_key,
+            id: lease_id,
+            ended: false,
+        };
 
         let key = shared.results.as_ref().map(|_| grid_key(&header));
         if let Some(key) = &key {
             if let Some(entry) = self.lookup(key).await {
                 // A hit needs neither the input nor a slot.
+                shared
+                    .jobs
+                    .event(worker_message::Msg::Started(v1::JobStarted { lease_id }));
                 let saved = header.compressed_size;
                 let done = answer_from_cache(key, entry).await;
                 if done.is_ok() && header.offer_input {
                     shared.metrics.upload_saved(false, saved);
                 }
-                let messages = finish(shared, lease_id, done);
+                let messages = finish(shared, lease, done);
                 return Ok(Response::new(Box::pin(tokio_stream::iter(messages))));
             }
         }
@@ -307,12 +357,17 @@ impl WorkerService {
         let ask = header.offer_input && held.is_none();
         let shared = Arc::clone(shared);
         let job = async move {
+            // A local declared before the `run_job` future, so that when a
+            // client going away drops this future mid-way, the job's
+            // processes and directory go first and the coordinator hears
+            // of its end after.
+            let lease = lease;
             let input = Input {
                 held,
                 inbound: &mut inbound,
             };
-            let done = run_job(&shared, header, compiler, input, key).await;
-            tokio_stream::iter(finish(&shared, lease_id, done))
+            let done = run_job(&shared, header, compiler, input, key, lease_id).await;
+            tokio_stream::iter(finish(&shared, lease, done))
         };
         let first = ask.then(|| {
             Ok(CompileResponse {
@@ -433,9 +488,10 @@ async fn answer_from_cache(key: &Key, entry: Entry) -> Result<Done, Failure> {
 /// into the response messages.
 fn finish(
     shared: &Shared,
-    lease_id: u64,
+    lease: HeldLease,
     done: Result<Done, Failure>,
 ) -> Vec<Result<CompileResponse, Status>> {
+    let lease_id = lease.id;
     let finished = match &done {
         Ok(d) => v1::JobFinished {
             lease_id,
@@ -446,16 +502,17 @@ fn finish(
             input_bytes: d.input_bytes,
             cache_key: d.cached.as_ref().map(|k| k.to_string()).unwrap_or_default(),
             cache_hit: d.result.cache_hit,
+            cancelled: false,
         },
-        Err(_) => v1::JobFinished {
+        Err(f) => v1::JobFinished {
             lease_id,
             ran: false,
             exit_code: -1,
+            cancelled: f.outcome == JobOutcome::Cancelled,
             ..Default::default()
         },
     };
-    shared.event(worker_message::Msg::Finished(finished));
-    shared.report_load();
+    lease.end(finished);
     let done = match done {
         Ok(done) => done,
         Err(f) => {
@@ -493,7 +550,7 @@ async fn receive(
     )
     .map_err(|e| Status::resource_exhausted(e.to_string()))?;
     while !assembler.is_complete() {
-        match inbound.message().await.map_err(Failure::stream)? {
+        match inbound.message().await.map_err(Failure::gone)? {
             Some(CompileRequest {
                 msg: Some(compile_request::Msg::Chunk(chunk)),
             }) => {
@@ -525,6 +582,7 @@ async fn run_job(
     compiler: PathBuf,
     input: Input<'_>,
     key: Option<Key>,
+    lease_id: u64,
 ) -> Result<Done, Failure> {
     let (input, received) = match input.held {
         Some(text) => (text, false),
@@ -569,13 +627,13 @@ async fn run_job(
 
     let queued_at = Instant::now();
     let permit = {
-        let _waiting = CountGuard::new(&shared.waiting);
-        if shared.waiting.load(Ordering::SeqCst)
+        let _waiting = CountGuard::new(&shared.jobs.waiting);
+        if shared.jobs.waiting.load(Ordering::SeqCst)
             > shared.queue_limit + shared.slots.available_permits() as u32
         {
             return Err(Status::resource_exhausted("worker queue is full").into());
         }
-        shared.report_load();
+        shared.jobs.report_load();
         shared
             .slots
             .acquire()
@@ -584,8 +642,13 @@ async fn run_job(
     };
     let slot_wait = queued_at.elapsed();
     let queue_ms = slot_wait.as_millis() as u64;
-    let _running = CountGuard::new(&shared.running);
-    shared.report_load();
+    let _running = CountGuard::new(&shared.jobs.running);
+    // Now the job really starts: its input is here and checked, its slot
+    // taken.
+    shared
+        .jobs
+        .event(worker_message::Msg::Started(v1::JobStarted { lease_id }));
+    shared.jobs.report_load();
 
     let job = Job {
         compiler,

@@ -58,19 +58,30 @@ pub struct TokenRefused {
 }
 
 /// Runs sessions until `shutdown`; `events` carries job events and load
-/// updates from the compile service. When `draining` fires, sends
-/// `GoingAway` on the current session. Returns early only when the
-/// coordinator refuses the token.
+/// updates from the compile service, and `report_load` queues a load update
+/// there; it is called with every keep-alive, so that the coordinator's
+/// picture of this worker's jobs is never older than one interval. When
+/// `draining` fires, sends `GoingAway` on the current session. Returns early
+/// only when the coordinator refuses the token.
 pub async fn run(
     config: SessionConfig,
     registration: SharedRegistration,
     mut events: mpsc::Receiver<WorkerMessage>,
+    report_load: impl Fn(),
     draining: CancellationToken,
     shutdown: CancellationToken,
 ) -> Result<(), TokenRefused> {
     let mut backoff = config.min_backoff;
     loop {
-        let result = one_session(&config, &registration, &mut events, &draining, &shutdown).await;
+        let result = one_session(
+            &config,
+            &registration,
+            &mut events,
+            &report_load,
+            &draining,
+            &shutdown,
+        )
+        .await;
         let was_registered = registration
             .read()
             .unwrap_or_else(|e| e.into_inner())
@@ -126,6 +137,7 @@ async fn one_session(
     config: &SessionConfig,
     registration: &SharedRegistration,
     events: &mut mpsc::Receiver<WorkerMessage>,
+    report_load: &impl Fn(),
     draining: &CancellationToken,
     shutdown: &CancellationToken,
 ) -> Result<(), SessionError> {
@@ -210,6 +222,9 @@ async fn one_session(
                 if out_tx.send(ping).await.is_err() {
                     return Ok(());
                 }
+                // Through the events channel, behind any job event queued
+                // before it.
+                report_load();
             }
             () = draining.cancelled(), if !sent_going_away => {
                 sent_going_away = true;
