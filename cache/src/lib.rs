@@ -185,6 +185,57 @@ pub fn uncacheable(source_mode: bool, text: &[u8]) -> Option<&'static str> {
     None
 }
 
+/// What kind of remote job a [`GridJob`] is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum GridMode {
+    /// Directives-only text compiled under the client's source name.
+    Source,
+    /// `-E` text in a file of its own name.
+    Preprocessed,
+    /// The client's command line run over an input tree in a sandbox.
+    Hermetic,
+}
+
+/// One file of a hermetic job's input tree.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TreeFile<'a> {
+    pub path: &'a str,
+    pub digest: &'a [u8],
+    pub size: u64,
+    pub executable: bool,
+}
+
+/// The digest that stands for a hermetic job's input tree in its grid key:
+/// blake3 over every file (path, digest, size, executable bit) and every
+/// directory that must exist, each sorted, and the object path. The same
+/// tree named in any order has the same digest.
+pub fn tree_digest(files: &[TreeFile<'_>], dirs: &[&str], object: &str) -> [u8; 32] {
+    let mut files: Vec<&TreeFile<'_>> = files.iter().collect();
+    files.sort_by(|a, b| a.path.cmp(b.path));
+    let mut dirs: Vec<&str> = dirs.to_vec();
+    dirs.sort_unstable();
+    dirs.dedup();
+    let mut h = blake3::Hasher::new();
+    h.update(b"gridcc input tree v1\0");
+    let field = |h: &mut blake3::Hasher, bytes: &[u8]| {
+        h.update(&(bytes.len() as u64).to_le_bytes());
+        h.update(bytes);
+    };
+    h.update(&(files.len() as u64).to_le_bytes());
+    for f in files {
+        field(&mut h, f.path.as_bytes());
+        field(&mut h, f.digest);
+        h.update(&f.size.to_le_bytes());
+        h.update(&[u8::from(f.executable)]);
+    }
+    h.update(&(dirs.len() as u64).to_le_bytes());
+    for d in dirs {
+        field(&mut h, d.as_bytes());
+    }
+    field(&mut h, object.as_bytes());
+    *h.finalize().as_bytes()
+}
+
 /// One remote job as the worker sees it: exactly the `CompileHeader`
 /// fields the worker's compile depends on. The wrapper computes the same
 /// key before `Assign` (so the coordinator can place the job on a worker
@@ -194,18 +245,19 @@ pub fn uncacheable(source_mode: bool, text: &[u8]) -> Option<&'static str> {
 pub struct GridJob<'a> {
     /// Compiler identity digest.
     pub toolchain: &'a str,
-    /// Source mode (directives-only text compiled under `name`) or
-    /// preprocessed mode (`-E` text in a file called `name`).
-    pub source_mode: bool,
+    pub mode: GridMode,
     pub language: &'a str,
     pub args: &'a [String],
-    /// `source_path` in source mode, `input_name` in preprocessed mode.
+    /// `source_path` in source and hermetic mode, `input_name` in
+    /// preprocessed mode. In hermetic mode `args` is the whole command line
+    /// after the compiler.
     pub name: &'a str,
     /// The client's working directory; in the key only with debug info.
     pub cwd: &'a str,
     /// The environment the worker passes to the compiler (locale only).
     pub env: &'a [(String, String)],
-    /// blake3 of the uncompressed input (`input_digest`). Hashing the
+    /// blake3 of the uncompressed input (`input_digest`; in hermetic mode
+    /// the [`tree_digest`] of the input tree). Hashing the
     /// digest instead of the text is as determining (blake3 is collision
     /// resistant) and lets a worker answer from its cache on the header
     /// alone; a worker stores only results it compiled from text it
@@ -224,10 +276,10 @@ impl GridJob<'_> {
             compiler: self.toolchain,
             // Never equal to a local key's mode, so the two kinds of key
             // can never name each other's entries.
-            mode: if self.source_mode {
-                "grid source"
-            } else {
-                "grid preprocessed"
+            mode: match self.mode {
+                GridMode::Source => "grid source",
+                GridMode::Preprocessed => "grid preprocessed",
+                GridMode::Hermetic => "grid hermetic",
             },
             language: self.language,
             args: self.args,
@@ -625,7 +677,7 @@ mod tests {
     ) -> GridJob<'a> {
         GridJob {
             toolchain: "t",
-            source_mode: true,
+            mode: GridMode::Source,
             language: "c",
             args,
             name: "a.c",
@@ -633,6 +685,54 @@ mod tests {
             env,
             input_digest: digest,
             input_size: 10,
+        }
+    }
+
+    #[test]
+    fn tree_digests_ignore_order_and_change_with_every_field() {
+        static D1: [u8; 32] = [1; 32];
+        static D2: [u8; 32] = [2; 32];
+        let (d1, d2) = (&D1, &D2);
+        let file = |path, digest: &'static [u8; 32], size, executable| TreeFile {
+            path,
+            digest,
+            size,
+            executable,
+        };
+        let a = file("/p/a.c", d1, 10, false);
+        let b = file("/usr/include/b.h", d2, 20, false);
+        let base = tree_digest(&[a.clone(), b.clone()], &["/p", "/q"], "/p/a.o");
+        assert_eq!(
+            base,
+            tree_digest(&[b.clone(), a.clone()], &["/q", "/p", "/p"], "/p/a.o")
+        );
+        let others = [
+            tree_digest(std::slice::from_ref(&a), &["/p", "/q"], "/p/a.o"),
+            tree_digest(
+                &[a.clone(), file("/usr/include/c.h", d2, 20, false)],
+                &["/p", "/q"],
+                "/p/a.o",
+            ),
+            tree_digest(
+                &[a.clone(), file("/usr/include/b.h", d1, 20, false)],
+                &["/p", "/q"],
+                "/p/a.o",
+            ),
+            tree_digest(
+                &[a.clone(), file("/usr/include/b.h", d2, 21, false)],
+                &["/p", "/q"],
+                "/p/a.o",
+            ),
+            tree_digest(
+                &[a.clone(), file("/usr/include/b.h", d2, 20, true)],
+                &["/p", "/q"],
+                "/p/a.o",
+            ),
+            tree_digest(&[a.clone(), b.clone()], &["/p"], "/p/a.o"),
+            tree_digest(&[a, b], &["/p", "/q"], "/p/b.o"),
+        ];
+        for (i, other) in others.iter().enumerate() {
+            assert_ne!(*other, base, "change {i}");
         }
     }
 
@@ -663,7 +763,7 @@ mod tests {
                 ..base.clone()
             },
             GridJob {
-                source_mode: false,
+                mode: GridMode::Preprocessed,
                 ..base.clone()
             },
             GridJob {

@@ -451,7 +451,7 @@ fn compile(
     let fallback = match &settings.coordinator {
         None => Fallback::NoCoordinator,
         Some(_) if settings.coordinator_recently_down() => Fallback::CoordinatorRecentlyDown,
-        Some(url) => match compile_remote(job, settings, &prepared, url, clock, event) {
+        Some(url) => match compile_remote(resolved, job, settings, &prepared, url, clock, event) {
             Ok(done) => {
                 if let Some(key) = &key {
                     if done.exit_code == 0 {
@@ -923,6 +923,7 @@ struct RemoteDone {
 }
 
 fn compile_remote(
+    resolved: &Resolved,
     job: &RemoteCompile,
     settings: &Settings,
     prepared: &Prepared,
@@ -931,6 +932,15 @@ fn compile_remote(
     event: &mut Event,
 ) -> Result<RemoteDone, Fallback> {
     let compressed = payload::compress(&prepared.text)?;
+    // The input tree for a worker that runs hermetic jobs (the text stays
+    // for one that does not).
+    let (hermetic, text_reason) = match prepared.mode {
+        Mode::AsIs => (None, Some("the input is preprocessed already")),
+        _ => match crate::hermetic::plan(resolved, job, &prepared.cwd, &prepared.text) {
+            Ok(tree) => (Some(tree), None),
+            Err(why) => (None, Some(why)),
+        },
+    };
     let (input_name, source_path) = match prepared.mode {
         Mode::Source => (String::new(), job.source.clone()),
         _ => (input_name(job), String::new()),
@@ -954,6 +964,8 @@ fn compile_remote(
             .file_name()
             .map(|n| n.to_string_lossy().into_owned())
             .unwrap_or_default(),
+        hermetic,
+        text_reason,
     };
     remote_job.cache_key = remote_job.grid_key();
 
@@ -1036,8 +1048,17 @@ fn compile_remote(
     } else {
         event.remote = true;
     }
-    let mut stderr = prepared.pp_stderr.clone();
-    stderr.extend_from_slice(&without_repeats(&output.stderr, &prepared.pp_stderr));
+    // A hermetic job preprocessed on the worker too: its stderr is the
+    // whole compile's. A text job's adds to what preprocessing here said.
+    event.hermetic = Some(output.hermetic);
+    event.text_reason = remote_job.text_reason.map(str::to_owned);
+    let stderr = if output.hermetic {
+        output.stderr.clone()
+    } else {
+        let mut stderr = prepared.pp_stderr.clone();
+        stderr.extend_from_slice(&without_repeats(&output.stderr, &prepared.pp_stderr));
+        stderr
+    };
     replay(&output.stdout, &stderr);
     joblog::remote(
         clock,

@@ -238,7 +238,7 @@ pub fn plan(inputs: &PlanInputs<'_>) -> Result<Plan, &'static str> {
 
 /// The state of one path where a header could have been found.
 #[derive(Debug, Clone, PartialEq, Eq)]
-enum Probe {
+pub(crate) enum Probe {
     /// Nothing there (`ENOENT`, `ENOTDIR`).
     Missing,
     /// A directory (gcc skips it and searches on).
@@ -548,10 +548,7 @@ impl Record<'_> {
     }
 
     fn build(&self) -> Result<Manifest, &'static str> {
-        const TOO_NEW_WHY: &str = "a file is too new (changed within a second of the compile)";
         let limit = self.plan.start.checked_sub(TOO_NEW).unwrap_or(UNIX_EPOCH);
-        let mut names = BTreeSet::new();
-
         let (meta, source) = read_regular(&self.plan.source).ok_or("the source vanished")?;
         if too_new(&meta, limit) {
             return Err(TOO_NEW_WHY);
@@ -559,81 +556,22 @@ impl Record<'_> {
         if blake3::hash(&source) != self.plan.source_hash {
             return Err("the source changed during the compile");
         }
-        scan(&source, &mut names)?;
-
-        let (entered, named) = markers(self.text)?;
-        let mut files = Vec::with_capacity(entered.len());
-        for path in &entered {
-            if *path == self.plan.source {
-                continue;
-            }
-            let (meta, bytes) = read_regular(path).ok_or("a header vanished")?;
-            if too_new(&meta, limit) {
-                return Err(TOO_NEW_WHY);
-            }
-            scan(&bytes, &mut names)?;
-            files.push((path.clone(), *blake3::hash(&bytes).as_bytes()));
-        }
-
-        let mut dirs = search_list(self.compiler, self.job)?;
-        dirs.extend(include_arg_dirs(&self.job.search_args));
-        let mut searched: BTreeSet<String> = dirs.iter().map(|d| prefix(d)).collect();
-        searched.insert(String::new());
-        searched.insert("./".to_owned());
-        let mut file_dirs: BTreeMap<&str, usize> = BTreeMap::new();
-        for path in entered.iter().chain([&self.plan.source]) {
-            *file_dirs.entry(dir_of(path)).or_default() += 1;
-        }
-        let mut prefixes = searched.clone();
-        prefixes.extend(file_dirs.keys().map(|d| (*d).to_owned()));
-        // Whether gcc starts a quote include in the directory of the file
-        // or of the name a `#line` gave it, both are probed.
-        prefixes.extend(named.iter().map(|n| dir_of(n).to_owned()));
-
-        // The include names behind the marker paths: each path minus any
-        // directory a lookup could have started in (the real spelling is one
-        // of them). gcc may print a system header's path shortened by
-        // realpath, so the directories' real paths count too.
-        let mut bases: BTreeSet<String> = prefixes.clone();
-        bases.extend(
-            prefixes
-                .iter()
-                .filter(|p| !p.is_empty())
-                .filter_map(|p| std::fs::canonicalize(p).ok())
-                .filter_map(|p| p.to_str().map(prefix)),
-        );
-        for path in &entered {
-            let own = dir_of(path);
-            let mut told = false;
-            for base in &bases {
-                let rest = if base.is_empty() {
-                    // The working directory: relative paths only.
-                    (!path.starts_with('/')).then_some(path.as_str())
-                } else {
-                    path.strip_prefix(base.as_str()).filter(|r| !r.is_empty())
-                };
-                let Some(rest) = rest else { continue };
-                names.insert(rest.to_owned());
-                // A file's own directory tells nothing unless it is searched
-                // anyway or another file read lives there too.
-                told |= base != own
-                    || searched.contains(own)
-                    || file_dirs.get(own).copied().unwrap_or(0) >= 2;
-            }
-            // An absolute `#include "/x/y.h"` searches nothing.
-            let absolute_include = path.starts_with('/') && names.contains(path);
-            if !told && !absolute_include {
-                return Err("cannot tell which search directory a header came from");
-            }
-        }
-
-        let entered_set: HashSet<&str> = entered
-            .iter()
-            .map(String::as_str)
-            .chain([self.plan.source.as_str()])
+        let found = lookups(
+            &Seen {
+                compiler: self.compiler,
+                job: self.job,
+                source: &self.plan.source,
+                source_bytes: &source,
+                text: self.text,
+            },
+            Strictness::Cache { limit },
+        )?;
+        let files = found
+            .entered
+            .into_iter()
+            .map(|(path, bytes)| (path, *blake3::hash(&bytes).as_bytes()))
             .collect();
-        let probes = probe_all(&prefixes, &names, &entered_set, limit)?;
-
+        let probes = found.probes;
         let dep_file = match &self.plan.dep_file {
             Some(path) => {
                 let (_, bytes) = read_regular(path).ok_or("the dependency file is unreadable")?;
@@ -648,6 +586,132 @@ impl Record<'_> {
             dep_file,
         })
     }
+}
+
+const TOO_NEW_WHY: &str = "a file is too new (changed within a second of the compile)";
+
+/// What one preprocessing run looked at, for [`lookups`].
+pub(crate) struct Seen<'a> {
+    pub compiler: &'a Resolved,
+    pub job: &'a RemoteCompile,
+    /// The source path as given, and its bytes.
+    pub source: &'a str,
+    pub source_bytes: &'a [u8],
+    /// The preprocessed text (its line markers name the files entered).
+    pub text: &'a [u8],
+}
+
+/// What [`lookups`] refuses.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum Strictness {
+    /// For a cache key: also `__DATE__`-like macros and files changed after
+    /// `limit`.
+    Cache { limit: SystemTime },
+    /// For a hermetic job's input tree: only what makes the lookups
+    /// unknowable.
+    Inputs,
+}
+
+/// Every file a preprocessing entered and every path where a header could
+/// have been found instead, with their states.
+pub(crate) struct Lookups {
+    /// The files entered (the source aside), with their bytes.
+    pub entered: Vec<(String, Vec<u8>)>,
+    /// Every other path a lookup could try.
+    pub probes: Vec<(String, Probe)>,
+    /// The directories lookups start in (search list, `-I`-style values,
+    /// the directory of every file read); some may not exist.
+    pub dirs: BTreeSet<String>,
+}
+
+/// Walks what the preprocessing of `seen` looked at (see the module
+/// documentation), or says why that cannot be known.
+pub(crate) fn lookups(seen: &Seen<'_>, strictness: Strictness) -> Result<Lookups, &'static str> {
+    let (dates_ok, limit) = match strictness {
+        Strictness::Cache { limit } => (false, limit),
+        Strictness::Inputs => (true, UNIX_EPOCH),
+    };
+    let strict = !dates_ok;
+    let mut names = BTreeSet::new();
+    scan(seen.source_bytes, &mut names, dates_ok)?;
+
+    let (entered, named) = markers(seen.text)?;
+    let mut files = Vec::with_capacity(entered.len());
+    for path in &entered {
+        if *path == seen.source {
+            continue;
+        }
+        let (meta, bytes) = read_regular(path).ok_or("a header vanished")?;
+        if strict && too_new(&meta, limit) {
+            return Err(TOO_NEW_WHY);
+        }
+        scan(&bytes, &mut names, dates_ok)?;
+        files.push((path.clone(), bytes));
+    }
+
+    let mut dirs = search_list(seen.compiler, seen.job)?;
+    dirs.extend(include_arg_dirs(&seen.job.search_args));
+    let mut searched: BTreeSet<String> = dirs.iter().map(|d| prefix(d)).collect();
+    searched.insert(String::new());
+    searched.insert("./".to_owned());
+    let mut file_dirs: BTreeMap<&str, usize> = BTreeMap::new();
+    for path in entered.iter().map(String::as_str).chain([seen.source]) {
+        *file_dirs.entry(dir_of(path)).or_default() += 1;
+    }
+    let mut prefixes = searched.clone();
+    prefixes.extend(file_dirs.keys().map(|d| (*d).to_owned()));
+    // Whether gcc starts a quote include in the directory of the file
+    // or of the name a `#line` gave it, both are probed.
+    prefixes.extend(named.iter().map(|n| dir_of(n).to_owned()));
+
+    // The include names behind the marker paths: each path minus any
+    // directory a lookup could have started in (the real spelling is one
+    // of them). gcc may print a system header's path shortened by
+    // realpath, so the directories' real paths count too.
+    let mut bases: BTreeSet<String> = prefixes.clone();
+    bases.extend(
+        prefixes
+            .iter()
+            .filter(|p| !p.is_empty())
+            .filter_map(|p| std::fs::canonicalize(p).ok())
+            .filter_map(|p| p.to_str().map(prefix)),
+    );
+    for path in &entered {
+        let own = dir_of(path);
+        let mut told = false;
+        for base in &bases {
+            let rest = if base.is_empty() {
+                // The working directory: relative paths only.
+                (!path.starts_with('/')).then_some(path.as_str())
+            } else {
+                path.strip_prefix(base.as_str()).filter(|r| !r.is_empty())
+            };
+            let Some(rest) = rest else { continue };
+            names.insert(rest.to_owned());
+            // A file's own directory tells nothing unless it is searched
+            // anyway or another file read lives there too.
+            told |= base != own
+                || searched.contains(own)
+                || file_dirs.get(own).copied().unwrap_or(0) >= 2;
+        }
+        // An absolute `#include "/x/y.h"` searches nothing.
+        let absolute_include = path.starts_with('/') && names.contains(path);
+        if !told && !absolute_include {
+            return Err("cannot tell which search directory a header came from");
+        }
+    }
+
+    let entered_set: HashSet<&str> = entered
+        .iter()
+        .map(String::as_str)
+        .chain([seen.source])
+        .collect();
+    let probes = probe_all(&prefixes, &names, &entered_set, limit, strict)?;
+    Ok(Lookups {
+        entered: files,
+        probes,
+        dirs: prefixes,
+    })
 }
 
 /// A directory as the prefix gcc puts before an include name: `""` for the
@@ -696,6 +760,7 @@ fn probe_all(
     names: &BTreeSet<String>,
     entered: &HashSet<&str>,
     limit: SystemTime,
+    strict: bool,
 ) -> Result<Vec<(String, Probe)>, &'static str> {
     // path → (state, whether a lookup ends there)
     let mut seen: HashMap<String, (Kind, bool)> = HashMap::new();
@@ -742,8 +807,8 @@ fn probe_all(
             (Kind::File | Kind::Other, false) => Probe::NotDir,
             (Kind::File, true) => {
                 let (meta, bytes) = read_regular(&path).ok_or("a header vanished")?;
-                if too_new(&meta, limit) {
-                    return Err("a file is too new (changed within a second of the compile)");
+                if strict && too_new(&meta, limit) {
+                    return Err(TOO_NEW_WHY);
                 }
                 Probe::File(*blake3::hash(&bytes).as_bytes())
             }
@@ -918,10 +983,10 @@ fn literal_name(text: &[u8], i: usize) -> Option<(&[u8], usize)> {
 /// Checks one file's text for what rules direct mode out, and adds the
 /// include names it spells literally (`#include`, `#include_next`,
 /// `#import`, `__has_include`) to `names`.
-fn scan(text: &[u8], names: &mut BTreeSet<String>) -> Result<(), &'static str> {
+fn scan(text: &[u8], names: &mut BTreeSet<String>, dates_ok: bool) -> Result<(), &'static str> {
     use memchr::memmem;
     for word in ["__DATE__", "__TIME__", "__TIMESTAMP__"] {
-        if memmem::find(text, word.as_bytes()).is_some() {
+        if !dates_ok && memmem::find(text, word.as_bytes()).is_some() {
             return Err("__DATE__, __TIME__ or __TIMESTAMP__ in the source or a header");
         }
     }
@@ -1209,7 +1274,7 @@ mod tests {
     fn scanning_finds_literal_names_and_refuses_the_uncertain() {
         let mut names = BTreeSet::new();
         let text = b"#include <stdio.h>\n  #  include_next \"sub/x.h\"\n#import <objc.h>\n#include MACRO\n#ifdef __has_include\n# if __has_include (\"linux/close_range.h\") && __has_include_next(<a.h>)\n#endif\n#endif\n/* __has_include argument (GCC PR 80005) */\n#ifndef __has_include\n# define __has_include(x) 0\n#endif\n#  define BACKEND __has_include(<tbb/tbb.h>)\n";
-        scan(text, &mut names).unwrap();
+        scan(text, &mut names, false).unwrap();
         assert_eq!(
             names.iter().map(String::as_str).collect::<Vec<_>>(),
             [
@@ -1234,13 +1299,18 @@ mod tests {
             b"#embed \"data.bin\"\n",
         ] {
             assert!(
-                scan(bad, &mut BTreeSet::new()).is_err(),
+                scan(bad, &mut BTreeSet::new(), false).is_err(),
                 "{}",
                 String::from_utf8_lossy(bad)
             );
         }
         // Words that merely contain the names are fine.
-        scan(b"int my__has_include_x; /* dependency */\n", &mut names).unwrap();
+        scan(
+            b"int my__has_include_x; /* dependency */\n",
+            &mut names,
+            false,
+        )
+        .unwrap();
     }
 
     #[test]
@@ -1298,7 +1368,7 @@ mod tests {
         let entered: HashSet<&str> = entered.iter().map(String::as_str).collect();
         // A limit in the future: nothing is too new.
         let later = SystemTime::now() + Duration::from_secs(3600);
-        let probes = probe_all(&prefixes, &names, &entered, later).unwrap();
+        let probes = probe_all(&prefixes, &names, &entered, later, true).unwrap();
         let find = |p: &str| {
             probes
                 .iter()
@@ -1331,6 +1401,6 @@ mod tests {
 
         // Files changed after the start are too new.
         let now = SystemTime::now() - Duration::from_secs(5);
-        assert!(probe_all(&prefixes, &names, &entered, now).is_err());
+        assert!(probe_all(&prefixes, &names, &entered, now, true).is_err());
     }
 }

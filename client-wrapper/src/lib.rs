@@ -10,6 +10,8 @@
 //!   atomic stores, LRU eviction.
 //! - [`direct`]: direct mode: manifests (files read, include-path probes,
 //!   dependency file) that answer a hit without preprocessing.
+//! - [`hermetic`]: a hermetic job's input tree (every file the compile may
+//!   read, by digest) and the command line a worker sandbox runs.
 //! - [`stats`]: `gridcc stats`, counters shared by all wrapper processes.
 //! - [`remote`]: the coordinator and worker calls, with typed errors.
 //! - `interrupt`: Ctrl-C and SIGTERM during the grid calls: cancel, clean
@@ -26,6 +28,7 @@ pub mod cli;
 pub mod compile;
 pub mod compiler;
 pub mod direct;
+pub mod hermetic;
 pub mod idle;
 mod interrupt;
 pub mod joblog;

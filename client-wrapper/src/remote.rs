@@ -98,12 +98,48 @@ pub struct Job {
     /// The source file's name without its directory: all the coordinator's
     /// monitor page shows of the job (never its arguments).
     pub source_name: String,
+    /// The job as an input tree and command line, for a worker that runs
+    /// hermetic jobs; `None` when it has none (the reason is in
+    /// `text_reason`).
+    pub hermetic: Option<crate::hermetic::InputTree>,
+    pub text_reason: Option<&'static str>,
 }
 
 impl Job {
     /// The grid key of this job: what the worker will compute from the
     /// header it receives.
+    /// It names the text form: hermetic jobs are opt-in on workers, so the
+    /// coordinator's placement by cached key follows the text jobs' keys
+    /// (a hermetic job is placed by load alone).
     pub fn grid_key(&self) -> String {
+        self.text_key()
+    }
+
+    /// The grid key of the job's hermetic form (what a hermetic worker
+    /// stores its result under).
+    pub fn hermetic_key(&self, tree: &crate::hermetic::InputTree) -> String {
+        let env: Vec<(String, String)> = self
+            .env
+            .iter()
+            .map(|v| (v.name.clone(), v.value.clone()))
+            .collect();
+        gridcc_cache::GridJob {
+            toolchain: &self.toolchain,
+            mode: gridcc_cache::GridMode::Hermetic,
+            language: tree.language,
+            args: &tree.argv,
+            name: &tree.source,
+            cwd: &self.cwd,
+            env: &env,
+            input_digest: &tree.digest,
+            input_size: tree.size,
+        }
+        .key()
+        .to_string()
+    }
+
+    /// The grid key of the job's text form.
+    fn text_key(&self) -> String {
         let env: Vec<(String, String)> = self
             .env
             .iter()
@@ -112,7 +148,11 @@ impl Job {
         let source_mode = !self.source_path.is_empty();
         gridcc_cache::GridJob {
             toolchain: &self.toolchain,
-            source_mode,
+            mode: if source_mode {
+                gridcc_cache::GridMode::Source
+            } else {
+                gridcc_cache::GridMode::Preprocessed
+            },
             language: &self.language,
             args: &self.args,
             name: if source_mode {
@@ -148,6 +188,8 @@ pub struct Output {
     pub shared_hit: bool,
     /// This is the second attempt: the first worker failed the job.
     pub retried: bool,
+    /// It ran as a hermetic job (input tree in a sandbox), not as text.
+    pub hermetic: bool,
 }
 
 /// Timeouts for grid calls.
@@ -360,21 +402,54 @@ async fn run_on_worker(
         .max_decoding_message_size(payload::CHUNK_SIZE * 4 + (64 << 20))
         .max_encoding_message_size(payload::CHUNK_SIZE * 4);
 
-    let header = v1::CompileHeader {
-        lease: placement.lease.clone(),
-        toolchain: job.toolchain.clone(),
-        args: job.args.clone(),
-        language: job.language.clone(),
-        input_name: job.input_name.clone(),
-        input_size: job.input_size,
-        compressed_size: job.compressed.len() as u64,
-        input_digest: job.digest.clone(),
-        env: job.env.clone(),
-        source_path: job.source_path.clone(),
-        cwd: job.cwd.clone(),
-        // The worker asks for the chunks only when it has neither the
-        // result nor the input, so a repeated job is not uploaded again.
-        offer_input: placement.takes_input_offer,
+    // A worker that runs hermetic jobs gets the input tree and command
+    // line; any other the text.
+    let tree = job.hermetic.as_ref().filter(|_| placement.hermetic);
+    let header = match tree {
+        Some(tree) => v1::CompileHeader {
+            lease: placement.lease.clone(),
+            toolchain: job.toolchain.clone(),
+            language: tree.language.to_owned(),
+            input_size: tree.size,
+            input_digest: tree.digest.to_vec(),
+            env: job.env.clone(),
+            source_path: tree.source.clone(),
+            cwd: job.cwd.clone(),
+            offer_input: true,
+            hermetic: Some(v1::HermeticJob {
+                files: tree
+                    .files
+                    .iter()
+                    .map(|f| v1::InputFile {
+                        path: f.path.clone(),
+                        digest: f.digest.to_vec(),
+                        size: f.size,
+                        executable: f.executable,
+                    })
+                    .collect(),
+                dirs: tree.dirs.clone(),
+                argv: tree.argv.clone(),
+                object: tree.object.clone(),
+            }),
+            ..Default::default()
+        },
+        None => v1::CompileHeader {
+            lease: placement.lease.clone(),
+            toolchain: job.toolchain.clone(),
+            args: job.args.clone(),
+            language: job.language.clone(),
+            input_name: job.input_name.clone(),
+            input_size: job.input_size,
+            compressed_size: job.compressed.len() as u64,
+            input_digest: job.digest.clone(),
+            env: job.env.clone(),
+            source_path: job.source_path.clone(),
+            cwd: job.cwd.clone(),
+            // The worker asks for the chunks only when it has neither the
+            // result nor the input, so a repeated job is not uploaded again.
+            offer_input: placement.takes_input_offer,
+            hermetic: None,
+        },
     };
     let offer = header.offer_input;
     let send = |msg| CompileRequest { msg: Some(msg) };
@@ -429,17 +504,41 @@ async fn run_on_worker(
         if let (
             true,
             Some(v1::CompileResponse {
-                msg: Some(compile_response::Msg::SendInput(_)),
+                msg: Some(compile_response::Msg::SendInput(ask)),
             }),
         ) = (offer, &first)
         {
-            for chunk in payload::chunks(&job.compressed) {
+            let upload;
+            let compressed = match tree {
+                Some(tree) => {
+                    // The blobs the worker lacks, in its order, as one
+                    // payload after their sizes.
+                    let mut blobs = Vec::new();
+                    for digest in &ask.missing {
+                        let blob = tree.blob(digest).ok_or_else(|| {
+                            protocol("the worker asked for a blob not in the job".into())
+                        })?;
+                        blobs.extend_from_slice(blob);
+                    }
+                    upload = payload::compress(&blobs).map_err(|e| protocol(e.to_string()))?;
+                    requests
+                        .send(send(compile_request::Msg::Upload(v1::Upload {
+                            size: blobs.len() as u64,
+                            compressed_size: upload.len() as u64,
+                        })))
+                        .await
+                        .map_err(|_| gone())?;
+                    &upload
+                }
+                None => &job.compressed,
+            };
+            for chunk in payload::chunks(compressed) {
                 requests
                     .send(send(compile_request::Msg::Chunk(chunk.to_vec())))
                     .await
                     .map_err(|_| gone())?;
             }
-            sent_bytes = job.compressed.len() as u64;
+            sent_bytes = compressed.len() as u64;
             first = inbound.message().await.map_err(failed)?;
         }
         let result = match first {
@@ -475,6 +574,7 @@ async fn run_on_worker(
             sent_bytes,
             shared_hit: result.cache_hit,
             retried: false,
+            hermetic: tree.is_some(),
         })
     };
     tokio::time::timeout(timeouts.job, exchange)
@@ -598,6 +698,8 @@ mod tests {
             env: Vec::new(),
             cache_key: String::new(),
             source_name: "a.c".into(),
+            hermetic: None,
+            text_reason: None,
         };
         let placement = v1::Placement {
             worker_addr: addr,

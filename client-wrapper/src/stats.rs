@@ -18,6 +18,10 @@ pub struct Stats {
     pub since_unix: u64,
     /// Compiles run by a worker.
     pub compiles_remote: u64,
+    /// Of those (and of shared-cache hits), jobs sent as an input tree run
+    /// in a worker's sandbox, and jobs sent as preprocessed text.
+    pub jobs_hermetic: u64,
+    pub jobs_text: u64,
     /// Distributable compiles run by the local compiler (no grid, a grid
     /// failure, or not cacheable).
     pub compiles_local: u64,
@@ -59,6 +63,9 @@ pub struct Stats {
     /// A compile that left no direct-mode manifest: why (`__DATE__` in a
     /// header, a file too new, `__has_include` with a macro argument, …).
     pub direct_not_recorded: BTreeMap<String, u64>,
+    /// A remote job sent as text rather than hermetic: why (the worker
+    /// does not sandbox, `.incbin`, a computed `__has_include`, …).
+    pub text_jobs: BTreeMap<String, u64>,
 }
 
 /// What one wrapper process did.
@@ -84,6 +91,10 @@ pub struct Event {
     pub not_distributable: Option<String>,
     pub direct_miss: Option<String>,
     pub direct_not_recorded: Option<String>,
+    /// A remote job ran: hermetic or not.
+    pub hermetic: Option<bool>,
+    /// Why the job had no input tree, when it had none.
+    pub text_reason: Option<String>,
 }
 
 impl Stats {
@@ -94,6 +105,8 @@ impl Stats {
         self.hits_local += bump(e.hit_local);
         self.hits_shared += bump(e.hit_shared);
         self.hits_direct += bump(e.hit_direct);
+        self.jobs_hermetic += bump(e.hermetic == Some(true));
+        self.jobs_text += bump(e.hermetic == Some(false));
         self.misses += bump(e.miss);
         self.corrupt_entries += bump(e.corrupt);
         self.cache_write_errors += bump(e.cache_write_error);
@@ -111,6 +124,14 @@ impl Stats {
             (&mut self.not_distributable, &e.not_distributable),
             (&mut self.direct_misses, &e.direct_miss),
             (&mut self.direct_not_recorded, &e.direct_not_recorded),
+            (
+                &mut self.text_jobs,
+                &e.hermetic.filter(|h| !h).and(
+                    e.text_reason
+                        .clone()
+                        .or(Some("the worker does not run hermetic jobs".to_owned())),
+                ),
+            ),
         ] {
             if let Some(r) = reason {
                 *map.entry(r.clone()).or_default() += 1;
@@ -188,6 +209,11 @@ pub fn render(s: &Stats, max_size: u64, cache_dir: &Path) -> String {
     let mut line = |k: &str, v: String| out.push_str(&format!("{k:<36}{v:>14}\n"));
     let cacheable = s.hits() + s.misses;
     line("Compiles run remotely", s.compiles_remote.to_string());
+    line(
+        "  of which hermetic (sandboxed)",
+        s.jobs_hermetic.to_string(),
+    );
+    line("  of which text (preprocessed)", s.jobs_text.to_string());
     line("Compiles run locally", s.compiles_local.to_string());
     line("Cache hits (local)", s.hits_local.to_string());
     line("Cache hits (shared, on workers)", s.hits_shared.to_string());
@@ -223,6 +249,7 @@ pub fn render(s: &Stats, max_size: u64, cache_dir: &Path) -> String {
     };
     section("Local fallbacks by reason", &s.fallbacks);
     section("Not cached, by reason", &s.not_cached);
+    section("Sent as text, not hermetic, by reason", &s.text_jobs);
     section(
         "Not distributable (run unchanged), by reason",
         &s.not_distributable,

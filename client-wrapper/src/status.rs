@@ -22,6 +22,9 @@ pub struct WorkerRow {
     pub draining: bool,
     pub connected_s: f64,
     pub compilers: Vec<String>,
+    /// `hermetic` (jobs run in a sandbox) or `text`, and why not hermetic.
+    pub job_mode: String,
+    pub hermetic_refusal: String,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -86,6 +89,12 @@ async fn query(
             draining: w.draining,
             connected_s: w.connected_ms as f64 / 1000.0,
             compilers: w.toolchains,
+            job_mode: if w.job_mode.is_empty() {
+                "text".to_owned()
+            } else {
+                w.job_mode
+            },
+            hermetic_refusal: w.hermetic_refusal,
         })
         .collect();
     Ok(GridStatus {
@@ -138,9 +147,10 @@ fn table(s: &GridStatus, prev: Option<&GridStatus>) -> String {
         "DONE",
         "FAILED",
         "HEALTH",
+        "MODE",
         "COMPILERS",
     ];
-    let rows: Vec<[String; 9]> = s
+    let rows: Vec<[String; 10]> = s
         .workers
         .iter()
         .map(|w| {
@@ -154,6 +164,7 @@ fn table(s: &GridStatus, prev: Option<&GridStatus>) -> String {
                 w.jobs_done.to_string(),
                 w.jobs_failed.to_string(),
                 health(w, before).to_owned(),
+                w.job_mode.clone(),
                 w.compilers.join(","),
             ]
         })
@@ -179,6 +190,12 @@ fn table(s: &GridStatus, prev: Option<&GridStatus>) -> String {
     line(&header.map(str::to_owned));
     for row in &rows {
         line(row);
+    }
+    for w in s.workers.iter().filter(|w| !w.hermetic_refusal.is_empty()) {
+        out.push_str(&format!(
+            "worker {} runs text jobs only: {}\n",
+            w.id, w.hermetic_refusal
+        ));
     }
     out.push_str(&format!(
         "{} workers, {}/{} slots busy; jobs assigned {}, compiled remotely {}, failed {}, told to compile locally {}\n",
@@ -341,6 +358,8 @@ mod tests {
                 draining: false,
                 connected_s: 1.0,
                 compilers: vec!["gcc".into()],
+                job_mode: "hermetic".into(),
+                hermetic_refusal: String::new(),
             }],
             slots: 2,
             running: 1,

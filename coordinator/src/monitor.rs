@@ -338,7 +338,7 @@ impl Monitor {
             cpu_quota: hello.capacity,
             speed: hello.capacity,
             state: "serving",
-            job_mode: "text",
+            job_mode: if hello.hermetic { "hermetic" } else { "text" },
             jobs_done: 0,
             jobs_failed: 0,
             joined_ms: now_ms,

@@ -726,6 +726,7 @@ impl Registry {
             worker_addr: worker.hello.advertise_addr.clone(),
             lease: Some(signed),
             takes_input_offer: worker.hello.takes_input_offers,
+            hermetic: worker.hello.hermetic,
         };
         self.leases.insert(
             lease_id,
@@ -798,6 +799,8 @@ impl Registry {
                     })
                     .collect(),
                 connected_ms: now_ms.saturating_sub(w.connected_at_ms),
+                job_mode: if w.hello.hermetic { "hermetic" } else { "text" }.to_owned(),
+                hermetic_refusal: w.hello.hermetic_refusal.clone(),
                 hostname: w.hello.hostname.clone(),
                 draining: w.draining,
             })
@@ -838,6 +841,8 @@ mod tests {
             cached_keys: Vec::new(),
             takes_input_offers: false,
             reports_leases: false,
+            hermetic: false,
+            hermetic_refusal: String::new(),
         }
     }
 

@@ -232,6 +232,7 @@ impl v1::coordinator_server::Coordinator for CoordinatorService {
             advertise_addr: hello.advertise_addr.clone(),
             hostname: hello.hostname.clone(),
             version: hello.version.clone(),
+            hermetic_refusal: hello.hermetic_refusal.clone(),
             ..hello
         });
         let id = shared.registry().add_worker(hello, key, unix_ms());

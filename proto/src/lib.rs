@@ -171,6 +171,12 @@ mod wire_properties {
                         cached_keys: keys,
                         takes_input_offers: offers,
                         reports_leases: reports,
+                        hermetic: offers && reports,
+                        hermetic_refusal: if offers {
+                            String::new()
+                        } else {
+                            "no bwrap".into()
+                        },
                     })
                 },
             );
@@ -279,6 +285,17 @@ mod wire_properties {
                     env,
                     (source_path, cwd, offer_input),
                 )| {
+                    let hermetic = offer_input.then(|| v1::HermeticJob {
+                        files: vec![v1::InputFile {
+                            path: cwd.clone(),
+                            digest: sizes.2.clone(),
+                            size: sizes.0,
+                            executable: sizes.1 % 2 == 0,
+                        }],
+                        dirs: vec![source_path.clone()],
+                        argv: args.clone(),
+                        object: input_name.clone(),
+                    });
                     Msg::Header(v1::CompileHeader {
                         lease,
                         toolchain,
@@ -295,6 +312,7 @@ mod wire_properties {
                         source_path,
                         cwd,
                         offer_input,
+                        hermetic,
                     })
                 },
             );
@@ -331,7 +349,9 @@ mod wire_properties {
         let msg = prop_oneof![
             result,
             bytes().prop_map(Msg::Chunk),
-            Just(Msg::SendInput(v1::SendInput {})),
+            Just(Msg::SendInput(v1::SendInput {
+                missing: vec![vec![7; 32], vec![9; 32]],
+            })),
         ];
         proptest::option::of(msg).prop_map(|msg| v1::CompileResponse { msg })
     }

@@ -182,6 +182,41 @@ impl Assembler {
         }
         Ok(data)
     }
+
+    /// Decompresses an upload of several blobs, concatenated in the order
+    /// of `blobs` (digest, size), and checks each against its digest. The
+    /// assembler's own digest is not used: each part has one.
+    pub fn finish_blobs(self, blobs: &[(Vec<u8>, u64)]) -> Result<Vec<Vec<u8>>, PayloadError> {
+        if !self.is_complete() {
+            return Err(PayloadError::Truncated {
+                got: self.buf.len() as u64,
+                expected: self.expected_compressed,
+            });
+        }
+        let total: u64 = blobs.iter().map(|(_, size)| size).sum();
+        if total != self.expected_size {
+            return Err(PayloadError::SizeMismatch {
+                got: total,
+                expected: self.expected_size,
+            });
+        }
+        let data = decompress(&self.buf, self.expected_size)?;
+        let mut parts = Vec::with_capacity(blobs.len());
+        let mut at = 0usize;
+        for (want, size) in blobs {
+            let end = at + *size as usize;
+            let part = data.get(at..end).ok_or(PayloadError::SizeMismatch {
+                got: data.len() as u64,
+                expected: total,
+            })?;
+            if digest(part) != *want {
+                return Err(PayloadError::DigestMismatch);
+            }
+            parts.push(part.to_vec());
+            at = end;
+        }
+        Ok(parts)
+    }
 }
 
 #[cfg(test)]

@@ -207,9 +207,132 @@ fn escapes(value: &str) -> bool {
     })
 }
 
+/// What a hermetic job's command line may not hold: anything that writes
+/// a file besides the object, runs another program or loads code into the
+/// compiler, changes the output kind, or links. Reading is not the
+/// concern there: the sandbox holds only the job's own files.
+const REFUSED_HERMETIC: &[(&str, &str)] = &[
+    ("-o", "the object is named once, last"),
+    ("-c", "-c is given once, last"),
+    ("-E", "changes the output kind"),
+    ("-S", "changes the output kind"),
+    ("-fsyntax-only", "changes the output kind"),
+    ("-M", "dependency files are written by the client"),
+    ("-Wp,", "preprocessor options may write files"),
+    ("-Xpreprocessor", "preprocessor options may write files"),
+    ("-fplugin", "loads a compiler plugin"),
+    ("-iplugindir", "loads a compiler plugin"),
+    ("-B", "runs programs from another directory"),
+    ("-specs", "reads a spec file"),
+    ("--specs", "reads a spec file"),
+    ("-wrapper", "runs the compiler under another program"),
+    ("-save-temps", "writes temporary files next to the object"),
+    ("-fdump", "writes dump files"),
+    ("-d", "writes dump files"),
+    ("-fstack-usage", "writes a file besides the object"),
+    ("-fcallgraph-info", "writes a file besides the object"),
+    ("-gsplit-dwarf", "writes a file besides the object"),
+    ("-aux-info", "writes a file besides the object"),
+    ("-fopt-info", "may write a file besides the object"),
+    ("--coverage", "writes coverage files"),
+    ("-ftest-coverage", "writes coverage files"),
+    ("-fprofile", "profile data names files"),
+    ("-fauto-profile", "profile data names files"),
+    ("-fbranch-probabilities", "profile data names files"),
+    ("-fcs-profile", "profile data names files"),
+    ("-Wl,", "linker options are not used on a worker"),
+    ("-Xlinker", "linker options are not used on a worker"),
+    ("-L", "linker options are not used on a worker"),
+    ("-l", "linker options are not used on a worker"),
+    ("-T", "linker options are not used on a worker"),
+    ("-Xassembler", "assembler options may write files"),
+    ("@", "response files are expanded by the client"),
+];
+
+/// Checks a hermetic job's command line: its options, then `-c SOURCE -o
+/// OBJECT` last, OBJECT naming `object` (absolute, from `cwd`).
+pub fn check_hermetic(
+    argv: &[String],
+    source: &str,
+    object: &str,
+    cwd: &str,
+) -> Result<(), Refused> {
+    let refuse = |arg: &str, why| {
+        Err(Refused {
+            arg: arg.to_owned(),
+            why,
+        })
+    };
+    let Some((options, [c, src, o, out])) = argv.split_last_chunk::<4>() else {
+        return refuse("", "the command line must end in -c SOURCE -o OBJECT");
+    };
+    let joined = if out.starts_with('/') {
+        out.clone()
+    } else {
+        format!("{cwd}/{out}")
+    };
+    // `.` and `..` taken lexically, as the client made the object's path.
+    let mut parts: Vec<&str> = Vec::new();
+    for part in joined.split('/') {
+        match part {
+            "" | "." => {}
+            ".." => {
+                if parts.pop().is_none() {
+                    return refuse(out, "the object's path leaves /");
+                }
+            }
+            p => parts.push(p),
+        }
+    }
+    let named = format!("/{}", parts.join("/"));
+    if c != "-c" || o != "-o" || src != source || named != object {
+        return refuse(
+            out,
+            "the command line must end in -c SOURCE -o OBJECT, as named",
+        );
+    }
+    for arg in options {
+        if let Some(opts) = arg.strip_prefix("-Wa,") {
+            if opts
+                .split(',')
+                .any(|o| !o.starts_with("--") || o.contains('=') || o.starts_with("--MD"))
+            {
+                return refuse(arg, "assembler options may write files");
+            }
+            continue;
+        }
+        if let Some((_, why)) = REFUSED_HERMETIC.iter().find(|(p, _)| arg.starts_with(p)) {
+            return refuse(arg, why);
+        }
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn hermetic_command_lines_end_in_their_source_and_object_and_write_nothing_else() {
+        let argv = |s: &str| s.split(' ').map(str::to_owned).collect::<Vec<_>>();
+        let ok = |s: &str| check_hermetic(&argv(s), "a.c", "/p/o/a.o", "/p");
+        assert!(ok("-O2 -Iinc -DX=1 -Wa,--noexecstack -c a.c -o o/a.o").is_ok());
+        assert!(ok("-c a.c -o /p/o/a.o").is_ok());
+        assert!(ok("-c a.c -o ./o/../o/a.o").is_ok());
+        for bad in [
+            "-c a.c -o o/b.o",
+            "-c b.c -o o/a.o",
+            "a.c -o o/a.o",
+            "-fplugin=x.so -c a.c -o o/a.o",
+            "-MD -c a.c -o o/a.o",
+            "-fstack-usage -c a.c -o o/a.o",
+            "-o x.o -c a.c -o o/a.o",
+            "-Wa,-alh=l.txt -c a.c -o o/a.o",
+            "@rsp -c a.c -o o/a.o",
+        ] {
+            assert!(ok(bad).is_err(), "{bad}");
+        }
+    }
 
     fn line(s: &str) -> Vec<String> {
         s.split_whitespace().map(str::to_owned).collect()

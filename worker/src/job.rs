@@ -195,7 +195,7 @@ pub async fn run(job: Job, stages: &Arc<Stages>, limits: &Limits) -> Result<Outc
 
 /// gcc's words when a limit (or a crash) stopped cc1 or as, rather than the
 /// source being wrong.
-fn resource_failure(stderr: &[u8]) -> Option<String> {
+pub(crate) fn resource_failure(stderr: &[u8]) -> Option<String> {
     let text = String::from_utf8_lossy(stderr);
     const MARKS: &[&str] = &[
         "out of memory allocating",

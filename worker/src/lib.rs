@@ -17,6 +17,8 @@
 //!   load updates that report them to the coordinator.
 //! - `shared_cache`: finished results by grid key on disk (the shared
 //!   cache).
+//! - [`tree`]: a hermetic job's input tree: checked, and laid out in a stage
+//!   from the store.
 //! - [`store`]: received inputs by digest on disk, so a repeated input is
 //!   not uploaded again.
 //! - [`sandbox`]: the user a compile runs as and its CPU, memory, wall-clock
@@ -30,16 +32,19 @@ pub mod allowlist;
 pub mod capacity;
 pub mod directives;
 pub mod headers;
+pub mod hermetic;
 pub mod job;
 mod jobs;
 pub mod layout;
 mod metrics;
 pub mod sandbox;
+pub mod sandboxed;
 mod service;
 pub mod session;
 mod shared_cache;
 pub mod stage;
 pub mod store;
+pub mod tree;
 
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -88,6 +93,8 @@ pub struct Config {
     /// Disk for received inputs kept by digest (under
     /// `shared_cache_dir/inputs`); 0 turns it off.
     pub input_cache_bytes: u64,
+    /// Run hermetic jobs when this worker can (`--hermetic`).
+    pub hermetic: bool,
     /// The grid's token: sent to the coordinator, required of clients.
     pub token: Option<gridcc_proto::auth::Token>,
     /// Serve TLS with this certificate (clients come with `https://`).
@@ -108,6 +115,7 @@ impl Config {
             capacity: quota,
             queue_limit: slots * 2,
             work_dir: std::env::temp_dir(),
+            hermetic: false,
             max_payload: gridcc_proto::payload::MAX_PAYLOAD_BYTES,
             limits: sandbox::Limits::output_only(gridcc_proto::payload::MAX_PAYLOAD_BYTES),
             compiler_path: std::env::var("PATH")
@@ -237,6 +245,22 @@ pub async fn run_with_metrics(
             }
         }
     };
+    let (hermetic, hermetic_refusal) = match hermetic_setup(&config, &found, inputs.is_some()).await
+    {
+        Ok(h) => {
+            tracing::info!(
+                compilers = h.toolchains.len(),
+                "hermetic jobs: on (bubblewrap sandbox)"
+            );
+            (Some(Arc::new(h)), String::new())
+        }
+        // Not asked for: nothing to report.
+        Err(_) if !config.hermetic => (None, String::new()),
+        Err(why) => {
+            tracing::warn!("hermetic jobs: off: {why}; this worker takes text jobs only");
+            (None, why)
+        }
+    };
     let cached_keys = match &results {
         Some(r) => {
             let r = Arc::clone(r);
@@ -268,6 +292,8 @@ pub async fn run_with_metrics(
         cached_keys,
         takes_input_offers: config.input_cache_bytes > 0,
         reports_leases: true,
+        hermetic: hermetic.is_some(),
+        hermetic_refusal,
     };
     let toolchains: HashMap<String, PathBuf> = found
         .into_iter()
@@ -320,6 +346,7 @@ pub async fn run_with_metrics(
         slots: Semaphore::new(config.slots.max(1) as usize),
         queue_limit: config.queue_limit,
         stages: stage::Stages::new(&config.work_dir, config.limits.run_as),
+        hermetic,
         max_payload: config.max_payload,
         limits: sandbox::Limits {
             max_output: config.max_payload,
@@ -363,4 +390,42 @@ pub async fn run_with_metrics(
         return Err(refused.into());
     }
     result.map_err(WorkerError::from)
+}
+
+/// Whether this worker can run hermetic jobs: `bwrap` on `PATH` starts a
+/// sandbox here (as the compile user, under the work dir), and each
+/// compiler's own files are found. `Err` is one line saying why not.
+async fn hermetic_setup(
+    config: &Config,
+    found: &[gridcc_toolchain::Discovered],
+    has_store: bool,
+) -> Result<sandboxed::Hermetic, String> {
+    if !config.hermetic {
+        return Err("hermetic jobs not turned on (--hermetic)".into());
+    }
+    if !has_store {
+        return Err("no input store (--input-cache-size 0)".into());
+    }
+    let bwrap = std::env::var_os("PATH")
+        .iter()
+        .flat_map(std::env::split_paths)
+        .map(|d| d.join("bwrap"))
+        .find(|p| p.is_file())
+        .ok_or("bubblewrap (bwrap) is not installed")?;
+    hermetic::probe(&bwrap, &config.work_dir, config.limits.run_as).await?;
+    let mut toolchains = HashMap::new();
+    for t in found {
+        match hermetic::toolchain_files(&t.path) {
+            Ok(files) => {
+                toolchains.insert(t.identity.digest.clone(), Arc::new(files));
+            }
+            Err(e) => {
+                tracing::warn!(compiler = %t.path.display(), error = %e, "no hermetic jobs with this compiler")
+            }
+        }
+    }
+    if toolchains.is_empty() {
+        return Err("no compiler's own files could be listed".into());
+    }
+    Ok(sandboxed::Hermetic { bwrap, toolchains })
 }

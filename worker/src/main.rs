@@ -94,6 +94,12 @@ struct Args {
     /// 256M; 0 = off). Least recently used inputs are evicted past it
     #[arg(long, value_name = "SIZE", default_value = "1G")]
     input_cache_size: String,
+    /// Also run hermetic jobs: the client's own command line over its
+    /// input tree, in a bubblewrap sandbox holding nothing but the
+    /// compiler's files and the job's (needs `bwrap` and unprivileged user
+    /// namespaces; see docs/security.md). Experimental, off by default.
+    #[arg(long)]
+    hermetic: bool,
 }
 
 fn main() -> ExitCode {
@@ -140,6 +146,7 @@ async fn serve(args: Args) -> anyhow::Result<()> {
     if let Some(queue) = args.queue {
         config.queue_limit = queue;
     }
+    config.hermetic = args.hermetic;
     if let Some(dir) = args.work_dir {
         config.work_dir = dir;
     }

@@ -60,6 +60,8 @@ pub(crate) struct Shared {
     pub(crate) results: Option<Arc<ResultCache>>,
     /// Recently received inputs by digest (`offer_input` jobs).
     pub(crate) inputs: Option<Arc<Store>>,
+    /// Set when this worker runs hermetic jobs.
+    pub(crate) hermetic: Option<Arc<crate::sandboxed::Hermetic>>,
 }
 
 impl Shared {
@@ -277,28 +279,34 @@ impl WorkerService {
                     header.toolchain
                 ))
             })?;
-        crate::allowlist::check(&header.args)
-            .map_err(|e| Status::permission_denied(e.to_string()))?;
-        let source_mode = !header.source_path.is_empty();
-        let languages = if source_mode {
-            SOURCE_LANGUAGES
-        } else {
-            PREPROCESSED_LANGUAGES
-        };
-        if !languages.contains(&header.language.as_str()) {
-            return Err(Failure::from(Status::invalid_argument(format!(
-                "language {:?} is not allowed in {} mode",
-                header.language,
-                if source_mode {
-                    "source"
+        let tree = match &header.hermetic {
+            Some(h) => Some(check_hermetic(shared, &header, h)?),
+            None => {
+                crate::allowlist::check(&header.args)
+                    .map_err(|e| Status::permission_denied(e.to_string()))?;
+                let source_mode = !header.source_path.is_empty();
+                let languages = if source_mode {
+                    SOURCE_LANGUAGES
                 } else {
-                    "preprocessed"
+                    PREPROCESSED_LANGUAGES
+                };
+                if !languages.contains(&header.language.as_str()) {
+                    return Err(Failure::from(Status::invalid_argument(format!(
+                        "language {:?} is not allowed in {} mode",
+                        header.language,
+                        if source_mode {
+                            "source"
+                        } else {
+                            "preprocessed"
+                        }
+                    ))));
                 }
-            ))));
-        }
-        if !source_mode {
-            check_input_name(&header.input_name)?;
-        }
+                if !source_mode {
+                    check_input_name(&header.input_name)?;
+                }
+                None
+            }
+        };
         if header.input_digest.len() != 32 {
             return Err(Status::invalid_argument("input digest must be 32 bytes").into());
         }
@@ -333,6 +341,11 @@ impl WorkerService {
                 let messages = finish(shared, lease, done);
                 return Ok(Response::new(Box::pin(tokio_stream::iter(messages))));
             }
+        }
+        if let Some(tree) = tree {
+            return Ok(Response::new(hermetic_stream(
+                shared, header, tree, compiler, inbound, key, lease,
+            )));
         }
         let held = match (
             &shared.inputs,
@@ -371,7 +384,7 @@ impl WorkerService {
         };
         let first = ask.then(|| {
             Ok(CompileResponse {
-                msg: Some(compile_response::Msg::SendInput(v1::SendInput {})),
+                msg: Some(compile_response::Msg::SendInput(v1::SendInput::default())),
             })
         });
         let stream = tokio_stream::iter(first).chain(futures_util::stream::once(job).flatten());
@@ -405,13 +418,33 @@ impl WorkerService {
     }
 }
 
-/// The grid key of a job, from its header alone.
+/// The grid key of a job, from its header alone (a hermetic job's tree
+/// digest was checked against its tree before).
 fn grid_key(header: &v1::CompileHeader) -> Key {
+    if let Some(h) = &header.hermetic {
+        let env = passed_env(&header.env);
+        return gridcc_cache::GridJob {
+            toolchain: &header.toolchain,
+            mode: gridcc_cache::GridMode::Hermetic,
+            language: &header.language,
+            args: &h.argv,
+            name: &header.source_path,
+            cwd: &header.cwd,
+            env: &env,
+            input_digest: &header.input_digest,
+            input_size: header.input_size,
+        }
+        .key();
+    }
     let source_mode = !header.source_path.is_empty();
     let env = passed_env(&header.env);
     gridcc_cache::GridJob {
         toolchain: &header.toolchain,
-        source_mode,
+        mode: if source_mode {
+            gridcc_cache::GridMode::Source
+        } else {
+            gridcc_cache::GridMode::Preprocessed
+        },
         language: &header.language,
         args: &header.args,
         name: if source_mode {
@@ -625,6 +658,257 @@ async fn run_job(
     crate::layout::plan(std::path::Path::new("/gridcc-check"), &layout, &header.args)
         .map_err(|e| Status::invalid_argument(e.to_string()))?;
 
+    let slot = take_slot(shared, lease_id).await?;
+
+    let job = Job {
+        compiler,
+        // Checked against the text as it arrived, or as the store read it.
+        input_digest: <[u8; 32]>::try_from(&header.input_digest[..]).unwrap_or_default(),
+        args: header.args,
+        language: header.language,
+        layout,
+        input,
+        env: header.env.into_iter().map(|v| (v.name, v.value)).collect(),
+    };
+    let outcome = job::run(job, &shared.stages, &shared.limits)
+        .await
+        .map_err(job_failure)?;
+    let queue_ms = slot.end(shared, outcome.elapsed);
+    deliver(shared, outcome, key, cacheable, queue_ms, input_bytes).await
+}
+
+/// Checks a hermetic job before it is accepted: this worker runs them
+/// with this compiler, and the tree and command line are sound.
+fn check_hermetic(
+    shared: &Shared,
+    header: &v1::CompileHeader,
+    h: &v1::HermeticJob,
+) -> Result<crate::tree::Tree, Failure> {
+    let hermetic = shared
+        .hermetic
+        .as_ref()
+        .ok_or_else(|| Status::failed_precondition("this worker does not run hermetic jobs"))?;
+    if shared.inputs.is_none() || !hermetic.toolchains.contains_key(&header.toolchain) {
+        return Err(Status::failed_precondition(
+            "this worker runs no hermetic job with this compiler",
+        )
+        .into());
+    }
+    if !SOURCE_LANGUAGES.contains(&header.language.as_str()) {
+        return Err(Status::invalid_argument(format!(
+            "language {:?} is not allowed in a hermetic job",
+            header.language
+        ))
+        .into());
+    }
+    let tree = crate::tree::check(h, &header.cwd, &header.input_digest)
+        .map_err(|e| Status::invalid_argument(e.to_string()))?;
+    crate::allowlist::check_hermetic(&tree.argv, &header.source_path, &h.object, &header.cwd)
+        .map_err(|e| Status::permission_denied(e.to_string()))?;
+    if tree.size != header.input_size {
+        return Err(
+            Status::invalid_argument("the input tree's size does not match the job's").into(),
+        );
+    }
+    Ok(tree)
+}
+
+/// The response of an accepted hermetic job: `SendInput` with the blobs
+/// the store lacks (if any), then the job's answer.
+fn hermetic_stream(
+    shared: &Arc<Shared>,
+    header: v1::CompileHeader,
+    tree: crate::tree::Tree,
+    compiler: PathBuf,
+    mut inbound: Streaming<CompileRequest>,
+    key: Option<Key>,
+    lease: HeldLease,
+) -> CompileStream {
+    let store = shared.inputs.clone();
+    let missing = store
+        .as_ref()
+        .map(|s| crate::tree::missing(&tree, s))
+        .unwrap_or_default();
+    let ask = (!missing.is_empty()).then(|| {
+        Ok(CompileResponse {
+            msg: Some(compile_response::Msg::SendInput(v1::SendInput {
+                missing: missing.iter().map(|(d, _)| d.to_vec()).collect(),
+            })),
+        })
+    });
+    let shared = Arc::clone(shared);
+    let job = async move {
+        // Declared before the job's future, so a client going away drops
+        // the job's processes first and reports its end after.
+        let lease = lease;
+        let lease_id = lease.id;
+        let done = run_hermetic(
+            &shared,
+            header,
+            tree,
+            compiler,
+            missing,
+            &mut inbound,
+            key,
+            lease_id,
+        )
+        .await;
+        tokio_stream::iter(finish(&shared, lease, done))
+    };
+    Box::pin(tokio_stream::iter(ask).chain(futures_util::stream::once(job).flatten()))
+}
+
+/// Receives the blobs a hermetic job's worker lacked into the store,
+/// takes a slot, and runs the job in the sandbox.
+#[allow(clippy::too_many_arguments)]
+async fn run_hermetic(
+    shared: &Shared,
+    header: v1::CompileHeader,
+    tree: crate::tree::Tree,
+    compiler: PathBuf,
+    missing: Vec<(crate::store::Digest, u64)>,
+    inbound: &mut Streaming<CompileRequest>,
+    key: Option<Key>,
+    lease_id: u64,
+) -> Result<Done, Failure> {
+    let internal = |e: String| Failure::new(Status::internal(e), JobOutcome::Error);
+    let (Some(store), Some(hermetic)) = (&shared.inputs, &shared.hermetic) else {
+        return Err(internal("hermetic jobs need the input store".into()));
+    };
+    let mut input_bytes = 0;
+    if !missing.is_empty() {
+        input_bytes = receive_blobs(shared, store, &missing, inbound).await?;
+    } else {
+        shared.metrics.upload_saved(true, header.input_size);
+    }
+    let toolchain = hermetic
+        .toolchains
+        .get(&header.toolchain)
+        .cloned()
+        .ok_or_else(|| internal("no toolchain files".into()))?;
+    let slot = take_slot(shared, lease_id).await?;
+    let env: Vec<(String, String)> = passed_env(&header.env);
+    let (outcome, dated) = crate::sandboxed::run(
+        &shared.stages,
+        store,
+        &hermetic.bwrap,
+        &toolchain,
+        &compiler,
+        tree,
+        &env,
+        &shared.limits,
+    )
+    .await
+    .map_err(job_failure)?;
+    let queue_ms = slot.end(shared, outcome.elapsed);
+    deliver(shared, outcome, key, !dated, queue_ms, input_bytes).await
+}
+
+/// Receives an `Upload` and the blobs it announces, checks each against
+/// its digest and keeps it in the store. Returns the bytes received.
+async fn receive_blobs(
+    shared: &Shared,
+    store: &Arc<Store>,
+    missing: &[(crate::store::Digest, u64)],
+    inbound: &mut Streaming<CompileRequest>,
+) -> Result<u64, Failure> {
+    let upload = match inbound.message().await.map_err(Failure::gone)? {
+        Some(CompileRequest {
+            msg: Some(compile_request::Msg::Upload(u)),
+        }) => u,
+        Some(_) => return Err(Status::invalid_argument("expected an upload").into()),
+        None => {
+            return Err(Failure::stream(Status::invalid_argument(
+                "input ended early",
+            )))
+        }
+    };
+    let total: u64 = missing.iter().map(|(_, size)| size).sum();
+    if upload.size != total {
+        return Err(Status::invalid_argument("the upload's size is not the missing blobs'").into());
+    }
+    let mut assembler = Assembler::new(
+        upload.size,
+        upload.compressed_size,
+        Vec::new(),
+        shared.max_payload,
+    )
+    .map_err(|e| Status::resource_exhausted(e.to_string()))?;
+    while !assembler.is_complete() {
+        match inbound.message().await.map_err(Failure::gone)? {
+            Some(CompileRequest {
+                msg: Some(compile_request::Msg::Chunk(chunk)),
+            }) => {
+                shared.metrics.received(chunk.len());
+                assembler
+                    .push(&chunk)
+                    .map_err(|e| Status::invalid_argument(e.to_string()))?
+            }
+            Some(_) => return Err(Status::invalid_argument("expected an input chunk").into()),
+            None => {
+                return Err(Failure::stream(Status::invalid_argument(
+                    "input ended early",
+                )))
+            }
+        }
+    }
+    let parts: Vec<(Vec<u8>, u64)> = missing.iter().map(|(d, s)| (d.to_vec(), *s)).collect();
+    let store = Arc::clone(store);
+    let digests: Vec<crate::store::Digest> = missing.iter().map(|(d, _)| *d).collect();
+    tokio::task::spawn_blocking(move || {
+        let blobs = assembler
+            .finish_blobs(&parts)
+            .map_err(|e| Failure::from(Status::invalid_argument(e.to_string())))?;
+        for (digest, blob) in digests.iter().zip(&blobs) {
+            store
+                .put(digest, blob)
+                .map_err(|e| Failure::new(Status::internal(e.to_string()), JobOutcome::Error))?;
+        }
+        Ok::<_, Failure>(())
+    })
+    .await
+    .map_err(|e| Failure::new(Status::internal(e.to_string()), JobOutcome::Error))??;
+    Ok(total)
+}
+
+/// A job's error as the client's status and the metrics' outcome.
+fn job_failure(e: job::JobError) -> Failure {
+    let kind = match &e {
+        job::JobError::FileAccess(_) => JobOutcome::Refused,
+        job::JobError::WallTime(_) => JobOutcome::WallTime,
+        job::JobError::Resource(_)
+        | job::JobError::Signal(_)
+        | job::JobError::OutputTooLarge(_) => JobOutcome::Resource,
+        job::JobError::Io(_)
+        | job::JobError::Layout(_)
+        | job::JobError::Spawn { .. }
+        | job::JobError::NoObject => JobOutcome::Error,
+    };
+    let status = match e {
+        job::JobError::FileAccess(e) => Status::permission_denied(e.to_string()),
+        e => Status::internal(format!("compile failed on the worker: {e}")),
+    };
+    Failure::new(status, kind)
+}
+
+/// A job's slot, held until [`Slot::end`].
+struct Slot<'a> {
+    _permit: tokio::sync::SemaphorePermit<'a>,
+    _running: CountGuard<'a>,
+    wait: std::time::Duration,
+}
+
+impl Slot<'_> {
+    /// Frees the slot; returns how long the job waited for it (ms).
+    fn end(self, shared: &Shared, ran: std::time::Duration) -> u64 {
+        shared.metrics.ran(ran, self.wait);
+        self.wait.as_millis() as u64
+    }
+}
+
+/// Waits for a slot (or refuses when the queue is full), then tells the
+/// coordinator the job started.
+async fn take_slot(shared: &Shared, lease_id: u64) -> Result<Slot<'_>, Failure> {
     let queued_at = Instant::now();
     let permit = {
         let _waiting = CountGuard::new(&shared.jobs.waiting);
@@ -640,8 +924,7 @@ async fn run_job(
             .await
             .map_err(|_| Status::unavailable("worker is shutting down"))?
     };
-    let slot_wait = queued_at.elapsed();
-    let queue_ms = slot_wait.as_millis() as u64;
+    let wait = queued_at.elapsed();
     let _running = CountGuard::new(&shared.jobs.running);
     // Now the job really starts: its input is here and checked, its slot
     // taken.
@@ -650,39 +933,23 @@ async fn run_job(
         .event(worker_message::Msg::Started(v1::JobStarted { lease_id }));
     shared.jobs.report_load();
 
-    let job = Job {
-        compiler,
-        // Checked against the text as it arrived, or as the store read it.
-        input_digest: <[u8; 32]>::try_from(&header.input_digest[..]).unwrap_or_default(),
-        args: header.args,
-        language: header.language,
-        layout,
-        input,
-        env: header.env.into_iter().map(|v| (v.name, v.value)).collect(),
-    };
-    let outcome = job::run(job, &shared.stages, &shared.limits)
-        .await
-        .map_err(|e| {
-            let kind = match &e {
-                job::JobError::FileAccess(_) => JobOutcome::Refused,
-                job::JobError::WallTime(_) => JobOutcome::WallTime,
-                job::JobError::Resource(_)
-                | job::JobError::Signal(_)
-                | job::JobError::OutputTooLarge(_) => JobOutcome::Resource,
-                job::JobError::Io(_)
-                | job::JobError::Layout(_)
-                | job::JobError::Spawn { .. }
-                | job::JobError::NoObject => JobOutcome::Error,
-            };
-            let status = match e {
-                job::JobError::FileAccess(e) => Status::permission_denied(e.to_string()),
-                e => Status::internal(format!("compile failed on the worker: {e}")),
-            };
-            Failure::new(status, kind)
-        })?;
-    drop(permit);
-    shared.metrics.ran(outcome.elapsed, slot_wait);
+    Ok(Slot {
+        _permit: permit,
+        _running,
+        wait,
+    })
+}
 
+/// Turns a finished compile into its answer, storing a successful result
+/// in the shared cache under `key` when `cacheable`.
+async fn deliver(
+    shared: &Shared,
+    outcome: job::Outcome,
+    key: Option<Key>,
+    cacheable: bool,
+    queue_ms: u64,
+    input_bytes: u64,
+) -> Result<Done, Failure> {
     let compile_ms = outcome.elapsed.as_millis() as u64;
     let object = outcome.object.unwrap_or_default();
     let object_size = object.len() as u64;

@@ -161,6 +161,8 @@ pub struct Stage {
     /// next job with the same key finds every file in place. Any write
     /// forgets it.
     last: Option<(blake3::Hash, Box<dyn std::any::Any + Send>)>,
+    /// A hermetic job's input tree under `tree/` (see [`crate::tree`]).
+    pub tree: crate::tree::Laid,
 }
 
 impl Stage {
@@ -174,6 +176,7 @@ impl Stage {
             files: HashMap::new(),
             dirs: HashSet::new(),
             last: None,
+            tree: crate::tree::Laid::default(),
         };
         if let Some(user) = run_as {
             // The compile user's group may enter the stage and read; only
@@ -269,6 +272,27 @@ impl Stage {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
             Err(e) => Err(e),
         }
+    }
+
+    /// A hermetic job's places: the root its sandbox sees as `/` (the
+    /// worker's, read-only inside), and in `out/` the object's file (empty)
+    /// and a private temp dir (empty), both the compile user's.
+    pub fn hermetic_places(&self) -> std::io::Result<(PathBuf, PathBuf, PathBuf)> {
+        let root = self.root().join("tree");
+        let object = self.out().join("object");
+        let tmp = self.out().join("tmp");
+        std::fs::create_dir_all(&root)?;
+        // Whatever the last job left in its temp dir goes.
+        match std::fs::remove_dir_all(&tmp) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => return Err(e),
+        }
+        std::fs::create_dir(&tmp)?;
+        self.hand_over(&tmp)?;
+        std::fs::File::create(&object)?;
+        self.hand_over(&object)?;
+        Ok((root, object, tmp))
     }
 
     fn hand_over(&self, dir: &Path) -> std::io::Result<()> {
