@@ -21,6 +21,9 @@
 //!   not uploaded again.
 //! - [`sandbox`]: the user a compile runs as and its CPU, memory, wall-clock
 //!   and output limits.
+//! - [`hermetic`]: one compile in a bubblewrap sandbox that holds only its
+//!   input tree (at the client's paths), the compiler's own files, a private
+//!   `/tmp` and its declared outputs.
 //! - `service`: the tonic `Worker` service.
 //! - `metrics`: the Prometheus series behind `--metrics-listen`.
 //! - [`run`]: serve on a bound listener; drain on shutdown;
@@ -30,6 +33,7 @@ pub mod allowlist;
 pub mod capacity;
 pub mod directives;
 pub mod headers;
+pub mod hermetic;
 pub mod job;
 mod jobs;
 pub mod layout;
