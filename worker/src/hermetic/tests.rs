@@ -489,7 +489,7 @@ fn symlinks_in_the_tree_are_refused() {
 }
 
 /// The cost of the sandbox: `cargo nextest run -p gridcc-worker
-/// --run-ignored only sandbox_cost --no-capture`.
+/// --run-ignored ignored-only sandbox_cost --no-capture`.
 #[tokio::test]
 #[ignore = "a measurement, not a check"]
 async fn sandbox_cost() {
@@ -499,7 +499,7 @@ async fn sandbox_cost() {
     let cwd = client.path();
     std::fs::write(cwd.join("e.c"), "").unwrap();
     let args = ["-c", "e.c", "-o", "e.o"];
-    let job = JobDir::new(&[cwd.join("e.c")], &[cwd.join("e.o")]);
+    let job = JobDir::new(&inputs_of(cwd, "e.c"), &[cwd.join("e.o")]);
     let median = |mut v: Vec<Duration>| {
         v.sort();
         v[v.len() / 2]
