@@ -63,6 +63,10 @@ pub fn bwrap_args(spec: &Spec) -> Vec<OsString> {
     for file in &spec.toolchain.files {
         a.triple("--ro-bind", file, file);
     }
+    // Locale definitions and message catalogs, read-only, whole.
+    for dir in &spec.toolchain.data_dirs {
+        a.triple("--ro-bind", dir, dir);
+    }
     // The declared outputs are the only files the job can write, each bound
     // from its host file over the mount point at the client's path.
     for (host, inside) in spec.outputs {
@@ -112,6 +116,7 @@ mod tests {
                 ("/usr/bin/gcc".into(), "gcc-12".into()),
             ],
             path: vec!["/usr/bin".into(), "/opt/bin".into()],
+            data_dirs: vec!["/usr/share/locale".into()],
         };
         let outputs: Vec<(PathBuf, PathBuf)> = vec![
             ("/w/out/0".into(), "/home/u/p/a.o".into()),
@@ -136,6 +141,7 @@ mod tests {
             --ro-bind /usr/bin/x86_64-linux-gnu-as /usr/bin/x86_64-linux-gnu-as \
             --ro-bind /usr/lib/gcc/x86_64-linux-gnu/12/cc1 /usr/lib/gcc/x86_64-linux-gnu/12/cc1 \
             --ro-bind /usr/lib/x86_64-linux-gnu/libc.so.6 /usr/lib/x86_64-linux-gnu/libc.so.6 \
+            --ro-bind /usr/share/locale /usr/share/locale \
             --bind /w/out/0 /home/u/p/a.o --bind /w/out/1 /home/u/p/a.d \
             --chdir /home/u/p";
         assert_eq!(got, want.split_whitespace().collect::<Vec<_>>());

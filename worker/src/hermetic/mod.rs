@@ -127,6 +127,9 @@ pub fn prepare(spec: &Spec) -> Result<(), HermeticError> {
     }
     dir_in(root, Path::new(TMP))?;
     dir_in(root, Path::new("/dev"))?;
+    for dir in &spec.toolchain.data_dirs {
+        dir_in(root, dir)?;
+    }
     dir_in(root, spec.cwd)?;
     for (link, target) in &spec.toolchain.symlinks {
         let path = entry_in(root, link)?;

@@ -466,6 +466,7 @@ fn symlinks_in_the_tree_are_refused() {
         files: vec![],
         symlinks: vec![],
         path: vec![],
+        data_dirs: vec![],
     };
     let outputs = [(dir.path().join("out"), PathBuf::from("/home/u/p/a.o"))];
     let spec = Spec {

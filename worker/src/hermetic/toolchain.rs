@@ -23,7 +23,16 @@ pub struct ToolchainFiles {
     /// The directories the driver searches for the programs it runs by
     /// name (`as`): the sandbox's `PATH`.
     pub path: Vec<PathBuf>,
+    /// Directories of data the compiler reads by locale, bound read-only
+    /// whole: the locale definitions (`/usr/lib/locale`, so `LANG=C.UTF-8`
+    /// gives gcc's typographic quotes as it does locally) and the message
+    /// catalogs (`/usr/share/locale`, for translated diagnostics). Public
+    /// data of the system, never a header.
+    pub data_dirs: Vec<PathBuf>,
 }
+
+/// The locale data a compile reads, where the system has it.
+const LOCALE_DIRS: &[&str] = &["/usr/lib/locale", "/usr/share/locale"];
 
 impl ToolchainFiles {
     /// The file `path` names inside the sandbox, following only the
@@ -134,10 +143,22 @@ pub(crate) fn closure(
         }
         files.insert(real);
     }
+    let data_dirs = LOCALE_DIRS
+        .iter()
+        .map(PathBuf::from)
+        .filter(|d| {
+            // A real directory only: a symlink would be followed on the host.
+            std::fs::symlink_metadata(d).is_ok_and(|m| m.is_dir())
+                && d.ancestors()
+                    .skip(1)
+                    .all(|a| std::fs::symlink_metadata(a).is_ok_and(|m| m.is_dir()))
+        })
+        .collect();
     Ok(ToolchainFiles {
         files: files.into_iter().collect(),
         symlinks: links.into_iter().collect(),
         path,
+        data_dirs,
     })
 }
 
