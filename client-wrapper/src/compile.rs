@@ -938,6 +938,9 @@ fn compile_remote(
         Mode::AsIs => (None, Some("the input is preprocessed already")),
         _ => match crate::hermetic::plan(resolved, job, &prepared.cwd, &prepared.text) {
             Ok(tree) => (Some(tree), None),
+            Err(crate::hermetic::INCBIN) => {
+                return Err(Fallback::NotExact(crate::hermetic::INCBIN))
+            }
             Err(why) => (None, Some(why)),
         },
     };

@@ -164,7 +164,7 @@ pub fn plan(
         .values()
         .any(|f| memchr::memmem::find(&tree.blobs[&f.digest], b"incbin").is_some())
     {
-        return Err(".incbin in the source or a header (the assembler reads that file)");
+        return Err(INCBIN);
     }
     let object = absolute(cwd, &job.output).ok_or(NOT_NORMAL)?;
     if tree.files.contains_key(&object) || tree.dirs.contains(&object) {
@@ -178,6 +178,11 @@ pub fn plan(
     argv.extend(["-o".to_owned(), job.output.clone()]);
     Ok(tree.finish(argv, object, job.source.clone(), language))
 }
+
+/// Why a compile whose source or a header holds `.incbin` runs locally:
+/// the assembler reads that file wherever it runs, and only the client has
+/// the right one (a text job would read the worker's; its worker refuses).
+pub const INCBIN: &str = ".incbin in the source or a header (the assembler reads that file)";
 
 const NOT_NORMAL: &str = "a path cannot be made absolute";
 

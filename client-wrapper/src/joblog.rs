@@ -96,6 +96,7 @@ pub fn remote(
         "exit_code": output.exit_code,
         "shared_hit": shared_hit,
         "retried": output.retried,
+        "hermetic": output.hermetic,
     }));
 }
 

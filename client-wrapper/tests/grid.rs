@@ -31,6 +31,11 @@ mod monitor;
 #[path = "grid/cancel.rs"]
 mod cancel;
 
+/// Hermetic jobs: the client's command line over its input tree in a
+/// worker's sandbox; no worker file is ever read.
+#[path = "grid/hermetic.rs"]
+mod hermetic;
+
 /// Leases are single-use and only their holder releases them.
 #[path = "grid/leases.rs"]
 mod leases;

@@ -20,6 +20,8 @@ pub enum FileAccess {
     Read(String),
     #[error("the compiler wrote no dependency list; output withheld")]
     NoDeps,
+    #[error("the input holds .incbin, with which the assembler reads files on the worker")]
+    Incbin,
 }
 
 /// Refuses texts with `#pragma GCC dependency` (or its `_Pragma` form): a
@@ -27,6 +29,13 @@ pub enum FileAccess {
 /// line splices (`\` + newline, blanks allowed between) are joined, so
 /// `dep\` + newline + `endency` is caught too.
 pub fn check_text(text: &[u8]) -> Result<(), FileAccess> {
+    // The assembler's `.incbin "FILE"` (in an `asm` statement) reads FILE
+    // where `as` runs, which no dependency list shows. A text job runs
+    // among the worker's files: refused. (A hermetic job's sandbox holds
+    // only the client's files; the client runs those locally.)
+    if memchr::memmem::find(text, b"incbin").is_some() {
+        return Err(FileAccess::Incbin);
+    }
     let (joined, splices) = join_splices(text);
     let text = joined.as_deref().unwrap_or(text);
     for at in memchr::memmem::find_iter(text, b"dependency") {
