@@ -584,9 +584,45 @@ async fn run_job(
     key: Option<Key>,
     lease_id: u64,
 ) -> Result<Done, Failure> {
-    let (input, received) = match input.held {
-        Some(text) => (text, false),
-        None => (receive(shared, &header, input.inbound).await?, true),
+    // The slot first, then the input: receiving and decompressing an
+    // input takes up to its announced size in memory (`max_payload` each,
+    // compressed and decompressed), so only jobs holding a slot may do it.
+    // A burst of clients (or of decompression bombs) then costs at most
+    // `slots` inputs at once, not one per connection.
+    let queued_at = Instant::now();
+    let permit = {
+        let _waiting = CountGuard::new(&shared.jobs.waiting);
+        if shared.jobs.waiting.load(Ordering::SeqCst)
+            > shared.queue_limit + shared.slots.available_permits() as u32
+        {
+            return Err(Status::resource_exhausted("worker queue is full").into());
+        }
+        shared.jobs.report_load();
+        shared
+            .slots
+            .acquire()
+            .await
+            .map_err(|_| Status::unavailable("worker is shutting down"))?
+    };
+    let slot_wait = queued_at.elapsed();
+    let queue_ms = slot_wait.as_millis() as u64;
+    let _running = CountGuard::new(&shared.jobs.running);
+    shared.jobs.report_load();
+
+    let (input, received) = match (input.held, shared.limits.wall) {
+        (Some(text), _) => (text, false),
+        // A client that holds a slot must not hold it by trickling its
+        // input: the upload counts against the job's wall-clock limit.
+        (None, Some(wall)) => {
+            let receiving = receive(shared, &header, input.inbound);
+            let input = tokio::time::timeout(wall, receiving).await.map_err(|_| {
+                Failure::stream(Status::deadline_exceeded(format!(
+                    "input not received within the job's wall-clock limit of {wall:?}"
+                )))
+            })??;
+            (input, true)
+        }
+        (None, None) => (receive(shared, &header, input.inbound).await?, true),
     };
     let input_bytes = input.len() as u64;
     crate::directives::check_text(&input).map_err(|e| Status::permission_denied(e.to_string()))?;
@@ -621,34 +657,13 @@ async fn run_job(
             input_name: header.input_name,
         }
     };
-    // Refuse a bad layout before taking a slot.
     crate::layout::plan(std::path::Path::new("/gridcc-check"), &layout, &header.args)
         .map_err(|e| Status::invalid_argument(e.to_string()))?;
 
-    let queued_at = Instant::now();
-    let permit = {
-        let _waiting = CountGuard::new(&shared.jobs.waiting);
-        if shared.jobs.waiting.load(Ordering::SeqCst)
-            > shared.queue_limit + shared.slots.available_permits() as u32
-        {
-            return Err(Status::resource_exhausted("worker queue is full").into());
-        }
-        shared.jobs.report_load();
-        shared
-            .slots
-            .acquire()
-            .await
-            .map_err(|_| Status::unavailable("worker is shutting down"))?
-    };
-    let slot_wait = queued_at.elapsed();
-    let queue_ms = slot_wait.as_millis() as u64;
-    let _running = CountGuard::new(&shared.jobs.running);
-    // Now the job really starts: its input is here and checked, its slot
-    // taken.
+    // Now the job really starts: its input is here and checked.
     shared
         .jobs
         .event(worker_message::Msg::Started(v1::JobStarted { lease_id }));
-    shared.jobs.report_load();
 
     let job = Job {
         compiler,
