@@ -40,6 +40,11 @@ mod hermetic;
 #[path = "grid/leases.rs"]
 mod leases;
 
+/// Roles, a worker's memory and disk bounds, diagnostics that never quote a
+/// worker file.
+#[path = "grid/trust.rs"]
+mod trust;
+
 /// A worker's stderr without terminal controls but colour.
 #[path = "grid/terminal.rs"]
 mod terminal;

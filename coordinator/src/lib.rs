@@ -61,9 +61,10 @@ pub struct Config {
     /// Costs learned from earlier builds (a trace, or any JSON lines with
     /// `key` and `cost_s`), loaded before the first job; see `costs.rs`.
     pub costs: Option<std::path::PathBuf>,
-    /// The grid's token: every call without it is refused. `None` accepts
-    /// every call.
-    pub token: Option<gridcc_proto::auth::Token>,
+    /// The grid's credentials: one shared token, or a worker token and a
+    /// token per client user; every call without the one its method needs
+    /// is refused. `None` accepts every call.
+    pub credentials: Option<gridcc_proto::auth::Credentials>,
     /// Serve TLS with this certificate; `None` serves plain TCP.
     pub tls: Option<gridcc_proto::tls::ServerTls>,
 }
@@ -81,7 +82,7 @@ impl Default for Config {
             local_when_client_idle: true,
             trace_out: None,
             costs: None,
-            token: None,
+            credentials: None,
             tls: None,
         }
     }
@@ -151,13 +152,24 @@ pub async fn run_with_http(
         None => None,
     };
     if let Ok(bound) = listener.local_addr() {
-        gridcc_proto::serve::log_protection(bound, config.tls.is_some(), config.token.is_some());
+        gridcc_proto::serve::log_protection(
+            bound,
+            config.tls.is_some(),
+            config.credentials.is_some(),
+        );
     }
-    let mut server = gridcc_proto::serve::server(config.tls.as_ref(), config.token.clone())?;
+    let gate = config
+        .credentials
+        .as_ref()
+        .map(gridcc_proto::auth::Credentials::gate);
+    let mut server = gridcc_proto::serve::server(
+        config.tls.as_ref(),
+        gridcc_proto::auth::RequireTokenLayer::new(gate),
+    )?;
     let tasks = TaskTracker::new();
     // The monitor keeps its history only when someone can look at it.
     let monitor = http.as_ref().map(|_| Arc::new(monitor::Monitor::new()));
-    let token = config.token.clone();
+    let credentials = config.credentials.clone().map(Arc::new);
     let tls = config.tls.as_ref().map(|t| t.acceptor().clone());
     let shared = service::Shared::new(
         registry,
@@ -173,7 +185,7 @@ pub async fn run_with_http(
         let web = web::Web {
             shared: Arc::clone(&shared),
             monitor,
-            token,
+            credentials,
             tls,
         };
         tasks.spawn(web::serve(http, Arc::new(web), shutdown.clone()));

@@ -67,11 +67,22 @@ struct Args {
     #[arg(long, value_name = "FILE")]
     costs: Option<std::path::PathBuf>,
     /// Read the grid's token from FILE (contents trimmed) instead of
-    /// GRIDCC_TOKEN or GRIDCC_TOKEN_FILE. With a token, every call without
-    /// it is refused (clients, workers and `gridcc status` alike); without
-    /// one, anyone who reaches the port may use the grid.
-    #[arg(long, value_name = "FILE")]
+    /// GRIDCC_TOKEN or GRIDCC_TOKEN_FILE: one token for every role (workers,
+    /// clients, `gridcc status`), for a small trusted grid. With a token,
+    /// every call without it is refused; without one (and without
+    /// --worker-token-file), anyone who reaches the port may use the grid.
+    #[arg(long, value_name = "FILE", conflicts_with_all = ["worker_token_file", "client_tokens"])]
     token_file: Option<PathBuf>,
+    /// Separate roles: workers must present the token in FILE to register
+    /// (a client token cannot), and clients one of --client-tokens (the
+    /// worker token cannot place or run jobs). Needs --client-tokens.
+    #[arg(long, value_name = "FILE", requires = "client_tokens")]
+    worker_token_file: Option<PathBuf>,
+    /// The client users' tokens, one `NAME TOKEN` per line (`#` comments);
+    /// the name shows in the logs and on the monitor. Workers are told
+    /// (digests only) which tokens to take. Needs --worker-token-file.
+    #[arg(long, value_name = "FILE", requires = "worker_token_file")]
+    client_tokens: Option<PathBuf>,
     /// Serve TLS with this PEM certificate (chain); needs --tls-key.
     /// Clients then use an https:// URL. Without it the coordinator serves
     /// plain TCP: for loopback or a trusted network only.
@@ -100,7 +111,14 @@ fn main() -> ExitCode {
 async fn serve(args: Args) -> anyhow::Result<()> {
     gridcc_proto::serve::init_tracing();
     gridcc_scheduler::by_name(&args.policy)?;
-    let token = gridcc_proto::auth::load(args.token_file.as_deref())?;
+    use gridcc_proto::auth::{self, Credentials};
+    let credentials = match (&args.worker_token_file, &args.client_tokens) {
+        (Some(worker), Some(clients)) => Some(Credentials::Roles {
+            worker: auth::Token::from_file(worker)?,
+            clients: auth::load_client_tokens(clients)?,
+        }),
+        _ => auth::load(args.token_file.as_deref())?.map(Credentials::Shared),
+    };
     let tls = match (&args.tls_cert, &args.tls_key) {
         (Some(cert), Some(key)) => Some(gridcc_proto::tls::ServerTls::load(cert, key)?),
         _ => None,
@@ -134,7 +152,7 @@ async fn serve(args: Args) -> anyhow::Result<()> {
         local_when_client_idle: args.when_busy == "local-if-client-idle",
         trace_out: args.trace_out,
         costs: args.costs,
-        token,
+        credentials,
         tls,
     };
     gridcc_coordinator::run_with_http(config, listener, http, shutdown).await?;

@@ -170,6 +170,14 @@ fn local(reason: impl Into<String>) -> Response<AssignReply> {
     })
 }
 
+/// The client user's name from `--client-tokens`, when the call carried one.
+fn caller_name<T>(request: &Request<T>) -> Option<String> {
+    request
+        .extensions()
+        .get::<gridcc_proto::auth::Caller>()
+        .and_then(|c| c.name.as_deref().map(str::to_owned))
+}
+
 fn validate_hello(hello: &v1::WorkerHello) -> Result<(), Status> {
     if hello
         .advertise_addr
@@ -248,6 +256,19 @@ impl v1::coordinator_server::Coordinator for CoordinatorService {
                 worker_id: id,
                 lease_key: key.to_vec(),
                 keepalive_interval_ms: shared.config.keepalive_interval_ms,
+                // The worker takes exactly these on Compile: so a client
+                // needs a client token there too, and a new user needs only
+                // the coordinator's file.
+                client_tokens: shared
+                    .config
+                    .credentials
+                    .iter()
+                    .flat_map(gridcc_proto::auth::Credentials::client_digests)
+                    .map(|(name, digest)| v1::ClientToken {
+                        name,
+                        digest: digest.to_vec(),
+                    })
+                    .collect(),
             })),
         };
         // The channel is empty and the receiver alive: this cannot fail.
@@ -273,6 +294,7 @@ impl v1::coordinator_server::Coordinator for CoordinatorService {
         request: Request<AssignRequest>,
     ) -> Result<Response<AssignReply>, Status> {
         let peer = request.remote_addr();
+        let user = caller_name(&request);
         let req = request.into_inner();
         if req.toolchain.is_empty() {
             return Err(Status::invalid_argument("assign: toolchain is required"));
@@ -280,11 +302,18 @@ impl v1::coordinator_server::Coordinator for CoordinatorService {
         let shared = &self.shared;
         // Clients name themselves; older ones do not, and then their
         // address stands for them.
-        let client = match (&req.client, peer) {
+        let host = match (&req.client, peer) {
             (name, _) if !name.is_empty() => name.clone(),
             (_, Some(peer)) => peer.ip().to_string(),
             (_, None) => "?".to_owned(),
         };
+        // A user known by its token is named so (the host a client gives is
+        // its own say), in the monitor and the logs.
+        let client = match &user {
+            Some(user) => format!("{user}@{host}"),
+            None => host,
+        };
+        tracing::debug!(%client, toolchain = %req.toolchain, "assign");
         if let (Some(m), lease) = (&shared.monitor, req.failed_lease) {
             if lease != 0 {
                 m.after_failure(lease, Outcome::Retried, unix_ms());
@@ -405,9 +434,15 @@ impl v1::coordinator_server::Coordinator for CoordinatorService {
         &self,
         request: Request<v1::ReleaseRequest>,
     ) -> Result<Response<v1::ReleaseReply>, Status> {
+        let user = caller_name(&request);
         let v1::ReleaseRequest { lease_id, mac } = request.into_inner();
         let release = self.shared.registry().release_failed(lease_id, &mac);
         if release == Release::NotHolder {
+            tracing::warn!(
+                lease = lease_id,
+                user = user.as_deref().unwrap_or("-"),
+                "refused a release of a lease by a client it was not given to"
+            );
             return Err(Status::permission_denied(format!(
                 "release: lease {lease_id} is not yours (only the client it was given to can release it)"
             )));

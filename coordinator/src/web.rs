@@ -53,7 +53,7 @@ const COOKIE_PURPOSE: &str = "gridcc coordinator monitor cookie v1";
 pub(crate) struct Web {
     pub(crate) shared: Arc<Shared>,
     pub(crate) monitor: Arc<Monitor>,
-    pub(crate) token: Option<gridcc_proto::auth::Token>,
+    pub(crate) credentials: Option<Arc<gridcc_proto::auth::Credentials>>,
     pub(crate) tls: Option<tokio_rustls::TlsAcceptor>,
 }
 
@@ -353,25 +353,31 @@ async fn finish<S: AsyncWrite + Unpin>(mut stream: S, bytes: Vec<u8>) {
 
 impl Web {
     /// Whether a request may see the grid's data.
+    /// Any client token opens it (the worker token does not).
     fn authorized(&self, request: &Request) -> bool {
-        let Some(token) = &self.token else {
+        let Some(credentials) = &self.credentials else {
             return true;
         };
+        let tokens = credentials.clients();
         if let Some(bearer) = request
             .header("authorization")
             .and_then(|v| v.strip_prefix("Bearer "))
         {
-            return token.is(bearer.trim().as_bytes());
+            return tokens.iter().any(|(_, t)| t.is(bearer.trim().as_bytes()));
         }
         request
             .cookie(COOKIE)
             .and_then(|v| blake3::Hash::from_hex(v).ok())
             // blake3::Hash compares in constant time.
-            .is_some_and(|presented| presented == token.derive(COOKIE_PURPOSE))
+            .is_some_and(|presented| {
+                tokens
+                    .iter()
+                    .any(|(_, t)| presented == t.derive(COOKIE_PURPOSE))
+            })
     }
 
     fn login(&self, request: &Request, transport: Transport) -> Response {
-        let Some(token) = &self.token else {
+        let Some(credentials) = &self.credentials else {
             return redirect_home();
         };
         let presented = std::str::from_utf8(&request.body)
@@ -383,9 +389,13 @@ impl Web {
                     .map(|(_, v)| form_decode(v))
             })
             .unwrap_or_default();
-        if !token.is(presented.trim().as_bytes()) {
+        let tokens = credentials.clients();
+        let Some((_, token)) = tokens
+            .iter()
+            .find(|(_, t)| t.is(presented.trim().as_bytes()))
+        else {
             return login_page("wrong token");
-        }
+        };
         let secure = if transport == Transport::Tls {
             "; Secure"
         } else {

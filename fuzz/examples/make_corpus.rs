@@ -247,6 +247,7 @@ fn wire() -> Seeds {
                         worker_id: 3,
                         lease_key: vec![7; 32],
                         keepalive_interval_ms: 2000,
+                        client_tokens: Vec::new(),
                     })),
                 },
             ),

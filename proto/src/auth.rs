@@ -1,8 +1,16 @@
-//! The grid's shared secret: loading it (`GRIDCC_TOKEN`, `GRIDCC_TOKEN_FILE`
-//! or a `--token-file` flag), sending it with every call
-//! (`authorization: Bearer TOKEN`, [`AttachToken`]) and refusing calls
-//! without it ([`RequireTokenLayer`]). Every role uses this one module, so
-//! the header, the messages and the comparison cannot drift apart.
+//! The grid's credentials: loading a token (`GRIDCC_TOKEN`,
+//! `GRIDCC_TOKEN_FILE` or a `--token-file` flag) or a coordinator's roles
+//! (`--worker-token-file`, `--client-tokens`: [`Credentials`]), sending the
+//! token with every call (`authorization: Bearer TOKEN`, [`AttachToken`])
+//! and refusing calls without the token their method needs
+//! ([`RequireTokenLayer`], which asks a [`Gate`]). Every role uses this one
+//! module, so the header, the messages and the comparison cannot drift
+//! apart.
+//!
+//! Who needs what: a worker session (`Coordinator/WorkerSession`) needs the
+//! worker token; `Assign`, `Release` and a worker's `Compile` need a client
+//! token; `Status` takes either. With one shared token (`--token-file`),
+//! that token is both.
 
 use std::path::{Path, PathBuf};
 use std::pin::Pin;
@@ -21,6 +29,20 @@ pub const TOKEN_FILE_ENV: &str = "GRIDCC_TOKEN_FILE";
 pub const MISSING: &str = "missing token (this grid needs GRIDCC_TOKEN or GRIDCC_TOKEN_FILE)";
 /// Message of the `Unauthenticated` status for a call with another token.
 pub const WRONG: &str = "wrong token";
+/// Message of the `PermissionDenied` status for a client token that opens a
+/// worker session.
+pub const CLIENT_AS_WORKER: &str = "a client token cannot register a worker: \
+     a worker session needs the grid's worker token (the coordinator's --worker-token-file)";
+/// Message of the `PermissionDenied` status for the worker token on a
+/// client's call.
+pub const WORKER_AS_CLIENT: &str =
+    "the worker token only opens worker sessions: clients need a client token";
+
+/// The method that opens a worker session: the one call that needs the
+/// worker token.
+const WORKER_SESSION_PATH: &str = "/gridcc.v1.Coordinator/WorkerSession";
+/// Read-only: any credential of the grid may call it.
+const STATUS_PATH: &str = "/gridcc.v1.Coordinator/Status";
 
 /// Why no token could be loaded.
 #[derive(Debug, thiserror::Error)]
@@ -39,6 +61,14 @@ pub enum AuthError {
     Both,
     #[error("the token may hold only visible ASCII characters (no spaces or control characters)")]
     BadChars,
+    #[error("client tokens file {path}, line {line}: {why}")]
+    ClientTokens {
+        path: PathBuf,
+        line: usize,
+        why: String,
+    },
+    #[error("client tokens file {0} names no client")]
+    NoClients(PathBuf),
 }
 
 /// The grid's shared secret. Its `Debug` never shows it.
@@ -47,7 +77,13 @@ pub struct Token {
     /// `Bearer TOKEN`, ready to send.
     header: MetadataValue<Ascii>,
     /// Compared instead of the text: equal length, constant-time equality.
+    /// Workers are sent this digest of each client token (to check them
+    /// without knowing them), so nothing a browser or anyone else is given
+    /// is derived from it: see `base`.
     digest: blake3::Hash,
+    /// What [`Token::derive`] starts from: a key derived from the text, not
+    /// from `digest`, which workers know.
+    base: blake3::Hash,
 }
 
 impl std::fmt::Debug for Token {
@@ -71,6 +107,10 @@ impl Token {
         Ok(Self {
             header,
             digest: blake3::hash(text.as_bytes()),
+            base: blake3::Hash::from(blake3::derive_key(
+                "gridcc token base 2025-01",
+                text.as_bytes(),
+            )),
         })
     }
 
@@ -96,12 +136,13 @@ impl Token {
     /// cookie), so what a browser keeps is not the token itself and is
     /// useless anywhere but where it was issued for.
     pub fn derive(&self, purpose: &str) -> blake3::Hash {
-        blake3::Hash::from(blake3::derive_key(purpose, self.digest.as_bytes()))
+        blake3::Hash::from(blake3::derive_key(purpose, self.base.as_bytes()))
     }
 
     /// Whether `given` (a whole `authorization` value) carries this token.
     /// Both sides are hashed first, so the comparison takes the same time
     /// whatever the lengths, and `blake3::Hash`'s equality is constant-time.
+    #[cfg(test)]
     fn accepts(&self, given: &[u8]) -> bool {
         let presented = given.strip_prefix(b"Bearer ").unwrap_or(b"");
         blake3::hash(presented) == self.digest
@@ -137,6 +178,220 @@ fn load_with(
     }
 }
 
+/// What a coordinator accepts: one token for every role (`--token-file`,
+/// or `GRIDCC_TOKEN`: a small trusted grid), or a worker token and one
+/// token per client user (`--worker-token-file`, `--client-tokens`).
+#[derive(Debug, Clone)]
+pub enum Credentials {
+    /// Every role holds this token.
+    Shared(Token),
+    /// Workers hold `worker`; each client user holds one of `clients`,
+    /// whose name shows in the coordinator's logs and monitor.
+    Roles {
+        worker: Token,
+        clients: Vec<(String, Token)>,
+    },
+}
+
+impl Credentials {
+    /// The check a coordinator makes of every call.
+    pub fn gate(&self) -> Gate {
+        match self {
+            Credentials::Shared(t) => Gate::shared(t),
+            Credentials::Roles { worker, clients } => Gate {
+                worker: Some(worker.digest),
+                clients: clients
+                    .iter()
+                    .map(|(n, t)| (Arc::from(n.as_str()), t.digest))
+                    .collect(),
+            },
+        }
+    }
+
+    /// The tokens a client may present, with their users' names (empty
+    /// for a shared token).
+    pub fn clients(&self) -> Vec<(&str, &Token)> {
+        match self {
+            Credentials::Shared(t) => vec![("", t)],
+            Credentials::Roles { clients, .. } => {
+                clients.iter().map(|(n, t)| (n.as_str(), t)).collect()
+            }
+        }
+    }
+
+    /// What a worker is told so it can check its clients' tokens: each
+    /// user's name and the blake3 digest of its token (enough to check a
+    /// token, not to present one).
+    pub fn client_digests(&self) -> Vec<(String, [u8; 32])> {
+        self.clients()
+            .into_iter()
+            .map(|(n, t)| (n.to_owned(), *t.digest.as_bytes()))
+            .collect()
+    }
+}
+
+/// Reads a `--client-tokens` file: one `NAME TOKEN` per line, `#` comments
+/// and blank lines ignored. Names and tokens must be unique.
+pub fn load_client_tokens(path: &Path) -> Result<Vec<(String, Token)>, AuthError> {
+    let text = std::fs::read_to_string(path).map_err(|source| AuthError::ReadFile {
+        path: path.to_owned(),
+        source,
+    })?;
+    let bad = |line: usize, why: &str| AuthError::ClientTokens {
+        path: path.to_owned(),
+        line,
+        why: why.to_owned(),
+    };
+    let mut clients: Vec<(String, Token)> = Vec::new();
+    for (i, line) in text.lines().enumerate() {
+        let n = i + 1;
+        let line = line.trim();
+        if line.is_empty() || line.starts_with('#') {
+            continue;
+        }
+        let mut words = line.split_whitespace();
+        let (Some(name), Some(token), None) = (words.next(), words.next(), words.next()) else {
+            return Err(bad(n, "expected `NAME TOKEN`"));
+        };
+        if name.len() > 64
+            || !name
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b"._@-".contains(&b))
+        {
+            return Err(bad(
+                n,
+                "a name is at most 64 letters, digits and . _ @ - characters",
+            ));
+        }
+        let token = Token::new(token).map_err(|e| bad(n, &e.to_string()))?;
+        if clients.iter().any(|(other, _)| other == name) {
+            return Err(bad(n, &format!("the name {name} is given twice")));
+        }
+        if clients.iter().any(|(_, t)| t.digest == token.digest) {
+            return Err(bad(
+                n,
+                "this token is given to another name already (each user needs their own)",
+            ));
+        }
+        clients.push((name.to_owned(), token));
+    }
+    if clients.is_empty() {
+        return Err(AuthError::NoClients(path.to_owned()));
+    }
+    Ok(clients)
+}
+
+/// Who made a call, as the [`Gate`] found: put into the request's
+/// extensions by [`RequireTokenLayer`], so a service can name its caller.
+#[derive(Debug, Clone, Default)]
+pub struct Caller {
+    /// The client user's name from `--client-tokens`; `None` with a shared
+    /// token, with no token at all, or for a worker.
+    pub name: Option<Arc<str>>,
+}
+
+/// The check a server makes of each call's token, by the role its method
+/// needs. Holds digests only.
+#[derive(Debug, Clone)]
+pub struct Gate {
+    /// The worker token; `None`: no worker session is accepted here.
+    worker: Option<blake3::Hash>,
+    /// Client users (a name may be empty: a shared token).
+    clients: Vec<(Arc<str>, blake3::Hash)>,
+}
+
+impl Gate {
+    /// One token for every role.
+    pub fn shared(token: &Token) -> Self {
+        Self {
+            worker: Some(token.digest),
+            clients: vec![(Arc::from(""), token.digest)],
+        }
+    }
+
+    /// A worker's gate once its coordinator told it the client tokens
+    /// (`Welcome.client_tokens`): those, and no worker token. `None` when
+    /// the list is empty or malformed (an older coordinator, or one without
+    /// tokens): the worker keeps the gate it has.
+    pub fn from_client_digests<'a>(
+        list: impl IntoIterator<Item = (&'a str, &'a [u8])>,
+    ) -> Option<Self> {
+        let clients = list
+            .into_iter()
+            .map(|(name, digest)| {
+                let digest = <[u8; 32]>::try_from(digest).ok()?;
+                Some((Arc::from(name), blake3::Hash::from(digest)))
+            })
+            .collect::<Option<Vec<_>>>()?;
+        (!clients.is_empty()).then_some(Self {
+            worker: None,
+            clients,
+        })
+    }
+
+    /// Checks `authorization` (a whole header value) for a call to `path`.
+    /// Every digest is compared, so the time taken does not say which one
+    /// matched.
+    pub fn check(&self, path: &str, authorization: Option<&[u8]>) -> Result<Caller, Refusal> {
+        let Some(given) = authorization else {
+            return Err(Refusal::Missing);
+        };
+        let presented = blake3::hash(given.strip_prefix(b"Bearer ").unwrap_or(b"\0"));
+        let is_worker = self.worker.is_some_and(|w| w == presented);
+        let mut client = None;
+        for (name, digest) in &self.clients {
+            if *digest == presented {
+                client = Some(name);
+            }
+        }
+        let name = client.filter(|n| !n.is_empty()).cloned();
+        match (path, is_worker, client.is_some()) {
+            (_, false, false) => Err(Refusal::Wrong),
+            (WORKER_SESSION_PATH, true, _) | (STATUS_PATH, _, _) => Ok(Caller { name }),
+            (WORKER_SESSION_PATH, false, true) => Err(Refusal::ClientAsWorker),
+            (_, _, true) => Ok(Caller { name }),
+            (_, true, false) => Err(Refusal::WorkerAsClient),
+        }
+    }
+}
+
+/// Why a [`Gate`] refused a call.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Refusal {
+    Missing,
+    Wrong,
+    ClientAsWorker,
+    WorkerAsClient,
+}
+
+impl Refusal {
+    /// The status the caller gets: `Unauthenticated` for a missing or
+    /// unknown token (clients never retry it), `PermissionDenied` for a
+    /// known token used in another role.
+    pub fn status(self) -> tonic::Status {
+        match self {
+            Refusal::Missing => tonic::Status::unauthenticated(MISSING),
+            Refusal::Wrong => tonic::Status::unauthenticated(WRONG),
+            Refusal::ClientAsWorker => tonic::Status::permission_denied(CLIENT_AS_WORKER),
+            Refusal::WorkerAsClient => tonic::Status::permission_denied(WORKER_AS_CLIENT),
+        }
+    }
+
+    /// The few words a server's log gives it.
+    fn short(self) -> &'static str {
+        match self {
+            Refusal::Missing => "missing token",
+            Refusal::Wrong => WRONG,
+            Refusal::ClientAsWorker => "a client token tried to register a worker",
+            Refusal::WorkerAsClient => "the worker token was used as a client's",
+        }
+    }
+}
+
+/// A server's gate, replaceable while it runs (a worker's, when its
+/// coordinator tells it the client tokens). `None` lets every call in.
+pub type GateCell = Arc<std::sync::RwLock<Option<Arc<Gate>>>>;
+
 /// Client side: adds the token (when there is one) to every request.
 /// Use with `XClient::with_interceptor(channel, AttachToken::new(token))`.
 #[derive(Debug, Clone, Default)]
@@ -167,18 +422,24 @@ impl tonic::service::Interceptor for AttachToken {
 pub type AuthChannel =
     tonic::service::interceptor::InterceptedService<tonic::transport::Channel, AttachToken>;
 
-/// Server side: a tower layer that refuses (`Unauthenticated`) every call
-/// without the right token, before any service sees it, and logs who was
-/// refused and for what. Without a token it lets everything through.
+/// Server side: a tower layer that refuses every call without the token
+/// its method needs (see [`Gate::check`]), before any service sees it, and
+/// logs who was refused and for what; a call let in carries its
+/// [`Caller`] in its extensions. Without a gate it lets everything through.
 ///
 /// A layer rather than a tonic interceptor: an interceptor is not told the
-/// method called, and the log line should name it.
+/// method called, and both the check and the log line need it.
 #[derive(Debug, Clone)]
-pub struct RequireTokenLayer(Option<Arc<Token>>);
+pub struct RequireTokenLayer(GateCell);
 
 impl RequireTokenLayer {
-    pub fn new(token: Option<Token>) -> Self {
-        Self(token.map(Arc::new))
+    pub fn new(gate: Option<Gate>) -> Self {
+        Self(Arc::new(std::sync::RwLock::new(gate.map(Arc::new))))
+    }
+
+    /// The gate this layer asks, to replace it while the server runs.
+    pub fn cell(&self) -> GateCell {
+        Arc::clone(&self.0)
     }
 }
 
@@ -188,7 +449,7 @@ impl<S> tower_layer::Layer<S> for RequireTokenLayer {
     fn layer(&self, inner: S) -> Self::Service {
         RequireToken {
             inner,
-            token: self.0.clone(),
+            gate: Arc::clone(&self.0),
         }
     }
 }
@@ -197,7 +458,7 @@ impl<S> tower_layer::Layer<S> for RequireTokenLayer {
 #[derive(Debug, Clone)]
 pub struct RequireToken<S> {
     inner: S,
-    token: Option<Arc<Token>>,
+    gate: GateCell,
 }
 
 fn peer<B>(request: &http::Request<B>) -> String {
@@ -229,22 +490,27 @@ where
         self.inner.poll_ready(cx)
     }
 
-    fn call(&mut self, request: http::Request<B>) -> Self::Future {
-        if let Some(token) = &self.token {
-            let refusal = match request.headers().get(http::header::AUTHORIZATION) {
-                None => Some(MISSING),
-                Some(given) if !token.accepts(given.as_bytes()) => Some(WRONG),
-                Some(_) => None,
-            };
-            if let Some(why) = refusal {
-                let short = if why == MISSING { "missing token" } else { why };
-                tracing::warn!(
-                    "refused unauthenticated call from {} to {}: {short}",
-                    peer(&request),
-                    request.uri().path()
-                );
-                let response = tonic::Status::unauthenticated(why).into_http::<R>();
-                return Box::pin(std::future::ready(Ok(response)));
+    fn call(&mut self, mut request: http::Request<B>) -> Self::Future {
+        let gate = self.gate.read().unwrap_or_else(|e| e.into_inner()).clone();
+        if let Some(gate) = gate {
+            let given = request
+                .headers()
+                .get(http::header::AUTHORIZATION)
+                .map(|v| v.as_bytes());
+            match gate.check(request.uri().path(), given) {
+                Ok(caller) => {
+                    request.extensions_mut().insert(caller);
+                }
+                Err(why) => {
+                    tracing::warn!(
+                        "refused unauthenticated call from {} to {}: {}",
+                        peer(&request),
+                        request.uri().path(),
+                        why.short()
+                    );
+                    let response = why.status().into_http::<R>();
+                    return Box::pin(std::future::ready(Ok(response)));
+                }
             }
         }
         Box::pin(self.inner.call(request))
@@ -339,5 +605,88 @@ mod tests {
             .call(tonic::Request::new(()))
             .unwrap();
         assert!(request.metadata().get("authorization").is_none());
+    }
+
+    #[test]
+    fn each_method_needs_the_token_of_its_role() {
+        let worker = Token::new("w0rker").unwrap();
+        let alice = Token::new("al1ce").unwrap();
+        let roles = Credentials::Roles {
+            worker: worker.clone(),
+            clients: vec![("alice".to_owned(), alice.clone())],
+        };
+        let gate = roles.gate();
+        let session = WORKER_SESSION_PATH;
+        let assign = "/gridcc.v1.Coordinator/Assign";
+        let compile = "/gridcc.v1.Worker/Compile";
+        let bearer = |t: &str| format!("Bearer {t}").into_bytes();
+        let check = |path, t: Option<&str>| {
+            let header = t.map(bearer);
+            gate.check(path, header.as_deref())
+                .map(|c| c.name.map(|n| n.to_string()))
+        };
+        assert_eq!(check(session, Some("w0rker")), Ok(None));
+        assert_eq!(check(session, Some("al1ce")), Err(Refusal::ClientAsWorker));
+        assert_eq!(check(session, Some("other")), Err(Refusal::Wrong));
+        assert_eq!(check(session, None), Err(Refusal::Missing));
+        assert_eq!(check(assign, Some("al1ce")), Ok(Some("alice".to_owned())));
+        assert_eq!(check(assign, Some("w0rker")), Err(Refusal::WorkerAsClient));
+        assert_eq!(check(STATUS_PATH, Some("w0rker")), Ok(None));
+        assert_eq!(
+            check(STATUS_PATH, Some("al1ce")),
+            Ok(Some("alice".to_owned()))
+        );
+        assert_eq!(check(STATUS_PATH, Some("x")), Err(Refusal::Wrong));
+
+        // A worker told the client digests takes exactly those.
+        let digests = roles.client_digests();
+        let on_worker =
+            Gate::from_client_digests(digests.iter().map(|(n, d)| (n.as_str(), &d[..]))).unwrap();
+        let header = bearer("al1ce");
+        assert!(on_worker.check(compile, Some(&header)).is_ok());
+        let header = bearer("w0rker");
+        assert_eq!(
+            on_worker.check(compile, Some(&header)).unwrap_err(),
+            Refusal::Wrong
+        );
+        assert!(Gate::from_client_digests([("a", &[0u8; 5][..])]).is_none());
+        assert!(Gate::from_client_digests(std::iter::empty()).is_none());
+
+        // One shared token is every role, and names nobody.
+        let shared = Credentials::Shared(alice.clone()).gate();
+        let header = bearer("al1ce");
+        assert_eq!(shared.check(session, Some(&header)).unwrap().name, None);
+        assert!(shared.check(assign, Some(&header)).is_ok());
+        // What a browser is given is not derived from what workers know.
+        assert_ne!(
+            alice.derive("cookie"),
+            blake3::Hash::from(blake3::derive_key("cookie", alice.digest.as_bytes()))
+        );
+    }
+
+    #[test]
+    fn client_tokens_files_are_checked_line_by_line() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = |text: &str| {
+            let path = dir.path().join("clients");
+            std::fs::write(&path, text).unwrap();
+            load_client_tokens(&path)
+        };
+        let ok = file("# users\nalice tok-a\n\n  bob  tok-b  \n").unwrap();
+        let names: Vec<&str> = ok.iter().map(|(n, _)| n.as_str()).collect();
+        assert_eq!(names, ["alice", "bob"]);
+        for (text, line) in [
+            ("alice\n", 1),
+            ("alice a b\n", 1),
+            ("alice a\nalice b\n", 2),
+            ("alice a\nbob a\n", 2),
+            ("al/ice a\n", 1),
+        ] {
+            match file(text) {
+                Err(AuthError::ClientTokens { line: l, .. }) => assert_eq!(l, line, "{text:?}"),
+                other => panic!("{text:?}: {other:?}"),
+            }
+        }
+        assert!(matches!(file("# none\n"), Err(AuthError::NoClients(_))));
     }
 }

@@ -24,10 +24,11 @@ pub const KEEPALIVE_INTERVAL: std::time::Duration = std::time::Duration::from_se
 pub const KEEPALIVE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
 
 /// The tonic server builder every gridcc server starts from: TLS when
-/// `tls` is given, and every call refused without `token` when one is.
+/// `tls` is given, and every call checked by `gate` (see
+/// [`crate::auth::RequireTokenLayer`]).
 pub fn server(
     tls: Option<&crate::tls::ServerTls>,
-    token: Option<crate::auth::Token>,
+    gate: crate::auth::RequireTokenLayer,
 ) -> Result<
     tonic::transport::Server<
         tower_layer::Stack<crate::auth::RequireTokenLayer, tower_layer::Identity>,
@@ -44,7 +45,7 @@ pub fn server(
     if let Some(tls) = tls {
         builder = builder.tls_config(tls.config())?;
     }
-    Ok(builder.layer(crate::auth::RequireTokenLayer::new(token)))
+    Ok(builder.layer(gate))
 }
 
 /// Logs how a server at `bound` is protected; warns when it takes plain,

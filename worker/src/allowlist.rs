@@ -82,6 +82,14 @@ const REFUSED_PREFIXES: &[(&str, &str)] = &[
         "-fcompare-debug",
         "runs the compiler twice and writes dump files",
     ),
+    (
+        "-fdiagnostics-generate-patch",
+        "reads the files line markers name to print a patch",
+    ),
+    (
+        "-fdiagnostics-format=sarif",
+        "reads the files line markers name into its output",
+    ),
     ("-fstack-usage", "writes extra files"),
     ("-fcallgraph-info", "writes extra files"),
     ("-save-temps", "writes extra files"),
@@ -427,6 +435,14 @@ mod tests {
         ("-dumpbase x", "-dumpbase"),
         ("-fcompare-debug", "-fcompare-debug"),
         ("-fcompare-debug-second", "-fcompare-debug-second"),
+        (
+            "-fdiagnostics-generate-patch",
+            "-fdiagnostics-generate-patch",
+        ),
+        (
+            "-fdiagnostics-format=sarif-stderr",
+            "-fdiagnostics-format=sarif-stderr",
+        ),
         ("-fstack-usage", "-fstack-usage"),
         ("-fcallgraph-info=su", "-fcallgraph-info=su"),
         ("-save-temps", "-save-temps"),

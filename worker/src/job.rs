@@ -202,6 +202,8 @@ pub(crate) fn resource_failure(stderr: &[u8]) -> Option<String> {
         "virtual memory exhausted",
         "signal terminated program",
         "CPU time limit exceeded",
+        // `as` (or cc1) killed by SIGXFSZ: a file past RLIMIT_FSIZE.
+        "File size limit exceeded",
     ];
     text.lines()
         .find(|l| MARKS.iter().any(|m| l.contains(m)))
@@ -301,17 +303,20 @@ fn lay_out_anew(stage: &mut Stage, job: &Job) -> Result<Staged, JobError> {
                 .extend(headers.places.values().map(|p| p.include_path.clone()));
             staged.extra_args.extend(headers.extra_args.iter().cloned());
             // Diagnostics name headers by their worker path (prefix maps do
-            // not apply to them); `client_paths` rewrites it. Source excerpts
-            // would come from the rebuilt files, whose lines need not match
-            // the client's, so none are shown, as none are when the text is
-            // compiled whole (its files do not exist on the worker).
-            staged
-                .extra_args
-                .push("-fno-diagnostics-show-caret".to_owned());
+            // not apply to them); `client_paths` rewrites it.
             staged.worker_prefixes = vec![headers.relative_root, headers.absolute_root];
         }
         None => stage.file(&staged.plan.input_file, &job.input)?,
     }
+    // No source excerpts, whatever the layout, and after the client's
+    // arguments so none of theirs turns them back on. gcc prints an
+    // excerpt by opening the file a line marker names, and the client
+    // writes the markers: a `.i` (or a `#line`) naming a worker file would
+    // print that file line by line in its error excerpts. The split
+    // headers' lines need not match the client's anyway.
+    staged
+        .extra_args
+        .push("-fno-diagnostics-show-caret".to_owned());
     Ok(staged)
 }
 
@@ -513,14 +518,32 @@ mod tests {
     #[tokio::test]
     async fn refuses_oversized_output() {
         let work = tempfile::tempdir().unwrap();
+        // A small object, and 500 warnings (unused variables) of stderr.
+        let vars: String = (0..500).map(|i| format!("int v{i}; ")).collect();
+        let noisy = format!("int f(void) {{ {vars}return 1; }}\n");
         let err = run(
-            job("int f(void) { return 1; }\n"),
-            &stages(&work, &Limits::output_only(10)),
-            &Limits::output_only(10),
+            job(&noisy),
+            &stages(&work, &Limits::output_only(8192)),
+            &Limits::output_only(8192),
         )
         .await
         .unwrap_err();
-        assert!(matches!(err, JobError::OutputTooLarge(10)));
+        assert!(matches!(err, JobError::OutputTooLarge(8192)), "{err}");
+    }
+
+    #[tokio::test]
+    async fn an_object_past_the_output_bound_is_stopped_as_it_is_written() {
+        let work = tempfile::tempdir().unwrap();
+        // 3 GB of object, were nothing to stop it.
+        let big = "__asm__(\".data\\n.skip 3000000000\");\n";
+        let limits = Limits::output_only(1 << 20);
+        let err = run(job(big), &stages(&work, &limits), &limits)
+            .await
+            .unwrap_err();
+        match err {
+            JobError::Resource(why) => assert!(why.contains("File size limit exceeded"), "{why}"),
+            other => panic!("expected a resource failure, got {other}"),
+        }
     }
 
     #[tokio::test]

@@ -98,7 +98,9 @@ pub struct Config {
     pub input_cache_bytes: u64,
     /// Run hermetic jobs when this worker can (`--hermetic`).
     pub hermetic: bool,
-    /// The grid's token: sent to the coordinator, required of clients.
+    /// The worker's token (the grid's shared token, or its worker token):
+    /// sent to the coordinator. Clients must show it too until the
+    /// coordinator's welcome names the client tokens to take instead.
     pub token: Option<gridcc_proto::auth::Token>,
     /// Serve TLS with this certificate (clients come with `https://`).
     pub tls: Option<gridcc_proto::tls::ServerTls>,
@@ -186,7 +188,11 @@ pub async fn run_with_metrics(
         _ => {}
     }
     gridcc_proto::tls::endpoint(&config.coordinator, config.coordinator_ca.as_ref())?;
-    let server = gridcc_proto::serve::server(config.tls.as_ref(), config.token.clone())?;
+    let gate = gridcc_proto::auth::RequireTokenLayer::new(
+        config.token.as_ref().map(gridcc_proto::auth::Gate::shared),
+    );
+    let gate_cell = gate.cell();
+    let server = gridcc_proto::serve::server(config.tls.as_ref(), gate)?;
     let skip = std::env::current_exe().ok();
     let cache = gridcc_toolchain::IdentityCache::new(config.cache_dir.clone());
     let compiler_path = config.compiler_path.clone();
@@ -316,6 +322,7 @@ pub async fn run_with_metrics(
         session::SessionConfig {
             coordinator: config.coordinator.clone(),
             token: config.token.clone(),
+            gate: gate_cell,
             tls: config.coordinator_ca.clone(),
             hello,
             connect_timeout: Duration::from_secs(2),

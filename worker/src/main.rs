@@ -60,11 +60,13 @@ struct Args {
     /// root worker never does.
     #[arg(long, conflicts_with = "compile_user")]
     compile_as_root: bool,
-    /// Read the grid's token from FILE (contents trimmed) instead of
-    /// GRIDCC_TOKEN or GRIDCC_TOKEN_FILE. The worker sends it to the
-    /// coordinator and refuses clients without it. A coordinator that
-    /// refuses the token makes the worker exit with status 1 (retrying
-    /// cannot fix a token).
+    /// Read the worker's token from FILE (contents trimmed) instead of
+    /// GRIDCC_TOKEN or GRIDCC_TOKEN_FILE: the grid's shared token, or on a
+    /// grid with roles the coordinator's --worker-token-file. The worker
+    /// sends it to the coordinator; clients must show a client token, which
+    /// the coordinator names to the worker (until then, this one). A
+    /// coordinator that refuses the token makes the worker exit with status
+    /// 1 (retrying cannot fix a token).
     #[arg(long, value_name = "FILE")]
     token_file: Option<PathBuf>,
     /// Serve TLS with this PEM certificate (chain); needs --tls-key and an

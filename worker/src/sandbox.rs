@@ -1,6 +1,6 @@
-//! What confines a compile job: the user it runs as, its CPU-time and
-//! address-space limits, its wall-clock limit and the largest output it may
-//! return. A root worker never runs a client's compile as root unless told
+//! What confines a compile job: the user it runs as, its CPU-time,
+//! address-space and file-size limits, its wall-clock limit and the largest
+//! output it may return. A root worker never runs a client's compile as root unless told
 //! to: it drops to an unprivileged user (`nobody` by default).
 //!
 //! The limits are set in the child between fork and exec (`setrlimit`), so
@@ -97,13 +97,24 @@ pub(crate) fn confine(cmd: &mut tokio::process::Command, limits: &Limits) {
     cmd.process_group(0);
     let cpu = limits.cpu_s;
     let memory = limits.memory_bytes;
-    if cpu.is_some() || memory.is_some() {
-        set_rlimits_in_child(cmd, cpu, memory);
+    // No file the job writes may be larger than the output it may return:
+    // the object is the largest, and one past the bound would be refused
+    // after the fact anyway. So a job that would write gigabytes (`.skip
+    // 3000000000`) is stopped by SIGXFSZ at the bound, fast and with a
+    // clear reason, instead of filling the worker's disk first.
+    let file = (limits.max_output > 0).then_some(limits.max_output);
+    if cpu.is_some() || memory.is_some() || file.is_some() {
+        set_rlimits_in_child(cmd, cpu, memory, file);
     }
 }
 
 #[allow(unsafe_code)]
-fn set_rlimits_in_child(cmd: &mut tokio::process::Command, cpu: Option<u64>, memory: Option<u64>) {
+fn set_rlimits_in_child(
+    cmd: &mut tokio::process::Command,
+    cpu: Option<u64>,
+    memory: Option<u64>,
+    file: Option<u64>,
+) {
     // SAFETY: the closure runs in the forked child before exec and calls
     // only setrlimit(2), which is async-signal-safe; it allocates nothing
     // and touches no lock.
@@ -127,6 +138,9 @@ fn set_rlimits_in_child(cmd: &mut tokio::process::Command, cpu: Option<u64>, mem
             }
             if let Some(b) = memory {
                 set(libc::RLIMIT_AS, b, b)?;
+            }
+            if let Some(b) = file {
+                set(libc::RLIMIT_FSIZE, b, b)?;
             }
             Ok(())
         });
@@ -219,6 +233,18 @@ mod tests {
         use std::os::unix::process::ExitStatusExt;
         assert_eq!(out.status.signal(), Some(libc::SIGXCPU), "{:?}", out.status);
         assert!(started.elapsed() < Duration::from_secs(30));
+    }
+
+    #[tokio::test]
+    async fn no_file_may_grow_past_the_output_bound() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("big");
+        let limits = Limits::output_only(1 << 20);
+        let script = format!("head -c 3000000 /dev/zero > {}", file.display());
+        let out = confined(&limits, &script).await;
+        assert!(!out.status.success(), "{:?}", out.status);
+        let written = std::fs::metadata(&file).unwrap().len();
+        assert_eq!(written, 1 << 20, "stopped at the bound");
     }
 
     #[tokio::test]

@@ -617,9 +617,27 @@ async fn run_job(
     key: Option<Key>,
     lease_id: u64,
 ) -> Result<Done, Failure> {
-    let (input, received) = match input.held {
-        Some(text) => (text, false),
-        None => (receive(shared, &header, input.inbound).await?, true),
+    // The slot first, then the input: receiving and decompressing an
+    // input takes up to its announced size in memory (`max_payload` each,
+    // compressed and decompressed), so only jobs holding a slot may do it.
+    // A burst of clients (or of decompression bombs) then costs at most
+    // `slots` inputs at once, not one per connection.
+    let slot = take_slot(shared).await?;
+
+    let (input, received) = match (input.held, shared.limits.wall) {
+        (Some(text), _) => (text, false),
+        // A client that holds a slot must not hold it by trickling its
+        // input: the upload counts against the job's wall-clock limit.
+        (None, Some(wall)) => {
+            let receiving = receive(shared, &header, input.inbound);
+            let input = tokio::time::timeout(wall, receiving).await.map_err(|_| {
+                Failure::stream(Status::deadline_exceeded(format!(
+                    "input not received within the job's wall-clock limit of {wall:?}"
+                )))
+            })??;
+            (input, true)
+        }
+        (None, None) => (receive(shared, &header, input.inbound).await?, true),
     };
     let input_bytes = input.len() as u64;
     crate::directives::check_text(&input).map_err(|e| Status::permission_denied(e.to_string()))?;
@@ -654,11 +672,13 @@ async fn run_job(
             input_name: header.input_name,
         }
     };
-    // Refuse a bad layout before taking a slot.
     crate::layout::plan(std::path::Path::new("/gridcc-check"), &layout, &header.args)
         .map_err(|e| Status::invalid_argument(e.to_string()))?;
 
-    let slot = take_slot(shared, lease_id).await?;
+    // Now the job really starts: its input is here and checked.
+    shared
+        .jobs
+        .event(worker_message::Msg::Started(v1::JobStarted { lease_id }));
 
     let job = Job {
         compiler,
@@ -775,18 +795,31 @@ async fn run_hermetic(
     let (Some(store), Some(hermetic)) = (&shared.inputs, &shared.hermetic) else {
         return Err(internal("hermetic jobs need the input store".into()));
     };
-    let mut input_bytes = 0;
-    if !missing.is_empty() {
-        input_bytes = receive_blobs(shared, store, &missing, inbound).await?;
-    } else {
-        shared.metrics.upload_saved(true, header.input_size);
-    }
     let toolchain = hermetic
         .toolchains
         .get(&header.toolchain)
         .cloned()
         .ok_or_else(|| internal("no toolchain files".into()))?;
-    let slot = take_slot(shared, lease_id).await?;
+    // The slot before the blobs, as for a text job's input (`take_slot`).
+    let slot = take_slot(shared).await?;
+    let mut input_bytes = 0;
+    if missing.is_empty() {
+        shared.metrics.upload_saved(true, header.input_size);
+    } else {
+        let receiving = receive_blobs(shared, store, &missing, inbound);
+        input_bytes = match shared.limits.wall {
+            // Trickling blobs cannot hold a slot past the job's limit.
+            Some(wall) => tokio::time::timeout(wall, receiving).await.map_err(|_| {
+                Failure::stream(Status::deadline_exceeded(format!(
+                    "input not received within the job's wall-clock limit of {wall:?}"
+                )))
+            })??,
+            None => receiving.await?,
+        };
+    }
+    shared
+        .jobs
+        .event(worker_message::Msg::Started(v1::JobStarted { lease_id }));
     let env: Vec<(String, String)> = passed_env(&header.env);
     let (outcome, dated) = crate::sandboxed::run(
         &shared.stages,
@@ -906,9 +939,14 @@ impl Slot<'_> {
     }
 }
 
-/// Waits for a slot (or refuses when the queue is full), then tells the
-/// coordinator the job started.
-async fn take_slot(shared: &Shared, lease_id: u64) -> Result<Slot<'_>, Failure> {
+/// Waits for a slot (or refuses when the queue is full). The slot comes
+/// before the input: receiving and decompressing an input takes up to its
+/// announced size in memory (`max_payload` each, compressed and
+/// decompressed), so only jobs holding a slot may do it. A burst of
+/// clients (or of decompression bombs) then costs at most `slots` inputs
+/// at once, not one per connection. The caller reports the job started
+/// once its input is here and checked.
+async fn take_slot(shared: &Shared) -> Result<Slot<'_>, Failure> {
     let queued_at = Instant::now();
     let permit = {
         let _waiting = CountGuard::new(&shared.jobs.waiting);
@@ -926,13 +964,7 @@ async fn take_slot(shared: &Shared, lease_id: u64) -> Result<Slot<'_>, Failure> 
     };
     let wait = queued_at.elapsed();
     let _running = CountGuard::new(&shared.jobs.running);
-    // Now the job really starts: its input is here and checked, its slot
-    // taken.
-    shared
-        .jobs
-        .event(worker_message::Msg::Started(v1::JobStarted { lease_id }));
     shared.jobs.report_load();
-
     Ok(Slot {
         _permit: permit,
         _running,

@@ -36,6 +36,9 @@ pub struct SessionConfig {
     pub coordinator: String,
     /// Sent with every call to the coordinator.
     pub token: Option<gridcc_proto::auth::Token>,
+    /// The worker's own server's gate: replaced by the client tokens the
+    /// coordinator's welcome names.
+    pub gate: gridcc_proto::auth::GateCell,
     /// The CA to check an `https://` coordinator with.
     pub tls: Option<gridcc_proto::tls::ClientTls>,
     pub hello: v1::WorkerHello,
@@ -49,7 +52,8 @@ fn set_registration(shared: &SharedRegistration, value: Option<Registration>) {
     *shared.write().unwrap_or_else(|e| e.into_inner()) = value;
 }
 
-/// The coordinator refused this worker's token (or its lack of one).
+/// The coordinator refused this worker's token (or its lack of one), or
+/// found it is a client's.
 #[derive(Debug, thiserror::Error)]
 #[error("coordinator {url} refused the token: {message}")]
 pub struct TokenRefused {
@@ -96,7 +100,14 @@ pub async fn run(
         }
         match result {
             Ok(()) => tracing::warn!("coordinator closed the session; reconnecting"),
-            Err(SessionError::Refused(status)) if status.code() == tonic::Code::Unauthenticated => {
+            // A client's token on a worker session is PermissionDenied:
+            // no more fixable by retrying than a wrong one.
+            Err(SessionError::Refused(status))
+                if matches!(
+                    status.code(),
+                    tonic::Code::Unauthenticated | tonic::Code::PermissionDenied
+                ) =>
+            {
                 let refused = TokenRefused {
                     url: config.coordinator.clone(),
                     message: status.message().to_owned(),
@@ -184,6 +195,18 @@ async fn one_session(
     let Ok(lease_key) = <[u8; KEY_LEN]>::try_from(welcome.lease_key.as_slice()) else {
         return Err(SessionError::NoWelcome);
     };
+    if let Some(gate) = gridcc_proto::auth::Gate::from_client_digests(
+        welcome
+            .client_tokens
+            .iter()
+            .map(|c| (c.name.as_str(), c.digest.as_slice())),
+    ) {
+        *config.gate.write().unwrap_or_else(|e| e.into_inner()) = Some(Arc::new(gate));
+        tracing::info!(
+            clients = welcome.client_tokens.len(),
+            "taking the client tokens the coordinator named"
+        );
+    }
     // Events queued while disconnected name leases of a dead session.
     while events.try_recv().is_ok() {}
     set_registration(

@@ -70,6 +70,10 @@ pub enum LocalReason {
     /// An option that makes the compiler read a file besides the source
     /// (`-fsanitize-ignorelist=`, `-Wa,-I…`, …).
     ReadsFile(String),
+    /// Diagnostics that quote the files line markers name
+    /// (`-fdiagnostics-generate-patch`, `-fdiagnostics-format=sarif-…`):
+    /// on a worker, a marker could name one of the worker's files.
+    QuotesSourceFiles(String),
     /// `-march=native`, `-mtune=native`, `-mcpu=native`.
     Native(String),
     /// `-Xclang X` with anything but a known harmless X.
@@ -159,6 +163,9 @@ impl LocalReason {
             LocalReason::SaveTemps => f.write_str("keeps temporaries (-save-temps)"),
             LocalReason::ExtraOutput(o) => write!(f, "writes extra files ({o})"),
             LocalReason::ReadsFile(o) => write!(f, "reads extra files ({o})"),
+            LocalReason::QuotesSourceFiles(o) => {
+                write!(f, "diagnostics quote source files ({o})")
+            }
             LocalReason::Native(o) => write!(f, "{o}"),
             LocalReason::Xclang(o) => write!(f, "-Xclang {o}"),
             LocalReason::PerArchOption(o) => write!(f, "per-architecture option ({o})"),

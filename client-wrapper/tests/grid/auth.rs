@@ -110,7 +110,12 @@ fn token_env(token: &str) -> Vec<(String, String)> {
 
 /// Starts a worker for `grid` with only `env` and `extra`, and waits for it
 /// to exit; returns its exit code and log.
-fn worker_exit(grid: &Grid, extra: &[&str], env: &[(&str, &str)], name: &str) -> (i32, String) {
+pub(super) fn worker_exit(
+    grid: &Grid,
+    extra: &[&str],
+    env: &[(&str, &str)],
+    name: &str,
+) -> (i32, String) {
     let log = grid.dir.path().join(format!("{name}.log"));
     let url = grid.url();
     let mut args = vec![

@@ -274,6 +274,14 @@ impl Scan<'_> {
             self.local(LocalReason::Plugin(name.to_owned()));
             return Dest::Neither;
         }
+        // gcc opens the files that line markers (and `#line`) name to
+        // print these: on a worker, a marker could name one of its files.
+        if rest.starts_with("diagnostics-generate-patch")
+            || rest.starts_with("diagnostics-format=sarif")
+        {
+            self.local(LocalReason::QuotesSourceFiles(name.to_owned()));
+            return Dest::Neither;
+        }
         if positive.starts_with("profile-use")
             || positive.starts_with("profile-sample-use")
             || positive.starts_with("profile-instr-use")
