@@ -318,7 +318,7 @@ fn explain(args: &[OsString]) -> i32 {
         json = true;
         rest = &rest[1..];
     }
-    let Some((_compiler, compiler_args)) = rest.split_first() else {
+    let Some((compiler, compiler_args)) = rest.split_first() else {
         eprintln!("gridcc explain: usage: gridcc explain [--json] COMPILER ARGS...");
         return 2;
     };
@@ -330,12 +330,71 @@ fn explain(args: &[OsString]) -> i32 {
         return print_decision(json, Some("argument is not valid UTF-8".to_owned()));
     };
     let cwd = std::env::current_dir().unwrap_or_else(|_| ".".into());
-    let reason = match args::classify(&compiler_args, &cwd, &|k| std::env::var(k).ok()) {
-        Ok(Classification::Remote(_)) => None,
-        Ok(Classification::Local(reason)) => Some(reason.to_string()),
-        Err(e) => Some(format!("cannot parse the command line: {e}")),
+    let job = match args::classify(&compiler_args, &cwd, &|k| std::env::var(k).ok()) {
+        Ok(Classification::Remote(job)) => job,
+        Ok(Classification::Local(reason)) => return print_decision(json, Some(reason.to_string())),
+        Err(e) => {
+            return print_decision(json, Some(format!("cannot parse the command line: {e}")));
+        }
     };
-    print_decision(json, reason)
+    match hermetic_mode(compiler, &job, &cwd) {
+        Err(crate::hermetic::INCBIN) => print_decision(json, Some(crate::hermetic::INCBIN.into())),
+        mode => print_remote(json, mode.err()),
+    }
+}
+
+/// Whether `job` would go as a hermetic job (`Ok`) or as text, and why:
+/// its input tree from a preprocessing run that writes nothing (the
+/// compile's search arguments, `-E` to a pipe).
+fn hermetic_mode(
+    compiler: &OsString,
+    job: &args::RemoteCompile,
+    cwd: &std::path::Path,
+) -> Result<(), &'static str> {
+    let own = std::env::current_exe().unwrap_or_else(|_| "/proc/self/exe".into());
+    let name = compiler
+        .to_str()
+        .ok_or("the compiler's name is not UTF-8")?;
+    let resolved = crate::compiler::resolve(name, std::env::var_os("PATH").as_ref(), &own)
+        .map_err(|_| "the compiler is not found")?;
+    if job.preprocessed_input {
+        return Err("the input is preprocessed already");
+    }
+    let mut cmd = std::process::Command::new(&resolved.path);
+    cmd.args(&job.search_args)
+        .args(["-E", &job.source])
+        .current_dir(cwd)
+        .env_remove("DEPENDENCIES_OUTPUT")
+        .env_remove("SUNPRO_DEPENDENCIES")
+        .stdin(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null());
+    if let Some(path) = &resolved.child_path {
+        cmd.env("PATH", path);
+    }
+    let out = cmd.output().map_err(|_| "cannot run the preprocessor")?;
+    if !out.status.success() {
+        return Err("the preprocessing fails here");
+    }
+    let cwd = cwd.to_str().ok_or("the working directory is not UTF-8")?;
+    crate::hermetic::plan(&resolved, job, cwd, &out.stdout).map(|_| ())
+}
+
+fn print_remote(json: bool, text_reason: Option<&str>) -> i32 {
+    if json {
+        let value = serde_json::json!({
+            "decision": "remote",
+            "reason": null,
+            "mode": if text_reason.is_some() { "text" } else { "hermetic" },
+            "text_reason": text_reason,
+        });
+        println!("{value}");
+    } else {
+        match text_reason {
+            None => println!("remote (hermetic where the worker runs hermetic jobs)"),
+            Some(r) => println!("remote (as text: {r})"),
+        }
+    }
+    0
 }
 
 fn print_decision(json: bool, reason: Option<String>) -> i32 {

@@ -1163,8 +1163,21 @@ fn tricky_command_lines_give_identical_objects_and_dependency_files() {
 
 #[test]
 fn explain_says_why_a_command_stays_local() {
+    let dir = tempfile::tempdir().unwrap();
+    write(dir.path(), "a.c", "#include <stdio.h>\nint a;\n");
+    write(
+        dir.path(),
+        "m.c",
+        "#define H <stdio.h>\n#if __has_include(H)\nint m;\n#endif\n",
+    );
+    write(
+        dir.path(),
+        "i.c",
+        "__asm__(\".incbin \\\"/etc/hostname\\\"\");\n",
+    );
     let explain = |args: &[&str]| {
         let out = Command::new(gridcc())
+            .current_dir(dir.path())
             .arg("explain")
             .args(args)
             .output()
@@ -1172,7 +1185,19 @@ fn explain_says_why_a_command_stays_local() {
         assert!(out.status.success());
         String::from_utf8(out.stdout).unwrap()
     };
-    assert_eq!(explain(&["gcc", "-c", "a.c", "-o", "a.o"]), "remote\n");
+    assert_eq!(
+        explain(&["gcc", "-c", "a.c", "-o", "a.o"]),
+        "remote (hermetic where the worker runs hermetic jobs)\n"
+    );
+    // A job whose inputs cannot be known goes as text, and says why.
+    assert_eq!(
+        explain(&["gcc", "-c", "m.c"]),
+        "remote (as text: __has_include with an argument that is not a literal name)\n"
+    );
+    assert!(
+        explain(&["gcc", "-c", "i.c"]).starts_with("local: .incbin"),
+        "the assembler would read a file only the client has right"
+    );
     assert!(explain(&["gcc", "a.c", "-o", "a"]).starts_with("local: "));
     let json = explain(&["--json", "gcc", "-E", "a.c"]);
     let v: serde_json::Value = serde_json::from_str(&json).unwrap();
@@ -1180,7 +1205,10 @@ fn explain_says_why_a_command_stays_local() {
     assert!(v["reason"].as_str().unwrap().contains("-E"), "{v}");
     let v: serde_json::Value =
         serde_json::from_str(&explain(&["--json", "gcc", "-c", "a.c"])).unwrap();
-    assert_eq!(v, serde_json::json!({"decision": "remote", "reason": null}));
+    assert_eq!(
+        v,
+        serde_json::json!({"decision": "remote", "reason": null, "mode": "hermetic", "text_reason": null})
+    );
 }
 
 #[test]

@@ -130,7 +130,7 @@ fn pump(mut from: TcpStream, mut to: TcpStream, silent: Arc<AtomicBool>) {
 
 /// Live processes (zombies aside) whose working directory is under `dir`:
 /// a job's driver, cc1 and as all run in its directory. `(pid, name)`.
-fn processes_in(dir: &Path) -> Vec<(u32, String)> {
+pub(super) fn processes_in(dir: &Path) -> Vec<(u32, String)> {
     let mut found = Vec::new();
     for entry in std::fs::read_dir("/proc").unwrap().flatten() {
         let Ok(pid) = entry.file_name().to_string_lossy().parse::<u32>() else {

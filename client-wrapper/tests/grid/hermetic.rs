@@ -284,3 +284,73 @@ fn hermetic_jobs_never_read_a_worker_file() {
         }
     }
 }
+
+#[test]
+fn a_hermetic_job_stopped_by_its_wall_limit_leaves_no_process_and_no_stage() {
+    if hermetic_grid().is_none() {
+        return;
+    }
+    let work = tempfile::tempdir().unwrap();
+    // The compile user must be able to enter the stages.
+    std::fs::set_permissions(
+        work.path(),
+        std::os::unix::fs::PermissionsExt::from_mode(0o755),
+    )
+    .unwrap();
+    let work_dir = work.path().to_str().unwrap().to_owned();
+    let mut grid = Grid::start(0, 1);
+    grid.add_worker_with(
+        1,
+        &["--hermetic", "--job-wall-s", "1", "--work-dir", &work_dir],
+        &[],
+    );
+    grid.wait_for_workers(1);
+    let dir = tempfile::tempdir().unwrap();
+    // Several seconds of cc1 at -O2: well past the one-second limit.
+    let slow: String = (0..3000)
+        .map(|i| {
+            format!(
+                "int f{i}(int *a, int n) {{ int s = {i}; for (int k = 0; k < n; k++) \
+                 {{ s += a[k] * {i} ^ (s >> 3); if (s & 1) s = s * 7 + k; }} return s; }}\n"
+            )
+        })
+        .collect();
+    write(dir.path(), "slow.c", &slow);
+    let cache = tempfile::tempdir().unwrap();
+    let log = cache.path().join("jobs.log");
+    let mut cmd = Command::new(gridcc());
+    cmd.current_dir(dir.path())
+        .args(["gcc", "-O2", "-c", "slow.c", "-o", "slow.o"])
+        .env("GRIDCC_JOB_LOG", &log);
+    gridcc_env(&mut cmd, &grid.url(), cache.path());
+    let out = cmd.output().unwrap();
+    assert!(
+        out.status.success(),
+        "the build goes on locally: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let lines = job_log(&log);
+    assert_eq!(lines[0]["mode"], "local", "{lines:?}");
+    let status = grid.status();
+    assert_eq!(status["workers"][0]["jobs_failed"], 1, "{status}");
+    // Within 5 s: no process of the job (they ran with the client's
+    // directory as their cwd, inside the sandbox), and its stage removed.
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        let procs = super::cancel::processes_in(dir.path());
+        let stages: Vec<_> = std::fs::read_dir(work.path())
+            .unwrap()
+            .flatten()
+            .filter(|e| e.file_name().to_string_lossy().starts_with("gridcc-stage-"))
+            .map(|e| e.path())
+            .collect();
+        if procs.is_empty() && stages.is_empty() {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "left behind: processes {procs:?}, stages {stages:?}"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
