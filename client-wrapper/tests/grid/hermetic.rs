@@ -354,3 +354,70 @@ fn a_hermetic_job_stopped_by_its_wall_limit_leaves_no_process_and_no_stage() {
         std::thread::sleep(Duration::from_millis(20));
     }
 }
+
+#[test]
+fn hermetic_inputs_are_uploaded_once_and_results_shared_between_developers() {
+    if hermetic_grid().is_none() {
+        return;
+    }
+    let mut grid = Grid::start(0, 1);
+    grid.add_worker_with(1, &["--hermetic", "--cache-size", "100M"], &[]);
+    grid.wait_for_workers(1);
+    let dir = tempfile::tempdir().unwrap();
+    write(dir.path(), "h.h", "#include <stdio.h>\n#define N 5\n");
+    write(
+        dir.path(),
+        "s.c",
+        "#include \"h.h\"\nint s(void) { printf(\"%d\", N); return N; }\n",
+    );
+    let local = Command::new("gcc")
+        .current_dir(dir.path())
+        .args(["-g", "-O2", "-c", "s.c", "-o", "local.o"])
+        .output()
+        .unwrap();
+    assert!(local.status.success());
+    let local = std::fs::read(dir.path().join("local.o")).unwrap();
+    // Three developers, each with their own (empty) object cache.
+    let compile = |flags: &[&str]| {
+        let cache = tempfile::tempdir().unwrap();
+        let log = cache.path().join("jobs.log");
+        let mut cmd = Command::new(gridcc());
+        cmd.current_dir(dir.path())
+            .arg("gcc")
+            .args(flags)
+            .args(["-c", "s.c", "-o", "s.o"])
+            .env("GRIDCC_JOB_LOG", &log);
+        gridcc_env(&mut cmd, &grid.url(), cache.path());
+        let out = cmd.output().unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let stats = {
+            let mut cmd = Command::new(gridcc());
+            cmd.args(["stats", "--json"]);
+            gridcc_env(&mut cmd, &grid.url(), cache.path());
+            serde_json::from_slice::<serde_json::Value>(&cmd.output().unwrap().stdout).unwrap()
+        };
+        let line = job_log(&log).remove(0);
+        let object = std::fs::read(dir.path().join("s.o")).unwrap();
+        (line, stats, object)
+    };
+    let (first, stats, object) = compile(&["-g", "-O2"]);
+    assert_eq!(first["hermetic"], true, "{first}");
+    assert_eq!(object, local, "identical to a local compile");
+    assert!(stats["bytes_sent"].as_u64().unwrap() > 0, "{stats}");
+    // The same job again: the worker's shared cache answers it, and
+    // nothing is uploaded.
+    let (second, stats, object) = compile(&["-g", "-O2"]);
+    assert_eq!(second["shared_hit"], true, "{second}");
+    assert_eq!(stats["bytes_sent"], 0, "{stats}");
+    assert_eq!(object, local);
+    // Other flags: compiled again, from the blobs the worker holds.
+    let (third, stats, _) = compile(&["-g", "-O1"]);
+    assert_eq!(third["hermetic"], true, "{third}");
+    assert_eq!(third["shared_hit"], false, "{third}");
+    assert_eq!(stats["bytes_sent"], 0, "no input uploaded twice: {stats}");
+    assert_eq!(stats["jobs_hermetic"], 1, "{stats}");
+}
