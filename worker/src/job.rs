@@ -77,8 +77,22 @@ pub const PASSED_ENV: &[&str] = &[
     "TERM",
 ];
 
-/// Runs the job in a stage taken from `stages` (see [`crate::stage`]).
-pub async fn run(job: Job, stages: &Arc<Stages>, limits: &Limits) -> Result<Outcome, JobError> {
+/// The sandbox a text job runs in, where the worker has one: bwrap and the
+/// job's compiler's files.
+#[derive(Debug, Clone, Copy)]
+pub struct TextSandbox<'a> {
+    pub bwrap: &'a std::path::Path,
+    pub toolchain: &'a crate::hermetic::ToolchainFiles,
+}
+
+/// Runs the job in a stage taken from `stages` (see [`crate::stage`]); in
+/// `sandbox` when given (see [`sandboxed_command`]).
+pub async fn run(
+    job: Job,
+    stages: &Arc<Stages>,
+    limits: &Limits,
+    sandbox: Option<TextSandbox<'_>>,
+) -> Result<Outcome, JobError> {
     let max_output = limits.max_output;
     let stages = Arc::clone(stages);
     let (job, stage, staged) = tokio::task::spawn_blocking(move || {
@@ -96,33 +110,41 @@ pub async fn run(job: Job, stages: &Arc<Stages>, limits: &Limits) -> Result<Outc
         worker_prefixes,
         object,
     } = staged;
-    let mut cmd = tokio::process::Command::new(&job.compiler);
     // -pipe streams cc1's assembly straight into as: 3-5 ms less per job
     // than a temp file, and a driver-only flag, so the object is unchanged.
-    cmd.arg("-pipe")
-        .args(&job.args)
-        .args(&extra_args)
-        .arg("-x")
-        .arg(&job.language)
-        .arg("-c")
-        .arg(&plan.input_arg)
-        .arg("-o")
-        .arg(&object)
-        .current_dir(&plan.workdir)
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .kill_on_drop(true);
-    for name in PASSED_ENV {
-        cmd.env_remove(name);
-    }
-    for (name, value) in &job.env {
-        if PASSED_ENV.contains(&name.as_str()) {
-            cmd.env(name, value);
+    let mut argv: Vec<std::ffi::OsString> = vec![job.compiler.clone().into(), "-pipe".into()];
+    argv.extend(job.args.iter().chain(&extra_args).map(Into::into));
+    argv.extend(["-x".into(), job.language.clone().into(), "-c".into()]);
+    argv.extend([
+        plan.input_arg.clone().into(),
+        "-o".into(),
+        object.clone().into(),
+    ]);
+    let env: Vec<(String, String)> = job
+        .env
+        .iter()
+        .filter(|(name, _)| PASSED_ENV.contains(&name.as_str()))
+        .cloned()
+        .collect();
+    let mut cmd = match sandbox {
+        Some(sandbox) => sandboxed_command(&stage, &plan.workdir, sandbox, &argv, &env)?,
+        None => {
+            let mut cmd = tokio::process::Command::new(&argv[0]);
+            cmd.args(&argv[1..])
+                .current_dir(&plan.workdir)
+                .stdin(Stdio::null())
+                .stdout(Stdio::piped())
+                .stderr(Stdio::piped())
+                .kill_on_drop(true);
+            for name in PASSED_ENV {
+                cmd.env_remove(name);
+            }
+            cmd.envs(env.iter().map(|(k, v)| (k, v)));
+            // gcc puts its temporary files in TMPDIR; keep them inside the job.
+            cmd.env("TMPDIR", stage.out());
+            cmd
         }
-    }
-    // gcc puts its temporary files in TMPDIR; keep them inside the job.
-    cmd.env("TMPDIR", stage.out());
+    };
     sandbox::confine(&mut cmd, limits);
 
     let started = Instant::now();
@@ -191,6 +213,49 @@ pub async fn run(job: Job, stages: &Arc<Stages>, limits: &Limits) -> Result<Outc
         object,
         elapsed,
     })
+}
+
+/// A text job's command in the sandbox: an empty root holding only the
+/// compiler's files and the job's own stage, bound at its own path (so
+/// every path the layout wrote into the arguments holds) read-only, but
+/// for `out/` (object, dependency list, temp files). No other file of the
+/// worker exists there: a line marker or `__has_include` naming one finds
+/// nothing, as on a client without it. A hermetic job's tree under the
+/// same stage is not bound.
+fn sandboxed_command(
+    stage: &Stage,
+    workdir: &std::path::Path,
+    sandbox: TextSandbox<'_>,
+    argv: &[std::ffi::OsString],
+    env: &[(String, String)],
+) -> Result<tokio::process::Command, JobError> {
+    let root = stage.root().join(".sandbox-root");
+    let tmp = stage.out().join("tmp");
+    std::fs::create_dir_all(&root)?;
+    std::fs::create_dir_all(&tmp)?;
+    let mut extra = Vec::new();
+    for entry in std::fs::read_dir(stage.root())? {
+        let entry = entry?;
+        let name = entry.file_name();
+        if name == ".sandbox-root" || name == "tree" {
+            continue;
+        }
+        extra.push(crate::hermetic::Bind {
+            host: entry.path(),
+            inside: entry.path(),
+            writable: name == "out",
+        });
+    }
+    let spec = crate::hermetic::Spec {
+        root: &root,
+        toolchain: sandbox.toolchain,
+        outputs: &[],
+        tmp: &tmp,
+        cwd: workdir,
+        extra: &extra,
+    };
+    crate::hermetic::command(sandbox.bwrap, &spec, argv, env)
+        .map_err(|e| JobError::Io(std::io::Error::other(e.to_string())))
 }
 
 /// gcc's words when a limit (or a crash) stopped cc1 or as, rather than the
@@ -366,6 +431,11 @@ fn client_paths(output: Vec<u8>, prefixes: &[String]) -> Vec<u8> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A job run without the sandbox (its tests are in `hermetic`).
+    async fn run(job: Job, stages: &Arc<Stages>, limits: &Limits) -> Result<Outcome, JobError> {
+        super::run(job, stages, limits, None).await
+    }
 
     fn stages(work: &tempfile::TempDir, limits: &Limits) -> Arc<Stages> {
         Stages::new(work.path(), limits.run_as)

@@ -63,6 +63,7 @@ pub async fn run(
         outputs: &outputs,
         tmp: &tmp,
         cwd: &tree.cwd,
+        extra: &[],
     };
     let mut argv: Vec<OsString> = vec![compiler.as_os_str().to_owned()];
     argv.extend(tree.argv.iter().map(OsString::from));

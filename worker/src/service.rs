@@ -622,6 +622,7 @@ async fn run_job(
     // compressed and decompressed), so only jobs holding a slot may do it.
     // A burst of clients (or of decompression bombs) then costs at most
     // `slots` inputs at once, not one per connection.
+    let header_toolchain = header.toolchain.clone();
     let slot = take_slot(shared).await?;
 
     let (input, received) = match (input.held, shared.limits.wall) {
@@ -690,7 +691,17 @@ async fn run_job(
         input,
         env: header.env.into_iter().map(|v| (v.name, v.value)).collect(),
     };
-    let outcome = job::run(job, &shared.stages, &shared.limits)
+    // Where the worker can sandbox, a text job runs in the sandbox too,
+    // among its own files only.
+    let toolchain = shared
+        .hermetic
+        .as_ref()
+        .and_then(|h| h.toolchains.get(&header_toolchain).map(|t| (h, t)));
+    let sandbox = toolchain.map(|(h, t)| job::TextSandbox {
+        bwrap: &h.bwrap,
+        toolchain: t,
+    });
+    let outcome = job::run(job, &shared.stages, &shared.limits, sandbox)
         .await
         .map_err(job_failure)?;
     let queue_ms = slot.end(shared, outcome.elapsed);

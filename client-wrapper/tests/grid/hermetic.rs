@@ -421,3 +421,62 @@ fn hermetic_inputs_are_uploaded_once_and_results_shared_between_developers() {
     assert_eq!(stats["bytes_sent"], 0, "no input uploaded twice: {stats}");
     assert_eq!(stats["jobs_hermetic"], 1, "{stats}");
 }
+
+#[test]
+fn text_jobs_on_a_sandboxing_worker_run_in_the_sandbox_too() {
+    let Some(grid) = hermetic_grid() else { return };
+    // A preprocessed input goes as text (there is no tree to build), slow
+    // enough to be seen running.
+    let dir = tempfile::tempdir().unwrap();
+    let slow: String = (0..1200)
+        .map(|i| {
+            format!(
+                "int f{i}(int *a, int n) {{ int s = {i}; for (int k = 0; k < n; k++) \
+                 {{ s += a[k] * {i} ^ (s >> 3); if (s & 1) s = s * 7 + k; }} return s; }}\n"
+            )
+        })
+        .collect();
+    write(dir.path(), "slowtext.i", &slow);
+    let cache = tempfile::tempdir().unwrap();
+    let log = cache.path().join("jobs.log");
+    let mut cmd = Command::new(gridcc());
+    cmd.current_dir(dir.path())
+        .args(["gcc", "-O2", "-c", "slowtext.i", "-o", "slowtext.o"])
+        .env("GRIDCC_JOB_LOG", &log);
+    gridcc_env(&mut cmd, &grid.url(), cache.path());
+    let running = std::thread::spawn(move || cmd.output().unwrap());
+    // The job's cc1, found by its input's name: in a mount namespace of
+    // its own, not the worker's (which is this test's).
+    let ours = std::fs::read_link("/proc/self/ns/mnt").unwrap();
+    let mut seen = None;
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while seen.is_none() && !running.is_finished() && Instant::now() < deadline {
+        for entry in std::fs::read_dir("/proc").unwrap().flatten() {
+            let cmdline = std::fs::read(entry.path().join("cmdline")).unwrap_or_default();
+            let cmdline = String::from_utf8_lossy(&cmdline);
+            if cmdline.contains("cc1")
+                && cmdline.contains("gridcc-stage-")
+                && cmdline.contains("slowtext.i")
+            {
+                if let Ok(ns) = std::fs::read_link(entry.path().join("ns/mnt")) {
+                    seen = Some(ns);
+                }
+            }
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    let out = running.join().unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let line = job_log(&log).remove(0);
+    assert_eq!(line["mode"], "remote", "{line}");
+    assert_eq!(line["hermetic"], false, "a text job: {line}");
+    let ns = seen.expect("the job's cc1 was never seen running");
+    assert_ne!(
+        ns, ours,
+        "the text job's cc1 ran in the worker's own mount namespace"
+    );
+}

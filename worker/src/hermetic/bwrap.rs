@@ -67,6 +67,12 @@ pub fn bwrap_args(spec: &Spec) -> Vec<OsString> {
     for dir in &spec.toolchain.data_dirs {
         a.triple("--ro-bind", dir, dir);
     }
+    // A text job's stage, at its own paths: read-only but for its output
+    // directory.
+    for bind in spec.extra {
+        let op = if bind.writable { "--bind" } else { "--ro-bind" };
+        a.triple(op, &bind.host, &bind.inside);
+    }
     // The declared outputs are the only files the job can write, each bound
     // from its host file over the mount point at the client's path.
     for (host, inside) in spec.outputs {
@@ -128,6 +134,7 @@ mod tests {
             outputs: &outputs,
             tmp: Path::new("/w/tmp"),
             cwd: Path::new("/home/u/p"),
+            extra: &[],
         };
         let got: Vec<String> = bwrap_args(&spec)
             .into_iter()

@@ -94,6 +94,17 @@ pub struct Spec<'a> {
     pub tmp: &'a Path,
     /// The client's working directory (absolute).
     pub cwd: &'a Path,
+    /// More worker files or directories bound in: a text job's stage, at
+    /// its own path (read-only, but for its output directory).
+    pub extra: &'a [Bind],
+}
+
+/// A worker file or directory bound into the sandbox.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Bind {
+    pub host: PathBuf,
+    pub inside: PathBuf,
+    pub writable: bool,
 }
 
 /// Makes, in `spec.root`, what the sandbox needs there before bwrap runs:
@@ -147,8 +158,24 @@ pub fn prepare(spec: &Spec) -> Result<(), HermeticError> {
             Err(e) => return Err(io(&path)(e)),
         }
     }
+    for bind in spec.extra {
+        let is_dir = std::fs::symlink_metadata(&bind.host)
+            .map_err(io(&bind.host))?
+            .is_dir();
+        if is_dir {
+            dir_in(root, &bind.inside)?;
+        }
+    }
     let files = spec.toolchain.files.iter();
-    for inside in files.chain(spec.outputs.iter().map(|(_, inside)| inside)) {
+    let extra_files = spec
+        .extra
+        .iter()
+        .filter(|b| !b.host.is_dir())
+        .map(|b| &b.inside);
+    for inside in files
+        .chain(spec.outputs.iter().map(|(_, inside)| inside))
+        .chain(extra_files)
+    {
         let path = entry_in(root, inside)?;
         match std::fs::symlink_metadata(&path) {
             // A tree file at a toolchain path is hidden by the bind.
@@ -313,6 +340,7 @@ pub async fn probe(bwrap: &Path, work_dir: &Path, run_as: Option<User>) -> Resul
         outputs: &outputs,
         tmp: &tmp,
         cwd: Path::new("/"),
+        extra: &[],
     };
     let argv: Vec<OsString> = vec![sh.into(), "-c".into(), "echo ok >/probe.out".into()];
     let mut cmd = command(bwrap, &spec, &argv, &[]).map_err(|e| fail("prepare", &e))?;

@@ -123,6 +123,7 @@ impl JobDir {
             outputs: &self.outputs,
             tmp: &tmp,
             cwd,
+            extra: &[],
         };
         let argv: Vec<OsString> = std::iter::once(GCC)
             .chain(args.iter().copied())
@@ -475,6 +476,7 @@ fn symlinks_in_the_tree_are_refused() {
         outputs: &outputs,
         tmp: dir.path(),
         cwd: Path::new("/home/u"),
+        extra: &[],
     };
     let err = prepare(&spec).unwrap_err();
     assert!(
