@@ -1,13 +1,14 @@
 #!/usr/bin/env bash
 # gridcc's test command: installs what the tests need (gcc, g++, make,
-# pkill, and chromium + chromedriver for the monitor's browser test) when
+# pkill, bubblewrap for the hermetic jobs' sandbox, util-linux's unshare,
+# and chromium + chromedriver for the monitor's browser test) when
 # missing, builds every binary (the end-to-end tests run them as processes),
 # and runs the whole test suite.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 need() { command -v "$1" >/dev/null 2>&1; }
-if ! need gcc || ! need g++ || ! need make || ! need pkill; then
-    apt-get update -qq && apt-get install -y -qq gcc g++ make procps >/dev/null
+if ! need gcc || ! need g++ || ! need make || ! need pkill || ! need bwrap || ! need unshare; then
+    apt-get update -qq && apt-get install -y -qq gcc g++ make procps bubblewrap util-linux >/dev/null
 fi
 scripts/browser-deps.sh
 cargo build --workspace --bins
