@@ -303,6 +303,11 @@ pub async fn compile(
             client_idle_cpus: crate::idle::idle_cpus(),
             cache_key: job.cache_key.clone(),
             source_name: job.source_name.clone(),
+            hermetic_cache_key: job
+                .hermetic
+                .as_ref()
+                .map(|tree| job.hermetic_key(tree))
+                .unwrap_or_default(),
         };
         let assign = tokio::time::timeout(timeouts.assign, coordinator.client.assign(request));
         let reply = tokio::select! {

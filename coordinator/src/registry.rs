@@ -692,11 +692,12 @@ impl Registry {
         // A worker that holds this job's result answers it without
         // compiling: prefer it while it is healthy and has a free slot;
         // otherwise the policy decides (and that worker compiles it).
-        let holder = Some(req.cache_key.as_str())
+        let holder = [req.cache_key.as_str(), req.hermetic_cache_key.as_str()]
+            .into_iter()
             .filter(|k| !k.is_empty())
-            .and_then(|k| self.holders.get(k))
-            .and_then(|id| views.iter().position(|v| v.id == id))
-            .filter(|&i| views[i].healthy && views[i].has_free_slot());
+            .filter_map(|k| self.holders.get(k))
+            .filter_map(|id| views.iter().position(|v| v.id == id))
+            .find(|&i| views[i].healthy && views[i].has_free_slot());
         let index = match holder {
             Some(index) => {
                 self.totals.cache_placements += 1;
@@ -944,6 +945,15 @@ mod tests {
         assert_eq!(record.compile_s, 0.0, "a hit ran no compiler");
         let status = r.status(2000, 0);
         assert_eq!((status.shared_hits, status.cache_placements), (1, 1));
+        // The key of a job's hermetic form finds its holder too.
+        let hermetic = v1::AssignRequest {
+            cache_key: "text-form".into(),
+            hermetic_cache_key: "k".into(),
+            ..keyed("")
+        };
+        let lease = placed(r.assign(&hermetic, 0)).lease.unwrap();
+        assert_eq!(lease.worker_id, a, "a holds the hermetic key k");
+        r.on_started(a, lease.id);
         // A draining holder gets nothing.
         r.on_going_away(a);
         assert_eq!(placed(r.assign(&keyed("k"), 0)).worker_id, b);

@@ -255,6 +255,7 @@ mod wire_properties {
                         client: client.clone(),
                         source_key: client,
                         client_idle_cpus: idle,
+                        hermetic_cache_key: cache_key.chars().rev().collect(),
                         cache_key,
                         source_name: String::new(),
                     }
