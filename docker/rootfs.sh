@@ -6,7 +6,8 @@
 #
 # The rootfs carries gcc, g++ and make from bookworm, i.e. the same
 # gcc 12.2.0 packages a bookworm host has, so the workers' compiler digest
-# matches the client's.
+# matches the client's, and bubblewrap, the sandbox of hermetic jobs
+# (gridcc-worker --hermetic).
 #
 #   docker/rootfs.sh [--force] [--mirror URL]
 #
@@ -28,8 +29,13 @@ while [ $# -gt 0 ]; do
 done
 
 if [ "$force" = 0 ] && docker image inspect "$image" >/dev/null 2>&1; then
-    echo "rootfs.sh: $image already exists (use --force to rebuild)"
-    exit 0
+    # A base made before hermetic jobs lacks bwrap, which the offline worker
+    # build cannot fetch: make it again.
+    if docker run --rm --network none --entrypoint /bin/sh "$image" -c 'command -v bwrap' >/dev/null 2>&1; then
+        echo "rootfs.sh: $image already exists (use --force to rebuild)"
+        exit 0
+    fi
+    echo "== $image has no bwrap (made before hermetic jobs); building it again"
 fi
 
 if ! command -v debootstrap >/dev/null 2>&1; then
@@ -47,8 +53,8 @@ cleanup() {
 }
 trap cleanup EXIT INT TERM
 
-echo "== debootstrap $suite (minbase + gcc g++ make) from $mirror"
-debootstrap --variant=minbase --include=gcc,g++,make,ca-certificates \
+echo "== debootstrap $suite (minbase + gcc g++ make bubblewrap) from $mirror"
+debootstrap --variant=minbase --include=gcc,g++,make,bubblewrap,ca-certificates \
     "$suite" "$work/root" "$mirror" >"$work/debootstrap.log" 2>&1 || {
     echo "rootfs.sh: debootstrap failed; last lines of its log:" >&2
     tail -n 20 "$work/debootstrap.log" >&2
@@ -66,6 +72,6 @@ echo "== importing as $image (gcc-12 $gcc_version)"
 tar -C "$work/root" --numeric-owner -c . | docker import \
     --change 'ENV PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin' \
     --change 'CMD ["/bin/bash"]' \
-    --message "gridcc offline base: debootstrap $suite minbase + gcc g++ make" \
+    --message "gridcc offline base: debootstrap $suite minbase + gcc g++ make bubblewrap" \
     - "$image" >/dev/null
 docker image ls "$image"
