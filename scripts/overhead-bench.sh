@@ -4,7 +4,7 @@
 #
 # Usage:
 #   scripts/overhead-bench.sh [-n N] [--tools gcc,distcc,gridcc,hermetic] [--out DIR]
-#                             [--small FILE] [--large FILE] [--cflags "..."]
+#                             [--small FILE] [--large FILE | --large=] [--cflags "..."]
 #                             [--gridcc PATH] [--coordinator-bin PATH]
 #                             [--worker-bin PATH] [--warmup K]
 #
