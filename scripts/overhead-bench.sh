@@ -3,8 +3,8 @@
 # plain gcc, for one small and one large translation unit.
 #
 # Usage:
-#   scripts/overhead-bench.sh [-n N] [--tools gcc,distcc,gridcc] [--out DIR]
-#                             [--small FILE] [--large FILE] [--cflags "..."]
+#   scripts/overhead-bench.sh [-n N] [--tools gcc,distcc,gridcc,hermetic] [--out DIR]
+#                             [--small FILE] [--large FILE | --large=] [--cflags "..."]
 #                             [--gridcc PATH] [--coordinator-bin PATH]
 #                             [--worker-bin PATH] [--warmup K]
 #
@@ -38,6 +38,15 @@
 #           Skipped with a message if the binaries are missing.  Remote
 #           execution is checked with `gridcc explain` and, when it reports
 #           counts, `gridcc status --json` before/after.
+#   hermetic  the same `gridcc gcc …` against a second grid of its own, whose
+#           one worker runs hermetic jobs (`--hermetic`: the input tree in a
+#           bubblewrap sandbox; needs bwrap and user namespaces). Not in the
+#           default --tools; `--tools gcc,distcc,gridcc,hermetic` puts text
+#           and hermetic mode side by side in one run. Every compile must
+#           count as hermetic in `gridcc stats` (its own client cache dir).
+#           Both gridcc workers get --cache-dir and --work-dir inside the
+#           run's work dir, so no input store of an earlier run is reused
+#           across runs (within a run the repeated TU's inputs are held).
 #
 # Defaults: small TU = testdata/calc/hashtab.c (~150 lines of real C),
 # large TU = Lua 5.4's src/lvm.c (fetched with scripts/fetch-lua.sh;
@@ -54,7 +63,7 @@ need_large=1
 for a in "$@"; do
     case "$a" in
         --large|--large=*) need_large=0 ;;
-        -h|--help) sed -n '2,45p' "$0"; exit 0 ;;
+        -h|--help) sed -n '2,56p' "$0"; exit 0 ;;
     esac
 done
 
@@ -99,7 +108,7 @@ def die(msg):
 
 tools = [t.strip() for t in args.tools.split(",") if t.strip()]
 for t in tools:
-    if t not in ("gcc", "distcc", "gridcc"):
+    if t not in ("gcc", "distcc", "gridcc", "hermetic"):
         ap.error(f"unknown tool {t}")
 if args.n < 1:
     ap.error("-n must be >= 1")
@@ -243,14 +252,36 @@ if "gridcc" in tools:
         waddr = start_listening("gridcc-worker",
                                 [args.worker_bin, "--coordinator", grid_url,
                                  "--listen", "127.0.0.1:0", "--slots", "1",
-                                 "--cache-size", "0"],
+                                 "--cache-size", "0",
+                                 "--cache-dir", os.path.join(work, "worker-cache"),
+                                 "--work-dir", work],
                                 os.path.join(work, "worker"))
         log(f"started gridcc-coordinator at {grid_url}, worker at {waddr} (logs in {work})")
 
-def grid_status():
+hermetic_url = None
+if "hermetic" in tools:
+    if not all(os.access(b, os.X_OK) for b in
+               (args.gridcc, args.coordinator_bin, args.worker_bin)):
+        log("gridcc binaries not built; skipping hermetic")
+        tools.remove("hermetic")
+    else:
+        addr = start_listening("gridcc-coordinator (hermetic)",
+                               [args.coordinator_bin, "--listen", "127.0.0.1:0"],
+                               os.path.join(work, "coordinator-hermetic"))
+        hermetic_url = f"http://{addr}"
+        waddr = start_listening("gridcc-worker (hermetic)",
+                                [args.worker_bin, "--coordinator", hermetic_url,
+                                 "--listen", "127.0.0.1:0", "--slots", "1",
+                                 "--cache-size", "0", "--hermetic",
+                                 "--cache-dir", os.path.join(work, "worker-hermetic-cache"),
+                                 "--work-dir", work],
+                                os.path.join(work, "worker-hermetic"))
+        log(f"started a hermetic grid at {hermetic_url}, worker at {waddr}")
+
+def grid_status(url=None):
     """Best-effort: (n_workers, remote_jobs) from `gridcc status --json`."""
     try:
-        r = subprocess.run([args.gridcc, "status", "--json", "--coordinator", grid_url],
+        r = subprocess.run([args.gridcc, "status", "--json", "--coordinator", url or grid_url],
                            capture_output=True, timeout=10, env=tool_env.get("gridcc", env_base))
         if r.returncode != 0:
             return None, None
@@ -302,6 +333,22 @@ if "gridcc" in tools:
             break
         time.sleep(0.2)
     _, grid_remote_before = grid_status()
+if "hermetic" in tools:
+    e = dict(env_base)
+    e["GRIDCC_COORDINATOR"] = hermetic_url
+    e["GRIDCC_CACHE_DIR"] = tempfile.mkdtemp(prefix="gridcc-cache-hermetic-", dir=work)
+    e["GRIDCC_CACHE"] = "0"
+    tool_env["hermetic"] = e
+    deadline = time.monotonic() + 15
+    while True:
+        r = subprocess.run([args.gridcc, "status", "--json", "--coordinator", hermetic_url],
+                           capture_output=True, text=True, env=e)
+        if '"hermetic"' in r.stdout:
+            break
+        if time.monotonic() > deadline:
+            die("the hermetic worker did not register as hermetic within 15s; "
+                f"see {os.path.join(work, 'worker-hermetic.stderr')}")
+        time.sleep(0.2)
 
 def compile_cmd(tool, src, obj):
     base = [args.compiler] + cflags + ["-c", src, "-o", obj]
@@ -311,15 +358,15 @@ def compile_cmd(tool, src, obj):
         return ["distcc"] + base
     return [args.gridcc] + base
 
-if "gridcc" in tools:
+for tool in [t for t in ("gridcc", "hermetic") if t in tools]:
     for name, src in tus:
         cmd = [args.gridcc, "explain"] + compile_cmd("gcc", src, os.path.join(work, "explain.o"))
-        r = subprocess.run(cmd, capture_output=True, text=True, env=tool_env["gridcc"])
+        r = subprocess.run(cmd, capture_output=True, text=True, env=tool_env[tool])
         decision = (r.stdout.strip() or r.stderr.strip()).splitlines()[:1]
         decision = decision[0] if decision else f"(exit {r.returncode}, no output)"
-        log(f"gridcc explain ({name} TU): {decision}")
+        log(f"{tool}: gridcc explain ({name} TU): {decision}")
         if not decision.startswith("remote"):
-            notes.append(f"gridcc explain for the {name} TU said: {decision}")
+            notes.append(f"{tool}: gridcc explain for the {name} TU said: {decision}")
 
 # ---------------------------------------------------------------- measure
 samples = []   # (tu, tool, iteration, ns, rc)
@@ -386,6 +433,19 @@ if "gridcc" in tools:
             remote_check[("gridcc", name)] = "unverified (status gave no count)"
         notes.append("gridcc: `gridcc status --json` reported no remote-job count; "
                      "remote execution not verified beyond `gridcc explain`")
+if "hermetic" in tools:
+    r = subprocess.run([args.gridcc, "stats", "--json"], capture_output=True, text=True,
+                       env=tool_env["hermetic"])
+    try:
+        st = json.loads(r.stdout)
+        herm, text_jobs = st.get("jobs_hermetic"), st.get("jobs_text")
+    except Exception:
+        herm = text_jobs = None
+    total = sum(counts[("hermetic", name)] for name, _ in tus)
+    for name, _ in tus:
+        remote_check[("hermetic", name)] = f"{herm}/{total} hermetic, {text_jobs} text, all TUs (gridcc stats)"
+    if herm != total:
+        notes.append(f"hermetic: gridcc stats counted {herm} hermetic jobs for {total} compiles")
 for name, _ in tus:
     remote_check[("gcc", name)] = "local"
 

@@ -376,7 +376,7 @@ fn hermetic_mode(
         return Err("the preprocessing fails here");
     }
     let cwd = cwd.to_str().ok_or("the working directory is not UTF-8")?;
-    crate::hermetic::plan(&resolved, job, cwd, &out.stdout).map(|_| ())
+    crate::hermetic::plan(&resolved, job, cwd, &out.stdout, None).map(|_| ())
 }
 
 fn print_remote(json: bool, text_reason: Option<&str>) -> i32 {

@@ -403,6 +403,8 @@ fn compile(
         (Some(plan), Some(object)) => Some(direct::Record {
             plan,
             compiler: resolved,
+            identity: &prepared.toolchain,
+            cwd: &prepared.cwd,
             job,
             text: &prepared.text,
             object,
@@ -936,7 +938,17 @@ fn compile_remote(
     // for one that does not).
     let (hermetic, text_reason) = match prepared.mode {
         Mode::AsIs => (None, Some("the input is preprocessed already")),
-        _ => match crate::hermetic::plan(resolved, job, &prepared.cwd, &prepared.text) {
+        _ => match crate::hermetic::plan(
+            resolved,
+            job,
+            &prepared.cwd,
+            &prepared.text,
+            Some(direct::ListCache {
+                dir: &settings.cache_dir,
+                identity: &prepared.toolchain,
+                cwd: &prepared.cwd,
+            }),
+        ) {
             Ok(tree) => (Some(tree), None),
             Err(crate::hermetic::INCBIN) => {
                 return Err(Fallback::NotExact(crate::hermetic::INCBIN))
@@ -1071,6 +1083,7 @@ fn compile_remote(
         },
         prepared.preprocess_ms,
         &output,
+        remote_job.text_reason,
     );
     Ok(RemoteDone {
         exit_code: output.exit_code,

@@ -524,6 +524,10 @@ impl Plan {
 pub struct Record<'a> {
     pub plan: &'a Plan,
     pub compiler: &'a Resolved,
+    /// The compiler's identity digest and the working directory (for the
+    /// kept search list, [`ListCache`]).
+    pub identity: &'a str,
+    pub cwd: &'a str,
     pub job: &'a RemoteCompile,
     /// The preprocessed text (its line markers name the files entered).
     pub text: &'a [u8],
@@ -535,7 +539,7 @@ impl Record<'_> {
     /// Builds and stores the manifest; returns the bytes it added to the
     /// cache, or why no manifest was written.
     pub fn write(&self, cache_dir: &Path) -> Result<i64, &'static str> {
-        let manifest = self.build()?;
+        let manifest = self.build(cache_dir)?;
         tracing::debug!(
             files = manifest.files.len(),
             probes = manifest.probes.len(),
@@ -547,7 +551,7 @@ impl Record<'_> {
         Ok(written as i64 - replaced as i64)
     }
 
-    fn build(&self) -> Result<Manifest, &'static str> {
+    fn build(&self, cache_dir: &Path) -> Result<Manifest, &'static str> {
         let limit = self.plan.start.checked_sub(TOO_NEW).unwrap_or(UNIX_EPOCH);
         let (meta, source) = read_regular(&self.plan.source).ok_or("the source vanished")?;
         if too_new(&meta, limit) {
@@ -559,6 +563,11 @@ impl Record<'_> {
         let found = lookups(
             &Seen {
                 compiler: self.compiler,
+                lists: Some(ListCache {
+                    dir: cache_dir,
+                    identity: self.identity,
+                    cwd: self.cwd,
+                }),
                 job: self.job,
                 source: &self.plan.source,
                 source_bytes: &source,
@@ -590,9 +599,24 @@ impl Record<'_> {
 
 const TOO_NEW_WHY: &str = "a file is too new (changed within a second of the compile)";
 
+/// Where include search lists are kept between compiles, and what besides
+/// the compiler's path and the search arguments decides one. Running
+/// `COMPILER -E -v` costs a compiler start (about 15 ms on a loaded
+/// 2-core host) per job otherwise.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct ListCache<'a> {
+    /// The object cache's directory (lists go under `search-lists/`).
+    pub dir: &'a Path,
+    /// `gridcc_toolchain::Identity::digest` of the compiler.
+    pub identity: &'a str,
+    pub cwd: &'a str,
+}
+
 /// What one preprocessing run looked at, for [`lookups`].
 pub(crate) struct Seen<'a> {
     pub compiler: &'a Resolved,
+    /// Where the compiler's include search list may be kept.
+    pub lists: Option<ListCache<'a>>,
     pub job: &'a RemoteCompile,
     /// The source path as given, and its bytes.
     pub source: &'a str,
@@ -649,7 +673,7 @@ pub(crate) fn lookups(seen: &Seen<'_>, strictness: Strictness) -> Result<Lookups
         files.push((path.clone(), bytes));
     }
 
-    let mut dirs = search_list(seen.compiler, seen.job)?;
+    let mut dirs = search_list(seen.compiler, seen.job, seen.lists)?;
     dirs.extend(include_arg_dirs(&seen.job.search_args));
     let mut searched: BTreeSet<String> = dirs.iter().map(|d| prefix(d)).collect();
     searched.insert(String::new());
@@ -822,8 +846,82 @@ fn probe_all(
 /// Runs `COMPILER search_args -E -v -x LANG /dev/null` and reads every
 /// directory it names: the quote and bracket search lists, and the ones it
 /// ignored (missing, duplicate, not a directory), which a new directory or
-/// header could bring back.
-fn search_list(compiler: &Resolved, job: &RemoteCompile) -> Result<Vec<String>, &'static str> {
+/// header could bring back. So the names listed do not depend on which
+/// directories exist, only on the compiler, its arguments, the
+/// environment variables it reads and (for relative names) the working
+/// directory: with `cache`, the run's output is kept under a key over
+/// those and read back instead of running the compiler again.
+fn search_list(
+    compiler: &Resolved,
+    job: &RemoteCompile,
+    cache: Option<ListCache<'_>>,
+) -> Result<Vec<String>, &'static str> {
+    let path = cache.map(|c| {
+        c.dir
+            .join("search-lists")
+            .join(list_key(compiler, job, &c, &|name| {
+                std::env::var(name).ok()
+            }))
+    });
+    if let Some(kept) = path.as_ref().and_then(|p| std::fs::read(p).ok()) {
+        // A list that does not parse is run again and replaced.
+        if let Ok(dirs) = parse_search_list(&kept) {
+            return Ok(dirs);
+        }
+    }
+    let stderr = run_search_list(compiler, job)?;
+    let dirs = parse_search_list(&stderr)?;
+    if let Some(path) = path {
+        // Best effort, atomic: a reader sees a whole list or none.
+        let _ = write_atomically(&path, &stderr);
+    }
+    Ok(dirs)
+}
+
+/// The name a search list is kept under: blake3 over the compiler's path
+/// and identity, the working directory, the language, the search
+/// arguments and the environment variables that change the list.
+fn list_key(
+    compiler: &Resolved,
+    job: &RemoteCompile,
+    cache: &ListCache<'_>,
+    env: &dyn Fn(&str) -> Option<String>,
+) -> String {
+    let mut h = blake3::Hasher::new();
+    let mut field = |bytes: &[u8]| {
+        h.update(&(bytes.len() as u64).to_le_bytes());
+        h.update(bytes);
+    };
+    field(b"gridcc search list v1");
+    field(compiler.path.as_os_str().as_encoded_bytes());
+    field(cache.identity.as_bytes());
+    field(cache.cwd.as_bytes());
+    field(format!("{:?}", job.language).as_bytes());
+    field(&(job.search_args.len() as u64).to_le_bytes());
+    for arg in &job.search_args {
+        field(arg.as_bytes());
+    }
+    for var in MANIFEST_ENV {
+        match env(var) {
+            Some(v) => field(format!("{var}={v}").as_bytes()),
+            None => field(format!("{var} unset").as_bytes()),
+        }
+    }
+    h.finalize().to_hex().to_string()
+}
+
+fn write_atomically(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    use std::io::Write as _;
+    let dir = path.parent().unwrap_or(Path::new("."));
+    std::fs::create_dir_all(dir)?;
+    let mut tmp = tempfile::NamedTempFile::new_in(dir)?;
+    tmp.write_all(bytes)?;
+    tmp.persist(path).map_err(|e| e.error)?;
+    Ok(())
+}
+
+/// The stderr of `COMPILER search_args -E -v -x LANG /dev/null`.
+fn run_search_list(compiler: &Resolved, job: &RemoteCompile) -> Result<Vec<u8>, &'static str> {
     let language = match job.language {
         Language::C => "c",
         Language::Cxx => "c++",
@@ -847,7 +945,7 @@ fn search_list(compiler: &Resolved, job: &RemoteCompile) -> Result<Vec<String>, 
     if !out.status.success() {
         return Err("the compiler's include search list run failed");
     }
-    parse_search_list(&out.stderr)
+    Ok(out.stderr)
 }
 
 fn parse_search_list(stderr: &[u8]) -> Result<Vec<String>, &'static str> {
@@ -1257,6 +1355,78 @@ mod tests {
         all.sort();
         all.dedup();
         assert_eq!(all.len(), differ.len() + 1, "every change is another key");
+    }
+
+    #[test]
+    fn a_search_list_is_kept_and_read_back_per_compiler_arguments_and_cwd() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        // A compiler that counts its runs and prints a search list.
+        let runs = dir.path().join("runs");
+        let cc = dir.path().join("cc");
+        std::fs::write(
+            &cc,
+            format!(
+                "#!/bin/sh\necho run >> '{}'\nprintf '#include \"...\" search starts here:\\n#include <...> search starts here:\\n /inc\\nEnd of search list.\\n' >&2\n",
+                runs.display()
+            ),
+        )
+        .unwrap();
+        std::fs::set_permissions(&cc, std::fs::Permissions::from_mode(0o755)).unwrap();
+        let compiler = Resolved {
+            path: cc,
+            child_path: None,
+        };
+        let cache_dir = dir.path().join("cache");
+        let runs_so_far = || std::fs::read_to_string(&runs).unwrap().lines().count();
+        let (_, job) = classified(dir.path(), "-Iinc -c a.c");
+        let lists = |cwd| ListCache {
+            dir: &cache_dir,
+            identity: "id",
+            cwd,
+        };
+        let got = search_list(&compiler, &job, Some(lists("/w"))).unwrap();
+        assert_eq!(got, ["/inc"]);
+        assert_eq!(runs_so_far(), 1);
+        // Kept: the compiler does not run again for the same list.
+        assert_eq!(
+            search_list(&compiler, &job, Some(lists("/w"))).unwrap(),
+            got
+        );
+        assert_eq!(runs_so_far(), 1);
+        // Another working directory, other arguments, no cache: it runs.
+        search_list(&compiler, &job, Some(lists("/v"))).unwrap();
+        assert_eq!(runs_so_far(), 2);
+        let (_, other) = classified(dir.path(), "-Iother -c a.c");
+        search_list(&compiler, &other, Some(lists("/w"))).unwrap();
+        assert_eq!(runs_so_far(), 3);
+        search_list(&compiler, &job, None).unwrap();
+        assert_eq!(runs_so_far(), 4);
+        // A kept list that does not parse is run again and replaced.
+        let kept = std::fs::read_dir(cache_dir.join("search-lists")).unwrap();
+        for entry in kept {
+            std::fs::write(entry.unwrap().path(), "garbage").unwrap();
+        }
+        assert_eq!(
+            search_list(&compiler, &job, Some(lists("/w"))).unwrap(),
+            got
+        );
+        assert_eq!(runs_so_far(), 5);
+        search_list(&compiler, &job, Some(lists("/w"))).unwrap();
+        assert_eq!(runs_so_far(), 5);
+        // The key covers the compiler's identity and the environment.
+        let none = |_: &str| None;
+        let cpath = |n: &str| (n == "CPATH").then(|| "/x".to_owned());
+        let other_id = ListCache {
+            identity: "id2",
+            ..lists("/w")
+        };
+        let keys = [
+            list_key(&compiler, &job, &lists("/w"), &none),
+            list_key(&compiler, &job, &lists("/w"), &cpath),
+            list_key(&compiler, &job, &other_id, &none),
+        ];
+        assert!(keys[0] != keys[1] && keys[0] != keys[2] && keys[1] != keys[2]);
     }
 
     #[test]

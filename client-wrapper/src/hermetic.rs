@@ -92,12 +92,14 @@ impl InputTree {
 }
 
 /// The hermetic job of `job`, whose preprocessing (run in `cwd`) printed
-/// `text`, or why it has none.
-pub fn plan(
+/// `text`, or why it has none; `lists` keeps the compiler's include search
+/// list between compiles.
+pub(crate) fn plan(
     compiler: &Resolved,
     job: &RemoteCompile,
     cwd: &str,
     text: &[u8],
+    lists: Option<direct::ListCache<'_>>,
 ) -> Result<InputTree, &'static str> {
     if job.preprocessed_input {
         return Err("the input is preprocessed already");
@@ -125,6 +127,7 @@ pub fn plan(
     let found = direct::lookups(
         &Seen {
             compiler,
+            lists,
             job,
             source: &job.source,
             source_bytes: &source_bytes,

@@ -3,8 +3,11 @@
 //! reads it for the per-job overhead). A remote compile's line holds the
 //! wrapper's own wall time from entering `main`, the time spent
 //! preprocessing, and the worker's compile time; their difference is what
-//! the grid cost this job beyond compiling. A local compile's line holds
-//! the reason. Every line also holds when the wrapper started (Unix ms)
+//! the grid cost this job beyond compiling, how it ran (`job_mode`:
+//! `hermetic` or `text`, with `text_reason` saying why not hermetic), and
+//! the size of the job's header (`header_bytes`: for a hermetic job mostly
+//! its input tree's listing, sent with every job). A
+//! local compile's line holds the reason. Every line also holds when the wrapper started (Unix ms)
 //! and the CPU it and its children (the preprocessor) had used so far, so
 //! that `gridcc-bench` can replay the build as it happened: when make asked
 //! for each job, what else was in flight, and the client's own work per
@@ -71,18 +74,47 @@ pub struct Job<'a> {
     pub key: &'a str,
 }
 
-/// A remote compile that finished (whatever the compiler's exit code).
+/// A remote compile that finished (whatever the compiler's exit code);
+/// `text_reason` is why it has no hermetic form, if it has none.
 pub fn remote(
     clock: Clock,
     Job { source, key }: Job<'_>,
     preprocess_ms: f64,
     output: &crate::remote::Output,
+    text_reason: Option<&str>,
 ) {
+    append(&remote_line(
+        clock,
+        Job { source, key },
+        preprocess_ms,
+        output,
+        text_reason,
+    ));
+}
+
+fn remote_line(
+    clock: Clock,
+    Job { source, key }: Job<'_>,
+    preprocess_ms: f64,
+    output: &crate::remote::Output,
+    text_reason: Option<&str>,
+) -> serde_json::Value {
     let shared_hit = output.shared_hit;
     // A shared-cache hit ran no compiler: its whole time is overhead.
     let compile_ms = if shared_hit { 0 } else { output.compile_ms };
     let wall_ms = clock.elapsed_ms();
-    append(&serde_json::json!({
+    // How the job ran: in a worker's sandbox over its input tree, or as
+    // preprocessed text, and then why not hermetic (the job had no input
+    // tree, or the worker does not run hermetic jobs).
+    let (job_mode, text_reason) = if output.hermetic {
+        ("hermetic", None)
+    } else {
+        (
+            "text",
+            Some(text_reason.unwrap_or("the worker does not run hermetic jobs")),
+        )
+    };
+    serde_json::json!({
         "mode": "remote",
         "source": source,
         "key": key,
@@ -97,7 +129,10 @@ pub fn remote(
         "shared_hit": shared_hit,
         "retried": output.retried,
         "hermetic": output.hermetic,
-    }));
+        "job_mode": job_mode,
+        "text_reason": text_reason,
+        "header_bytes": output.header_bytes,
+    })
 }
 
 /// A compile answered from the object cache.
@@ -149,6 +184,39 @@ mod tests {
     #[test]
     fn rounding_keeps_microseconds() {
         assert_eq!(super::round(1.234_567_8), 1.235);
+    }
+
+    #[test]
+    fn a_remote_line_says_how_the_job_ran_and_why_not_hermetic() {
+        let mut output = crate::remote::Output {
+            exit_code: 0,
+            stdout: Vec::new(),
+            stderr: Vec::new(),
+            object: Vec::new(),
+            worker_addr: "w:1".into(),
+            compile_ms: 5,
+            received_bytes: 0,
+            sent_bytes: 0,
+            shared_hit: false,
+            retried: false,
+            hermetic: true,
+            header_bytes: 100,
+        };
+        let job = super::Job {
+            source: "a.c",
+            key: "k",
+        };
+        let clock = super::Clock::start();
+        let line = super::remote_line(clock, job, 1.0, &output, None);
+        assert_eq!(line["job_mode"], "hermetic");
+        assert_eq!(line["header_bytes"], 100);
+        assert!(line["text_reason"].is_null());
+        output.hermetic = false;
+        let line = super::remote_line(clock, job, 1.0, &output, Some("#embed"));
+        assert_eq!(line["job_mode"], "text");
+        assert_eq!(line["text_reason"], "#embed");
+        let line = super::remote_line(clock, job, 1.0, &output, None);
+        assert_eq!(line["text_reason"], "the worker does not run hermetic jobs");
     }
 
     #[test]

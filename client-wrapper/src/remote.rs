@@ -190,6 +190,9 @@ pub struct Output {
     pub retried: bool,
     /// It ran as a hermetic job (input tree in a sandbox), not as text.
     pub hermetic: bool,
+    /// The encoded size of the job's header (for a hermetic job mostly the
+    /// input tree's listing, sent with every job; not in `sent_bytes`).
+    pub header_bytes: u64,
 }
 
 /// Timeouts for grid calls.
@@ -457,6 +460,7 @@ async fn run_on_worker(
         },
     };
     let offer = header.offer_input;
+    let header_bytes = prost::Message::encoded_len(&header) as u64;
     let send = |msg| CompileRequest { msg: Some(msg) };
     // Offering: the request stream stays open until the exchange ends and
     // the chunks go only after the worker's `SendInput`. Not offering (an
@@ -580,6 +584,7 @@ async fn run_on_worker(
             shared_hit: result.cache_hit,
             retried: false,
             hermetic: tree.is_some(),
+            header_bytes,
         })
     };
     tokio::time::timeout(timeouts.job, exchange)
