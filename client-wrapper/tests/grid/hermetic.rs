@@ -454,7 +454,11 @@ fn text_jobs_on_a_sandboxing_worker_run_in_the_sandbox_too() {
         for entry in std::fs::read_dir("/proc").unwrap().flatten() {
             let cmdline = std::fs::read(entry.path().join("cmdline")).unwrap_or_default();
             let cmdline = String::from_utf8_lossy(&cmdline);
-            if cmdline.contains("cc1")
+            // By its name: bwrap's own command line names cc1 and the
+            // input too, and its outer process stays in the worker's
+            // namespace.
+            let comm = std::fs::read_to_string(entry.path().join("comm")).unwrap_or_default();
+            if comm.trim() == "cc1"
                 && cmdline.contains("gridcc-stage-")
                 && cmdline.contains("slowtext.i")
             {
