@@ -534,13 +534,18 @@ async fn events<S: AsyncWrite + Unpin>(web: &Web, mut stream: S, shutdown: &Canc
             return;
         }
         out.clear();
-        // Wait for the next event, then gather what follows it briefly.
-        let first = tokio::select! {
+        // Wait for the next event, then sleep out the batch and take what
+        // came meanwhile from the channel at once: each stream's task wakes
+        // twice per batch, not once per event (a busy grid sends tens of
+        // events a second, and every open page paid a wake-up for each).
+        let mut next = tokio::select! {
             next = rx.recv() => next,
             () = shutdown.cancelled() => return,
         };
-        let mut next = first;
-        let deadline = tokio::time::Instant::now() + EVENT_BATCH;
+        tokio::select! {
+            () = tokio::time::sleep(EVENT_BATCH) => {}
+            () = shutdown.cancelled() => return,
+        }
         loop {
             match next {
                 Ok(frame) => out.push_str(&frame),
@@ -552,10 +557,15 @@ async fn events<S: AsyncWrite + Unpin>(web: &Web, mut stream: S, shutdown: &Canc
                 }
                 Err(broadcast::error::RecvError::Closed) => return,
             }
-            next = tokio::select! {
-                next = rx.recv() => next,
-                () = tokio::time::sleep_until(deadline) => break,
-                () = shutdown.cancelled() => return,
+            next = match rx.try_recv() {
+                Ok(frame) => Ok(frame),
+                Err(broadcast::error::TryRecvError::Empty) => break,
+                Err(broadcast::error::TryRecvError::Lagged(n)) => {
+                    Err(broadcast::error::RecvError::Lagged(n))
+                }
+                Err(broadcast::error::TryRecvError::Closed) => {
+                    Err(broadcast::error::RecvError::Closed)
+                }
             };
         }
     }

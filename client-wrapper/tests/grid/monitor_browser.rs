@@ -1,6 +1,10 @@
-//! The monitor page in a real browser: Debian's chromium driven through
-//! chromedriver (WebDriver) by fantoccini. Skipped, loudly, when either
-//! is missing; `scripts/browser-deps.sh` installs them and CI runs it.
+//! The monitor page in a real browser, during a real build: Lua 5.4
+//! (Debian's lua5.4 source, fetched by `scripts/fetch-lua.sh`) built through
+//! a two-worker grid, with Debian's chromium driven through chromedriver
+//! (WebDriver) by fantoccini. Skipped, loudly and with the command to run,
+//! when chromium, chromedriver or Lua's source cannot be had; under CI
+//! (`CI=true`) that is a failure instead. `scripts/test.sh` installs
+//! chromium (`scripts/browser-deps.sh`) and fetches Lua first.
 
 use super::*;
 
@@ -68,6 +72,61 @@ fn start_driver(chromedriver: &Path, log: &Path) -> Driver {
     driver
 }
 
+/// Skips the test with `why` on stderr, or fails it under CI, which
+/// installs and fetches everything it needs first.
+fn skip(why: &str) {
+    let ci = std::env::var("CI").is_ok_and(|v| v == "true" || v == "1");
+    assert!(
+        !ci,
+        "monitor_page_shows_workers_and_job_bars_in_chromium: {why}"
+    );
+    eprintln!("SKIPPED monitor_page_shows_workers_and_job_bars_in_chromium: {why}");
+}
+
+/// Lua's source tree, fetched by `scripts/fetch-lua.sh` into
+/// target/workloads/lua5.4 (it does nothing when it is there already).
+fn lua_source() -> Result<PathBuf, String> {
+    let script = repo_root().join("scripts/fetch-lua.sh");
+    let out = Command::new(&script)
+        .stdin(Stdio::null())
+        .output()
+        .map_err(|e| format!("{}: {e}", script.display()))?;
+    let dir = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .last()
+        .map(PathBuf::from)
+        .unwrap_or_default();
+    if !out.status.success() || !dir.join("src/lvm.c").is_file() {
+        return Err(format!(
+            "{} failed ({}): {}",
+            script.display(),
+            out.status,
+            String::from_utf8_lossy(&out.stderr).trim()
+        ));
+    }
+    Ok(dir)
+}
+
+/// `make -C src linux` in the Lua tree `dir`, or `make -C src clean`
+/// when `cc` is None.
+fn make_lua(dir: &Path, cc: Option<&str>, url: &str, cache: &Path) {
+    let mut cmd = Command::new("make");
+    cmd.arg("-C").arg(dir.join("src"));
+    match cc {
+        Some(cc) => cmd.args(["-j4", "linux", &format!("CC={cc}")]),
+        None => cmd.arg("clean"),
+    };
+    gridcc_env(&mut cmd, url, cache);
+    let out = cmd.output().unwrap();
+    assert!(
+        out.status.success(),
+        "make ({cc:?}) in {} failed:\n{}\n{}",
+        dir.display(),
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
 async fn session(driver: &Driver, chromium: &Path, profile: &Path) -> Client {
     let mut caps = serde_json::Map::new();
     caps.insert(
@@ -117,11 +176,17 @@ fn monitor_page_shows_workers_and_job_bars_in_chromium() {
         find_on_path(&["chromium", "chromium-browser"]),
         find_on_path(&["chromedriver"]),
     ) else {
-        eprintln!(
-            "SKIPPED monitor_page_shows_workers_and_job_bars_in_chromium: chromium or \
-             chromedriver is not installed (scripts/browser-deps.sh installs them)"
-        );
+        skip("chromium or chromedriver is not installed: run scripts/browser-deps.sh (as root)");
         return;
+    };
+    let lua = match lua_source() {
+        Ok(dir) => dir,
+        Err(why) => {
+            skip(&format!(
+                "no Lua source in target/workloads/lua5.4: run scripts/fetch-lua.sh ({why})"
+            ));
+            return;
+        }
     };
     // Two workers with a shared cache, so later builds are shared hits.
     let mut grid = Grid::start_with(0, 2, &["--http-listen", "127.0.0.1:0"]);
@@ -131,14 +196,33 @@ fn monitor_page_shows_workers_and_job_bars_in_chromium() {
     }
     grid.wait_for_workers(2);
     let cc = format!("{} gcc", gridcc().display());
-    // Three builds of calc from empty client caches: 39 jobs, the first
-    // compiled, the later ones mostly answered from the workers' caches.
-    let dir = calc_copy();
-    for _ in 0..3 {
+    // Lua built twice from empty client caches: its 34 translation units
+    // compiled the first time, answered from the workers' shared caches
+    // the second.
+    let dir = tempfile::tempdir().unwrap();
+    copy_tree(&lua, dir.path());
+    let units = std::fs::read_dir(dir.path().join("src"))
+        .unwrap()
+        .filter(|e| {
+            e.as_ref()
+                .unwrap()
+                .file_name()
+                .to_string_lossy()
+                .ends_with(".c")
+        })
+        .count();
+    assert!(units >= 30, "{units} .c files in Lua's src/");
+    let started = Instant::now();
+    for _ in 0..2 {
         let cache = tempfile::tempdir().unwrap();
-        clean(dir.path());
-        make(dir.path(), &cc, 4, Some(&grid.url()), cache.path());
+        make_lua(dir.path(), None, &grid.url(), cache.path());
+        make_lua(dir.path(), Some(&cc), &grid.url(), cache.path());
+        assert!(dir.path().join("src/lua").is_file());
     }
+    eprintln!(
+        "Lua ({units} units) built twice through the grid in {:?}",
+        started.elapsed()
+    );
 
     let log_dir = repo_root().join("target/monitor-test");
     std::fs::create_dir_all(&log_dir).unwrap();
@@ -176,7 +260,7 @@ fn monitor_page_shows_workers_and_job_bars_in_chromium() {
             "return [...document.querySelectorAll('#gantt rect.bar')].map(b => \
              [Number(b.dataset.id), b.dataset.outcome, getComputedStyle(b).fill]);",
             Duration::from_secs(10),
-            |v| v.as_array().is_some_and(|a| a.len() >= 39),
+            |v| v.as_array().is_some_and(|a| a.len() >= 2 * units),
         )
         .await;
         let api = {
@@ -210,12 +294,17 @@ fn monitor_page_shows_workers_and_job_bars_in_chromium() {
 
         // A job that ends while the page is open shows up, ended, within
         // a second, without a reload.
-        let probe = dir.path().join("probe_monitor.c");
+        let probe = dir.path().join("src/probe_monitor.c");
         std::fs::write(&probe, "int probe_monitor(void) { return 42; }\n").unwrap();
         let cache = tempfile::tempdir().unwrap();
         let mut cmd = Command::new(gridcc());
-        cmd.current_dir(dir.path())
-            .args(["gcc", "-c", "probe_monitor.c", "-o", "probe_monitor.o"]);
+        cmd.current_dir(dir.path().join("src")).args([
+            "gcc",
+            "-c",
+            "probe_monitor.c",
+            "-o",
+            "probe_monitor.o",
+        ]);
         gridcc_env(&mut cmd, &grid.url(), cache.path());
         let out = cmd.output().unwrap();
         assert!(
