@@ -175,6 +175,7 @@ fn wire() -> Seeds {
         source_path: "src/a.c".into(),
         cwd: "/home/me/project".into(),
         offer_input: true,
+        ..Default::default()
     };
     let hello = v1::WorkerHello {
         advertise_addr: "127.0.0.1:7701".into(),
@@ -190,6 +191,7 @@ fn wire() -> Seeds {
         cached_keys: vec!["c4".repeat(32)],
         takes_input_offers: true,
         reports_leases: true,
+        ..Default::default()
     };
     let worker = |m| v1::WorkerMessage { msg: Some(m) };
     vec![
@@ -268,6 +270,7 @@ fn wire() -> Seeds {
                     client_idle_cpus: 1.5,
                     cache_key: "c4".repeat(32),
                     source_name: String::new(),
+                    ..Default::default()
                 },
             ),
         ),
@@ -281,6 +284,7 @@ fn wire() -> Seeds {
                         worker_addr: "127.0.0.1:7701".into(),
                         lease: Some(lease),
                         takes_input_offer: true,
+                        ..Default::default()
                     })),
                 },
             ),
@@ -328,6 +332,7 @@ fn wire() -> Seeds {
                         connected_ms: 60_000,
                         hostname: "worker-1".into(),
                         draining: false,
+                        ..Default::default()
                     }],
                     policy: "weighted".into(),
                     jobs_assigned: 121,
@@ -477,6 +482,7 @@ fn worker_input(built: &Built) -> Seeds {
             source_path: source_path.into(),
             cwd: cwd.into(),
             offer_input: false,
+            ..Default::default()
         }
         .encode_to_vec();
         let mut out = (header.len() as u16).to_le_bytes().to_vec();
