@@ -65,7 +65,9 @@ pub async fn run(
         cwd: &tree.cwd,
         extra: &[],
     };
-    let mut argv: Vec<OsString> = vec![compiler.as_os_str().to_owned()];
+    // -pipe, as for a text job: cc1's assembly streams into as instead of
+    // a temp file (a driver-only flag: the object is unchanged).
+    let mut argv: Vec<OsString> = vec![compiler.as_os_str().to_owned(), "-pipe".into()];
     argv.extend(tree.argv.iter().map(OsString::from));
     let mut cmd = crate::hermetic::command(bwrap, &spec, &argv, env)
         .map_err(|e| JobError::Io(std::io::Error::other(e.to_string())))?;

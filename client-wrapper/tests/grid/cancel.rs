@@ -21,6 +21,37 @@ fn rounds() -> usize {
         .unwrap_or(20)
 }
 
+/// `GRIDCC_CANCEL_HERMETIC=1`: the same suite against workers started with
+/// `--hermetic` (where bwrap can run), so the jobs cancelled are hermetic
+/// ones, in their sandboxes.
+fn hermetic_workers() -> bool {
+    std::env::var("GRIDCC_CANCEL_HERMETIC").is_ok_and(|v| v == "1")
+}
+
+/// Whether `ancestor` is `pid`'s parent, or its parent's, and so on.
+fn descends_from(mut pid: u32, ancestor: u32) -> bool {
+    for _ in 0..64 {
+        let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
+            return false;
+        };
+        let Some(ppid) = stat
+            .rsplit_once(')')
+            .and_then(|(_, rest)| rest.split_whitespace().nth(1))
+            .and_then(|p| p.parse::<u32>().ok())
+        else {
+            return false;
+        };
+        if ppid == ancestor {
+            return true;
+        }
+        if ppid <= 1 {
+            return false;
+        }
+        pid = ppid;
+    }
+    false
+}
+
 /// How fast the grid must be clean again once the client is gone.
 const CLEAN_WITHIN: Duration = Duration::from_secs(2);
 
@@ -237,11 +268,21 @@ impl CancelGrid {
         let mut grid = Grid::start(0, 1);
         let mut work = Vec::new();
         let mut proxies = Vec::new();
+        let hermetic = hermetic_workers();
+        if hermetic {
+            // The compile user starts the sandbox in the work dirs.
+            use std::os::unix::fs::PermissionsExt;
+            std::fs::set_permissions(grid.dir.path(), std::fs::Permissions::from_mode(0o755))
+                .unwrap();
+        }
         for n in 0..2 {
             let dir = grid.dir.path().join(format!("work{n}"));
             std::fs::create_dir(&dir).unwrap();
             let dir_arg = dir.display().to_string();
             let mut extra = vec!["--work-dir", &dir_arg];
+            if hermetic {
+                extra.push("--hermetic");
+            }
             let proxy = proxied.then(Proxy::start);
             if let Some(proxy) = &proxy {
                 extra.extend(["--advertise", &proxy.addr]);
@@ -254,6 +295,12 @@ impl CancelGrid {
             work.push(dir);
         }
         grid.wait_for_workers(2);
+        if hermetic {
+            let status = grid.status();
+            for w in status["workers"].as_array().unwrap() {
+                assert_eq!(w["job_mode"], "hermetic", "{status}");
+            }
+        }
         let project = tempfile::tempdir().unwrap();
         write(project.path(), "slow.c", &slow_source());
         CancelGrid {
@@ -299,7 +346,7 @@ impl CancelGrid {
         let deadline = Instant::now() + Duration::from_secs(60);
         loop {
             for (n, dir) in self.work.iter().enumerate() {
-                let procs = processes_in(dir);
+                let procs = self.job_processes(n, dir);
                 let cc1 = procs.iter().find(|p| p.1 == "cc1");
                 let has_as = procs.iter().any(|p| p.1 == "as");
                 if cc1.is_some_and(|p| cpu_ticks(p.0) >= MID_COMPILE_TICKS) && has_as {
@@ -314,10 +361,27 @@ impl CancelGrid {
         }
     }
 
+    /// The processes of worker `n`'s jobs: those whose cwd is under its
+    /// work dir, and with hermetic workers those in the project directory
+    /// (a sandboxed job's cwd is the client's) that descend from worker
+    /// `n`.
+    fn job_processes(&self, n: usize, dir: &Path) -> Vec<(u32, String)> {
+        let mut procs = processes_in(dir);
+        if hermetic_workers() {
+            let worker = self.grid.workers[n].child.id();
+            procs.extend(
+                processes_in(self.project.path())
+                    .into_iter()
+                    .filter(|(pid, _)| descends_from(*pid, worker)),
+            );
+        }
+        procs
+    }
+
     /// The worker `n` runs nothing and holds no job root beyond the one
     /// its single slot keeps for the next job.
     fn worker_clean(&self, n: usize) -> Result<(), String> {
-        let procs = processes_in(&self.work[n]);
+        let procs = self.job_processes(n, &self.work[n]);
         let dirs = job_dirs(&self.work[n]);
         if procs.is_empty() && dirs.len() <= 1 {
             Ok(())
