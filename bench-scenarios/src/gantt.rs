@@ -213,14 +213,17 @@ pub fn svg(title: &str, from_ms: u64, wall_s: f64, log: &[JobLogLine]) -> String
         }
         let _ = writeln!(o, r#"<text x="10" y="{}">{}</text>"#, y + 11.0, esc(name));
     }
-    // Ten time ticks.
+    // Ten time ticks, with as many decimals as their step needs to tell
+    // them apart (0.085 s apart: 0.09, 0.17, …; not 0.3 twice).
+    let digits = tick_digits(span_ms / 1000.0 / 10.0);
     for k in 0..=10 {
         let xx = left + plot_w * f64::from(k) / 10.0;
         let _ = writeln!(
             o,
-            r##"<line x1="{xx:.1}" x2="{xx:.1}" y1="{top}" y2="{}" stroke="#ddd"/><text x="{xx:.1}" y="{}" text-anchor="middle">{:.1} s</text>"##,
+            r##"<line x1="{xx:.1}" x2="{xx:.1}" y1="{top}" y2="{}" stroke="#ddd"/><text x="{xx:.1}" y="{}" text-anchor="middle">{:.*} s</text>"##,
             top + plot_h,
             top + plot_h + 14.0,
+            digits,
             span_ms / 1000.0 * f64::from(k) / 10.0
         );
     }
@@ -259,9 +262,32 @@ pub fn svg(title: &str, from_ms: u64, wall_s: f64, log: &[JobLogLine]) -> String
     o
 }
 
+/// Decimals a tick label needs when ticks are `step_s` seconds apart: one
+/// at least, more for steps under a tenth of a second (three at most).
+fn tick_digits(step_s: f64) -> usize {
+    if step_s <= 0.0 || !step_s.is_finite() {
+        return 1;
+    }
+    ((-step_s.log10()).ceil().max(1.0) as usize).min(3)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn tick_labels_are_told_apart() {
+        for span_s in [0.085, 0.85, 1.7, 8.5, 85.0, 851.0] {
+            let digits = tick_digits(span_s / 10.0);
+            let labels: Vec<String> = (0..=10)
+                .map(|k| format!("{:.*}", digits, span_s * f64::from(k) / 10.0))
+                .collect();
+            let mut unique = labels.clone();
+            unique.dedup();
+            assert_eq!(unique.len(), labels.len(), "{span_s} s: {labels:?}");
+        }
+        assert_eq!(tick_digits(0.0), 1);
+    }
 
     fn line(json: &str) -> JobLogLine {
         serde_json::from_str(json).unwrap()
