@@ -147,13 +147,53 @@ pub async fn run(
     };
     sandbox::confine(&mut cmd, limits);
 
+    let Ran {
+        exit_code,
+        output,
+        elapsed,
+    } = run_to_end(cmd, &job.compiler, limits).await?;
+    if let Some(deps_file) = &plan.deps_file {
+        let deps = tokio::fs::read_to_string(deps_file).await.ok();
+        let inputs: Vec<&str> = inputs.iter().map(String::as_str).collect();
+        crate::directives::check_deps(deps.as_deref(), &object.to_string_lossy(), &inputs)?;
+    }
+    // Emptied before the run (`Stage::clear_output`): empty is unwritten.
+    let object = collect_object(exit_code, &output, &object, max_output).await?;
+    // Every process of the job has exited (its group was waited for by
+    // the driver), so the stage can serve the next job. Error paths drop it
+    // unmarked, and it is discarded.
+    stage.clean();
+    Ok(Outcome {
+        exit_code,
+        stdout: client_paths(output.stdout, &worker_prefixes),
+        stderr: client_paths(output.stderr, &worker_prefixes),
+        object,
+        elapsed,
+    })
+}
+
+/// A compile that ran to its end.
+pub(crate) struct Ran {
+    pub exit_code: i32,
+    pub output: std::process::Output,
+    pub elapsed: std::time::Duration,
+}
+
+/// Spawns `cmd` (already confined) and waits for it within the wall-clock
+/// limit. Whatever ends the wait early (the limit, or the job's future
+/// dropped because its client went away) kills the job's whole process
+/// group: cc1 and as, or a sandbox's bwrap, which takes its PID namespace
+/// along. A limit or a crash is the worker's failure, not a compile error.
+pub(crate) async fn run_to_end(
+    mut cmd: tokio::process::Command,
+    program: &std::path::Path,
+    limits: &Limits,
+) -> Result<Ran, JobError> {
     let started = Instant::now();
     let child = cmd.spawn().map_err(|source| JobError::Spawn {
-        compiler: job.compiler.clone(),
+        compiler: program.to_owned(),
         source,
     })?;
-    // Whatever ends the wait early (the wall-clock limit, or the job's
-    // future dropped because its client went away) kills cc1 and as too.
     let group = sandbox::GroupKill::new(child.id());
     let output = match limits.wall {
         Some(wall) => match tokio::time::timeout(wall, child.wait_with_output()).await {
@@ -179,40 +219,38 @@ pub async fn run(
             return Err(JobError::Signal(output.status.signal().unwrap_or(0)));
         }
     };
-    if let Some(deps_file) = &plan.deps_file {
-        let deps = tokio::fs::read_to_string(deps_file).await.ok();
-        let inputs: Vec<&str> = inputs.iter().map(String::as_str).collect();
-        crate::directives::check_deps(deps.as_deref(), &object.to_string_lossy(), &inputs)?;
-    }
+    Ok(Ran {
+        exit_code,
+        output,
+        elapsed,
+    })
+}
+
+/// The object a successful compile wrote to `object` (an empty file is an
+/// unwritten one: outputs are emptied before each run), within the output
+/// bound with what it printed; `None` after a compile error.
+pub(crate) async fn collect_object(
+    exit_code: i32,
+    output: &std::process::Output,
+    object: &std::path::Path,
+    max_output: u64,
+) -> Result<Option<Vec<u8>>, JobError> {
     if (output.stdout.len() + output.stderr.len()) as u64 > max_output {
         return Err(JobError::OutputTooLarge(max_output));
     }
-    let object = if exit_code == 0 {
-        let meta = tokio::fs::metadata(&object)
-            .await
-            .map_err(|_| JobError::NoObject)?;
-        // Emptied before the run (`Stage::clear_output`): empty is unwritten.
-        if meta.len() == 0 {
-            return Err(JobError::NoObject);
-        }
-        if meta.len() > max_output {
-            return Err(JobError::OutputTooLarge(max_output));
-        }
-        Some(tokio::fs::read(&object).await?)
-    } else {
-        None
-    };
-    // Every process of the job has exited (its group was waited for by
-    // the driver), so the stage can serve the next job. Error paths drop it
-    // unmarked, and it is discarded.
-    stage.clean();
-    Ok(Outcome {
-        exit_code,
-        stdout: client_paths(output.stdout, &worker_prefixes),
-        stderr: client_paths(output.stderr, &worker_prefixes),
-        object,
-        elapsed,
-    })
+    if exit_code != 0 {
+        return Ok(None);
+    }
+    let meta = tokio::fs::metadata(object)
+        .await
+        .map_err(|_| JobError::NoObject)?;
+    if meta.len() == 0 {
+        return Err(JobError::NoObject);
+    }
+    if meta.len() > max_output {
+        return Err(JobError::OutputTooLarge(max_output));
+    }
+    Ok(Some(tokio::fs::read(object).await?))
 }
 
 /// A text job's command in the sandbox: an empty root holding only the

@@ -5,10 +5,9 @@ use std::collections::HashMap;
 use std::ffi::OsString;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::time::Instant;
 
 use crate::hermetic::{Spec, ToolchainFiles};
-use crate::job::{JobError, Outcome};
+use crate::job::{JobError, Outcome, Ran};
 use crate::sandbox::{self, Limits};
 use crate::stage::Stages;
 use crate::store::Store;
@@ -72,52 +71,14 @@ pub async fn run(
     let mut cmd = crate::hermetic::command(bwrap, &spec, &argv, env)
         .map_err(|e| JobError::Io(std::io::Error::other(e.to_string())))?;
     sandbox::confine(&mut cmd, limits);
-    let started = Instant::now();
-    let child = cmd.spawn().map_err(|source| JobError::Spawn {
-        compiler: bwrap.to_owned(),
-        source,
-    })?;
     // bwrap is the job's pid 1 (`--die-with-parent`, its own PID
     // namespace): killing its group ends every process of the job.
-    let group = sandbox::GroupKill::new(child.id());
-    let output = match limits.wall {
-        Some(wall) => match tokio::time::timeout(wall, child.wait_with_output()).await {
-            Ok(output) => output?,
-            Err(_) => return Err(JobError::WallTime(wall)),
-        },
-        None => child.wait_with_output().await?,
-    };
-    group.disarm();
-    let elapsed = started.elapsed();
-    if output.status.code().is_some_and(|c| c != 0) {
-        if let Some(why) = crate::job::resource_failure(&output.stderr) {
-            return Err(JobError::Resource(why));
-        }
-    }
-    let exit_code = match output.status.code() {
-        Some(code) => code,
-        None => {
-            use std::os::unix::process::ExitStatusExt;
-            return Err(JobError::Signal(output.status.signal().unwrap_or(0)));
-        }
-    };
-    if (output.stdout.len() + output.stderr.len()) as u64 > max_output {
-        return Err(JobError::OutputTooLarge(max_output));
-    }
-    let result = if exit_code == 0 {
-        let meta = tokio::fs::metadata(&object)
-            .await
-            .map_err(|_| JobError::NoObject)?;
-        if meta.len() == 0 {
-            return Err(JobError::NoObject);
-        }
-        if meta.len() > max_output {
-            return Err(JobError::OutputTooLarge(max_output));
-        }
-        Some(tokio::fs::read(&object).await?)
-    } else {
-        None
-    };
+    let Ran {
+        exit_code,
+        output,
+        elapsed,
+    } = crate::job::run_to_end(cmd, bwrap, limits).await?;
+    let result = crate::job::collect_object(exit_code, &output, &object, max_output).await?;
     // The object's mount point is this job's, not the next one's tree.
     let _ = std::fs::remove_file(host_path(&root, &tree.object));
     stage.clean();

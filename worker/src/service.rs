@@ -569,19 +569,13 @@ fn finish(
     .collect()
 }
 
-/// Receives the client's input chunks and verifies them.
-async fn receive(
+/// Feeds the client's chunks to `assembler` until it has the announced
+/// bytes (a text job's input, or a hermetic job's missing blobs).
+async fn take_chunks(
     shared: &Shared,
-    header: &v1::CompileHeader,
     inbound: &mut Streaming<CompileRequest>,
-) -> Result<Vec<u8>, Failure> {
-    let mut assembler = Assembler::new(
-        header.input_size,
-        header.compressed_size,
-        header.input_digest.clone(),
-        shared.max_payload,
-    )
-    .map_err(|e| Status::resource_exhausted(e.to_string()))?;
+    assembler: &mut Assembler,
+) -> Result<(), Failure> {
     while !assembler.is_complete() {
         match inbound.message().await.map_err(Failure::gone)? {
             Some(CompileRequest {
@@ -600,6 +594,23 @@ async fn receive(
             }
         }
     }
+    Ok(())
+}
+
+/// Receives the client's input chunks and verifies them.
+async fn receive(
+    shared: &Shared,
+    header: &v1::CompileHeader,
+    inbound: &mut Streaming<CompileRequest>,
+) -> Result<Vec<u8>, Failure> {
+    let mut assembler = Assembler::new(
+        header.input_size,
+        header.compressed_size,
+        header.input_digest.clone(),
+        shared.max_payload,
+    )
+    .map_err(|e| Status::resource_exhausted(e.to_string()))?;
+    take_chunks(shared, inbound, &mut assembler).await?;
     let input = tokio::task::spawn_blocking(move || assembler.finish())
         .await
         .map_err(|e| Failure::new(Status::internal(e.to_string()), JobOutcome::Error))?
@@ -878,24 +889,7 @@ async fn receive_blobs(
         shared.max_payload,
     )
     .map_err(|e| Status::resource_exhausted(e.to_string()))?;
-    while !assembler.is_complete() {
-        match inbound.message().await.map_err(Failure::gone)? {
-            Some(CompileRequest {
-                msg: Some(compile_request::Msg::Chunk(chunk)),
-            }) => {
-                shared.metrics.received(chunk.len());
-                assembler
-                    .push(&chunk)
-                    .map_err(|e| Status::invalid_argument(e.to_string()))?
-            }
-            Some(_) => return Err(Status::invalid_argument("expected an input chunk").into()),
-            None => {
-                return Err(Failure::stream(Status::invalid_argument(
-                    "input ended early",
-                )))
-            }
-        }
-    }
+    take_chunks(shared, inbound, &mut assembler).await?;
     let parts: Vec<(Vec<u8>, u64)> = missing.iter().map(|(d, s)| (d.to_vec(), *s)).collect();
     let store = Arc::clone(store);
     let digests: Vec<crate::store::Digest> = missing.iter().map(|(d, _)| *d).collect();
