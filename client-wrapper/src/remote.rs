@@ -118,11 +118,7 @@ impl Job {
     /// The grid key of the job's hermetic form (what a hermetic worker
     /// stores its result under).
     pub fn hermetic_key(&self, tree: &crate::hermetic::InputTree) -> String {
-        let env: Vec<(String, String)> = self
-            .env
-            .iter()
-            .map(|v| (v.name.clone(), v.value.clone()))
-            .collect();
+        let env = self.env_pairs();
         gridcc_cache::GridJob {
             toolchain: &self.toolchain,
             mode: gridcc_cache::GridMode::Hermetic,
@@ -138,13 +134,17 @@ impl Job {
         .to_string()
     }
 
-    /// The grid key of the job's text form.
-    fn text_key(&self) -> String {
-        let env: Vec<(String, String)> = self
-            .env
+    /// The locale variables sent, as the grid key takes them.
+    fn env_pairs(&self) -> Vec<(String, String)> {
+        self.env
             .iter()
             .map(|v| (v.name.clone(), v.value.clone()))
-            .collect();
+            .collect()
+    }
+
+    /// The grid key of the job's text form.
+    fn text_key(&self) -> String {
+        let env = self.env_pairs();
         let source_mode = !self.source_path.is_empty();
         gridcc_cache::GridJob {
             toolchain: &self.toolchain,
