@@ -203,7 +203,12 @@ pub(crate) async fn run_to_end(
         None => child.wait_with_output().await?,
     };
     group.disarm();
-    let elapsed = started.elapsed();
+    judge(output, started.elapsed())
+}
+
+/// How a compile that ran to its end ended: its exit code, or the
+/// worker's failure when a limit or a crash stopped it.
+pub(crate) fn judge(output: std::process::Output, elapsed: Duration) -> Result<Ran, JobError> {
     if output.status.code().is_some_and(|c| c != 0) {
         if let Some(why) = resource_failure(&output.stderr) {
             // Not the client's error: the same compile may well succeed on
@@ -291,6 +296,7 @@ fn sandboxed_command(
         tmp: &tmp,
         cwd: workdir,
         extra: &extra,
+        kept: false,
     };
     crate::hermetic::command(sandbox.bwrap, &spec, argv, env)
         .map_err(|e| JobError::Io(std::io::Error::other(e.to_string())))

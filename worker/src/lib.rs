@@ -155,6 +155,8 @@ pub enum WorkerError {
     TlsWorkerInPlainGrid,
     #[error(transparent)]
     TokenRefused(#[from] session::TokenRefused),
+    #[error("cannot make the work dir {0}: {1}")]
+    WorkDir(PathBuf, #[source] std::io::Error),
 }
 
 /// Serves jobs on `listener` until `shutdown` is cancelled; then drains:
@@ -204,6 +206,10 @@ pub async fn run_with_metrics(
     if found.is_empty() {
         return Err(WorkerError::NoCompilers(config.compiler_path));
     }
+    // Made when missing, as the cache dirs are: job stages and the
+    // sandbox probe go there.
+    std::fs::create_dir_all(&config.work_dir)
+        .map_err(|e| WorkerError::WorkDir(config.work_dir.clone(), e))?;
     let bound = listener.local_addr().map_err(WorkerError::Addr)?;
     let advertise = match &config.advertise {
         Some(a) => a.clone(),
@@ -437,5 +443,22 @@ async fn hermetic_setup(
     if toolchains.is_empty() {
         return Err("no compiler's own files could be listed".into());
     }
-    Ok(sandboxed::Hermetic { bwrap, toolchains })
+    let mut hermetic = sandboxed::Hermetic {
+        bwrap,
+        toolchains,
+        kept: None,
+    };
+    // A sandbox kept per slot needs a compile user that is not the
+    // worker's own (see hermetic::kept); without one, each job starts its
+    // own sandbox, as it does when the kept one cannot start here.
+    match config.limits.run_as {
+        Some(user) => match hermetic.keep_sandboxes(&config.work_dir, user).await {
+            Ok(()) => tracing::info!("hermetic jobs: one sandbox kept per slot"),
+            Err(why) => tracing::warn!("hermetic jobs: a sandbox per job: {why}"),
+        },
+        None => tracing::info!(
+            "hermetic jobs: a sandbox per job (kept ones need a root worker and a compile user)"
+        ),
+    }
+    Ok(hermetic)
 }

@@ -105,6 +105,15 @@ struct Args {
 }
 
 fn main() -> ExitCode {
+    // The launcher of a kept sandbox is this binary, run inside it: no
+    // argument parsing, no runtime, nothing but its loop.
+    if std::env::args_os().nth(1).as_deref()
+        == Some(std::ffi::OsStr::new(
+            gridcc_worker::hermetic::launcher::INIT_ARG,
+        ))
+    {
+        return ExitCode::from(gridcc_worker::hermetic::launcher::serve());
+    }
     let args = Args::parse();
     match serve(args) {
         Ok(()) => ExitCode::SUCCESS,

@@ -37,6 +37,20 @@ impl Limits {
     }
 }
 
+impl Limits {
+    /// The CPU seconds, address space and file size each of the job's
+    /// processes gets (`setrlimit`). No file the job writes may be larger
+    /// than the output it may return: the object is the largest, and one
+    /// past the bound would be refused after the fact anyway. So a job
+    /// that would write gigabytes (`.skip 3000000000`) is stopped by
+    /// SIGXFSZ at the bound, fast and with a clear reason, instead of
+    /// filling the worker's disk first.
+    pub(crate) fn rlimits(&self) -> (Option<u64>, Option<u64>, Option<u64>) {
+        let file = (self.max_output > 0).then_some(self.max_output);
+        (self.cpu_s, self.memory_bytes, file)
+    }
+}
+
 /// An account from /etc/passwd.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct User {
@@ -95,14 +109,7 @@ pub(crate) fn confine(cmd: &mut tokio::process::Command, limits: &Limits) {
         cmd.uid(user.uid).gid(user.gid);
     }
     cmd.process_group(0);
-    let cpu = limits.cpu_s;
-    let memory = limits.memory_bytes;
-    // No file the job writes may be larger than the output it may return:
-    // the object is the largest, and one past the bound would be refused
-    // after the fact anyway. So a job that would write gigabytes (`.skip
-    // 3000000000`) is stopped by SIGXFSZ at the bound, fast and with a
-    // clear reason, instead of filling the worker's disk first.
-    let file = (limits.max_output > 0).then_some(limits.max_output);
+    let (cpu, memory, file) = limits.rlimits();
     if cpu.is_some() || memory.is_some() || file.is_some() {
         set_rlimits_in_child(cmd, cpu, memory, file);
     }
@@ -116,35 +123,45 @@ fn set_rlimits_in_child(
     file: Option<u64>,
 ) {
     // SAFETY: the closure runs in the forked child before exec and calls
-    // only setrlimit(2), which is async-signal-safe; it allocates nothing
-    // and touches no lock.
+    // only setrlimit(2) (`set_rlimits`), which is async-signal-safe; it
+    // allocates nothing and touches no lock.
     unsafe {
-        cmd.pre_exec(move || {
-            let set = |resource, soft: u64, hard: u64| {
-                let lim = libc::rlimit {
-                    rlim_cur: soft as libc::rlim_t,
-                    rlim_max: hard as libc::rlim_t,
-                };
-                if libc::setrlimit(resource, &lim) == 0 {
-                    Ok(())
-                } else {
-                    Err(std::io::Error::last_os_error())
-                }
-            };
-            // SIGXCPU at the soft limit names the cause; SIGKILL at the
-            // hard one, a few seconds later, stops a process ignoring it.
-            if let Some(s) = cpu {
-                set(libc::RLIMIT_CPU, s, s.saturating_add(5))?;
-            }
-            if let Some(b) = memory {
-                set(libc::RLIMIT_AS, b, b)?;
-            }
-            if let Some(b) = file {
-                set(libc::RLIMIT_FSIZE, b, b)?;
-            }
-            Ok(())
-        });
+        cmd.pre_exec(move || set_rlimits(cpu, memory, file));
     }
+}
+
+/// Sets this process's CPU-time, address-space and file-size limits; for
+/// the child between fork and exec (async-signal-safe: setrlimit only).
+#[allow(unsafe_code)]
+pub(crate) fn set_rlimits(
+    cpu: Option<u64>,
+    memory: Option<u64>,
+    file: Option<u64>,
+) -> std::io::Result<()> {
+    let set = |resource, soft: u64, hard: u64| {
+        let lim = libc::rlimit {
+            rlim_cur: soft as libc::rlim_t,
+            rlim_max: hard as libc::rlim_t,
+        };
+        // SAFETY: setrlimit reads the struct it is given and nothing else.
+        if unsafe { libc::setrlimit(resource, &lim) } == 0 {
+            Ok(())
+        } else {
+            Err(std::io::Error::last_os_error())
+        }
+    };
+    // SIGXCPU at the soft limit names the cause; SIGKILL at the hard one,
+    // a few seconds later, stops a process ignoring it.
+    if let Some(s) = cpu {
+        set(libc::RLIMIT_CPU, s, s.saturating_add(5))?;
+    }
+    if let Some(b) = memory {
+        set(libc::RLIMIT_AS, b, b)?;
+    }
+    if let Some(b) = file {
+        set(libc::RLIMIT_FSIZE, b, b)?;
+    }
+    Ok(())
 }
 
 /// Kills a job's process group when dropped, until disarmed. A job's
@@ -152,6 +169,7 @@ fn set_rlimits_in_child(
 /// connection); `kill_on_drop` then reaches only the driver, and cc1 or as,
 /// reparented, would run on to the end. Disarm it once the driver has been
 /// reaped: its id, which names the group, may then be reused.
+#[derive(Debug)]
 pub(crate) struct GroupKill(Option<u32>);
 
 impl GroupKill {

@@ -817,11 +817,6 @@ async fn run_hermetic(
     let (Some(store), Some(hermetic)) = (&shared.inputs, &shared.hermetic) else {
         return Err(internal("hermetic jobs need the input store".into()));
     };
-    let toolchain = hermetic
-        .toolchains
-        .get(&header.toolchain)
-        .cloned()
-        .ok_or_else(|| internal("no toolchain files".into()))?;
     // The slot before the blobs, as for a text job's input (`take_slot`).
     let slot = take_slot(shared).await?;
     let mut input_bytes = 0;
@@ -846,8 +841,8 @@ async fn run_hermetic(
     let (outcome, dated) = crate::sandboxed::run(
         &shared.stages,
         store,
-        &hermetic.bwrap,
-        &toolchain,
+        hermetic,
+        &header.toolchain,
         &compiler,
         tree,
         &env,

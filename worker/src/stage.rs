@@ -163,6 +163,9 @@ pub struct Stage {
     last: Option<(blake3::Hash, Box<dyn std::any::Any + Send>)>,
     /// A hermetic job's input tree under `tree/` (see [`crate::tree`]).
     pub tree: crate::tree::Laid,
+    /// The sandbox kept running over `tree/` (see
+    /// [`crate::hermetic::kept`]); dropped (killed) with the stage.
+    pub sandbox: Option<crate::hermetic::kept::Kept>,
 }
 
 impl Stage {
@@ -177,6 +180,7 @@ impl Stage {
             dirs: HashSet::new(),
             last: None,
             tree: crate::tree::Laid::default(),
+            sandbox: None,
         };
         if let Some(user) = run_as {
             // The compile user's group may enter the stage and read; only
@@ -282,14 +286,25 @@ impl Stage {
         let object = self.out().join("object");
         let tmp = self.out().join("tmp");
         std::fs::create_dir_all(&root)?;
-        // Whatever the last job left in its temp dir goes.
-        match std::fs::remove_dir_all(&tmp) {
-            Ok(()) => {}
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        // Whatever the last job left in its temp dir goes; the directory
+        // itself stays (a kept sandbox has it bound).
+        match std::fs::read_dir(&tmp) {
+            Ok(entries) => {
+                for entry in entries {
+                    let path = entry?.path();
+                    // Never followed: a symlink is removed, not its target.
+                    match std::fs::symlink_metadata(&path)?.is_dir() {
+                        true => std::fs::remove_dir_all(&path)?,
+                        false => std::fs::remove_file(&path)?,
+                    }
+                }
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                std::fs::create_dir(&tmp)?;
+                self.hand_over(&tmp)?;
+            }
             Err(e) => return Err(e),
         }
-        std::fs::create_dir(&tmp)?;
-        self.hand_over(&tmp)?;
         std::fs::File::create(&object)?;
         self.hand_over(&object)?;
         Ok((root, object, tmp))

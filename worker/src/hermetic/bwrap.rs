@@ -54,9 +54,19 @@ pub fn bwrap_args(spec: &Spec) -> Vec<OsString> {
     // The job's tree at the client's paths, read-only, as the new root:
     // every file a job can name comes from `root` or a bind below, never
     // the worker's own `/`.
-    a.triple("--ro-bind", spec.root, "/");
+    // A kept sandbox binds it writable: the object's path changes with
+    // each job, and only that file (the compile user's) can be written.
+    a.triple(
+        if spec.kept { "--bind" } else { "--ro-bind" },
+        spec.root,
+        "/",
+    );
     // A minimal /dev (null, zero, full, random, urandom, tty) on a tmpfs.
     a.pair("--dev", "/dev");
+    if spec.kept {
+        // Nothing a job leaves in /dev can meet the next job.
+        a.pair("--remount-ro", "/dev");
+    }
     // The job's private, writable /tmp, a worker directory of this job.
     a.triple("--bind", spec.tmp, super::TMP);
     // The compiler's files, read-only, at their own (real) paths.
@@ -135,6 +145,7 @@ mod tests {
             tmp: Path::new("/w/tmp"),
             cwd: Path::new("/home/u/p"),
             extra: &[],
+            kept: false,
         };
         let got: Vec<String> = bwrap_args(&spec)
             .into_iter()

@@ -24,6 +24,8 @@
 //! directory, which the compile user would then have to own.
 
 mod bwrap;
+pub mod kept;
+pub mod launcher;
 mod toolchain;
 
 #[cfg(test)]
@@ -97,6 +99,10 @@ pub struct Spec<'a> {
     /// More worker files or directories bound in: a text job's stage, at
     /// its own path (read-only, but for its output directory).
     pub extra: &'a [Bind],
+    /// A sandbox kept for many jobs ([`kept`]): `root` is bound writable
+    /// (its files are the worker's, not the compile user's) and `/dev`
+    /// read-only.
+    pub kept: bool,
 }
 
 /// A worker file or directory bound into the sandbox.
@@ -264,7 +270,8 @@ const SANDBOX_ENV: &[&str] = &["PATH", "TMPDIR"];
 
 /// The command of one sandboxed compile: `bwrap [bwrap_args] [--setenv of
 /// env] -- argv`, after [`prepare`]. `argv[0]` is the driver's absolute
-/// path, one of `spec.toolchain`'s files or symlinks. stdin is empty,
+/// path, one of `spec.toolchain`'s files or symlinks (or a file bound in
+/// by `spec.extra`: the launcher of a kept sandbox). stdin is empty,
 /// stdout and stderr piped, and dropping the child kills bwrap, which
 /// takes the whole job with it (`--die-with-parent`, PID namespace). Apply
 /// [`crate::sandbox::confine`] to it before spawning.
@@ -275,7 +282,8 @@ pub fn command(
     env: &[(String, String)],
 ) -> Result<tokio::process::Command, HermeticError> {
     let driver = argv.first().map(PathBuf::from).unwrap_or_default();
-    if spec.toolchain.resolve_inside(&driver).is_none() {
+    let bound = spec.extra.iter().any(|b| b.inside == driver);
+    if spec.toolchain.resolve_inside(&driver).is_none() && !bound {
         return Err(HermeticError::NotTheDriver(driver.into_os_string()));
     }
     prepare(spec)?;
@@ -341,6 +349,7 @@ pub async fn probe(bwrap: &Path, work_dir: &Path, run_as: Option<User>) -> Resul
         tmp: &tmp,
         cwd: Path::new("/"),
         extra: &[],
+        kept: false,
     };
     let argv: Vec<OsString> = vec![sh.into(), "-c".into(), "echo ok >/probe.out".into()];
     let mut cmd = command(bwrap, &spec, &argv, &[]).map_err(|e| fail("prepare", &e))?;

@@ -124,6 +124,7 @@ impl JobDir {
             tmp: &tmp,
             cwd,
             extra: &[],
+            kept: false,
         };
         let argv: Vec<OsString> = std::iter::once(GCC)
             .chain(args.iter().copied())
@@ -477,6 +478,7 @@ fn symlinks_in_the_tree_are_refused() {
         tmp: dir.path(),
         cwd: Path::new("/home/u"),
         extra: &[],
+        kept: false,
     };
     let err = prepare(&spec).unwrap_err();
     assert!(
@@ -509,8 +511,51 @@ async fn sandbox_cost() {
     };
     let mut direct = Vec::new();
     let mut sandboxed = Vec::new();
-    // Interleaved, so other load on the machine hits both alike.
+    let mut kept = Vec::new();
+    // A kept sandbox over a tree of its own (no output mount points).
+    let kept_job = JobDir::new(&inputs_of(cwd, "e.c"), &[]);
+    let mut in_kept = match (launcher(), compile_user()) {
+        (Some(launcher), Some(user)) => {
+            let setup = kept::Setup::with_launcher(&launcher, user).unwrap();
+            let files = setup.with(gcc_toolchain());
+            let (root, tmp) = (kept_job.root(), kept_job.tmp());
+            std::fs::create_dir_all(root.join(cwd.strip_prefix("/").unwrap())).unwrap();
+            let sandbox = kept::Kept::start(&bwrap, &setup, &root, &tmp, &files, "gcc")
+                .await
+                .unwrap();
+            Some((sandbox, user))
+        }
+        _ => None,
+    };
+    // Interleaved, so other load on the machine hits all alike.
     for _ in 0..RUNS {
+        if let Some((sandbox, user)) = &mut in_kept {
+            let object = kept_job
+                .root()
+                .join(cwd.strip_prefix("/").unwrap())
+                .join("e.o");
+            let t = Instant::now();
+            std::fs::File::create_new(&object).unwrap();
+            std::os::unix::fs::chown(&object, Some(user.uid), Some(user.gid)).unwrap();
+            let request = launcher::Request {
+                cwd: cwd.into(),
+                stdout: format!("{TMP}/o").into(),
+                stderr: format!("{TMP}/e").into(),
+                cpu_s: Some(60),
+                memory_bytes: None,
+                file_bytes: Some(1 << 30),
+                env: vec!["PATH=/usr/bin".into(), format!("TMPDIR={TMP}").into()],
+                argv: std::iter::once(GCC)
+                    .chain(args)
+                    .map(OsString::from)
+                    .collect(),
+            };
+            let status = sandbox.run(&request).await.unwrap();
+            assert!(status.success(), "{status}");
+            assert!(std::fs::metadata(&object).unwrap().len() > 0);
+            std::fs::remove_file(&object).unwrap();
+            kept.push(t.elapsed());
+        }
         let t = Instant::now();
         let mut cmd = tokio::process::Command::new(GCC);
         cmd.args(args).current_dir(cwd);
@@ -528,9 +573,136 @@ async fn sandbox_cost() {
         assert!(out.status.success(), "{out:?}");
         sandboxed.push(t.elapsed());
     }
+    let kept = match kept.is_empty() {
+        true => "not measured (needs root and the worker binary)".to_owned(),
+        false => format!("{:?}", median(kept)),
+    };
     eprintln!(
-        "gcc -c on an empty file, median of {RUNS}: direct {:?}, sandboxed {:?}",
+        "gcc -c on an empty file, median of {RUNS}: direct {:?}, a sandbox per job {:?}, a kept sandbox {kept}",
         median(direct),
         median(sandboxed)
     );
+}
+
+/// The launcher of kept sandboxes: the worker binary beside this test's
+/// (`cargo build --workspace --bins`, which scripts/test.sh runs first).
+fn launcher() -> Option<PathBuf> {
+    let exe = std::env::current_exe().ok()?;
+    let bin = exe.parent()?.parent()?.join("gridcc-worker");
+    if !bin.is_file() {
+        eprintln!("SKIPPED: {} is not built", bin.display());
+        return None;
+    }
+    Some(bin)
+}
+
+/// A kept sandbox holding `/bin/sh` (and ls, cat, mkdir), over a fresh root and temp dir; only
+/// where the worker runs as root with a compile user, as kept ones are.
+async fn kept_sh() -> Option<(tempfile::TempDir, kept::Kept)> {
+    let (Some(bwrap), Some(launcher), Some(user)) = (bwrap(), launcher(), compile_user()) else {
+        eprintln!("SKIPPED: kept sandboxes need bwrap, the worker binary and root");
+        return None;
+    };
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    let (root, tmp) = (dir.path().join("root"), dir.path().join("tmp"));
+    std::fs::create_dir(&root).unwrap();
+    std::fs::create_dir(&tmp).unwrap();
+    std::os::unix::fs::chown(&tmp, Some(user.uid), Some(user.gid)).unwrap();
+    let setup = kept::Setup::with_launcher(&launcher, user).unwrap();
+    let programs: Vec<PathBuf> = ["sh", "ls", "cat", "mkdir"]
+        .iter()
+        .map(|p| Path::new("/bin").join(p))
+        .collect();
+    let sh = toolchain::closure(&programs, vec![]).unwrap();
+    let files = setup.with(&sh);
+    let sandbox = kept::Kept::start(&bwrap, &setup, &root, &tmp, &files, "sh")
+        .await
+        .unwrap();
+    Some((dir, sandbox))
+}
+
+/// Runs `script` with /bin/sh in `sandbox`: its exit status and stdout.
+async fn sh_in(sandbox: &mut kept::Kept, dir: &Path, script: &str) -> (i32, String, String) {
+    let request = launcher::Request {
+        cwd: "/".into(),
+        stdout: format!("{TMP}/o").into(),
+        stderr: format!("{TMP}/e").into(),
+        cpu_s: Some(10),
+        memory_bytes: None,
+        file_bytes: Some(1 << 20),
+        env: vec![],
+        argv: vec!["/bin/sh".into(), "-c".into(), script.into()],
+    };
+    let status = sandbox.run(&request).await.unwrap();
+    let read =
+        |n: &str| String::from_utf8(std::fs::read(dir.join("tmp").join(n)).unwrap()).unwrap();
+    (status.code().unwrap_or(-1), read("o"), read("e"))
+}
+
+#[tokio::test]
+async fn a_kept_sandbox_runs_job_after_job_and_nothing_outlives_a_job() {
+    let Some((dir, mut sandbox)) = kept_sh().await else {
+        return;
+    };
+    let bwrap_pid = sandbox.pid().unwrap();
+    // Two background loops that would run forever, and a job that exits.
+    let script = "(while :; do :; done) & (while :; do :; done) & echo started";
+    assert_eq!(sh_in(&mut sandbox, dir.path(), script).await.0, 0);
+    let left: Vec<_> = descendants(bwrap_pid)
+        .into_iter()
+        .filter(|(pid, comm)| comm == "sh" && alive(*pid))
+        .collect();
+    assert!(left.is_empty(), "outlived its job: {left:?}");
+    let (code, out, _) = sh_in(&mut sandbox, dir.path(), "echo second").await;
+    assert_eq!((code, out.as_str()), (0, "second\n"));
+    assert_eq!(sandbox.pid(), Some(bwrap_pid), "the same sandbox");
+}
+
+#[tokio::test]
+async fn a_job_in_a_kept_sandbox_writes_only_what_was_handed_over() {
+    let Some((dir, mut sandbox)) = kept_sh().await else {
+        return;
+    };
+    let user = compile_user().unwrap();
+    let root = dir.path().join("root");
+    std::fs::create_dir(root.join("p")).unwrap();
+    std::fs::write(root.join("p/input.h"), "kept\n").unwrap();
+    std::fs::File::create(root.join("p/a.o")).unwrap();
+    std::os::unix::fs::chown(root.join("p/a.o"), Some(user.uid), Some(user.gid)).unwrap();
+    let script = "echo evil > /p/input.h; echo evil > /p/new; echo x > /dev/planted; \
+                  mkdir /dev/d; echo tmp > /.gridcc-tmp/t && echo object > /p/a.o";
+    let (code, _, err) = sh_in(&mut sandbox, dir.path(), script).await;
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(
+        std::fs::read_to_string(root.join("p/input.h")).unwrap(),
+        "kept\n"
+    );
+    assert!(!root.join("p/new").exists());
+    assert_eq!(
+        std::fs::read_to_string(root.join("p/a.o")).unwrap(),
+        "object\n"
+    );
+    let (code, out, _) = sh_in(&mut sandbox, dir.path(), "ls /dev; cat /.gridcc-tmp/t").await;
+    assert_eq!(code, 0);
+    assert!(!out.contains("planted") && !out.contains("\nd\n"), "{out}");
+    assert!(out.ends_with("tmp\n"), "{out}");
+    // Files the tree changed under it are seen at once.
+    std::fs::write(root.join("p/later.h"), "later\n").unwrap();
+    let (_, out, _) = sh_in(&mut sandbox, dir.path(), "cat /p/later.h").await;
+    assert_eq!(out, "later\n");
+}
+
+#[tokio::test]
+async fn a_kept_sandbox_whose_mount_point_was_replaced_no_longer_fits() {
+    let Some((dir, mut sandbox)) = kept_sh().await else {
+        return;
+    };
+    assert!(sandbox.fits("sh"));
+    assert!(!sandbox.fits("another toolchain"));
+    let mark = dir.path().join("root").join(&launcher::INIT_PATH[1..]);
+    std::fs::remove_file(&mark).unwrap();
+    std::fs::File::create(&mark).unwrap();
+    assert!(!sandbox.fits("sh"));
 }
