@@ -417,6 +417,11 @@ impl Backend for DockerBackend {
                 // shared-cache hits (as the wrapper runs with GRIDCC_CACHE=0).
                 "--cache-size".into(),
                 "0".into(),
+                // Docker's default settings do not let bwrap make its
+                // namespaces (docker/README.md, "Hermetic jobs"), so the
+                // docker backend measures unsandboxed text jobs, said so
+                // here rather than left to a worker that exits.
+                "--no-sandbox".into(),
             ];
             worker.nano_cpus = Some((w.cpus * 1e9).round() as i64);
             worker.memory = w

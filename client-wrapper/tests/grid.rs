@@ -722,9 +722,12 @@ impl TinyFs {
             "the disk-full fault needs root to mount a tmpfs: {}",
             String::from_utf8_lossy(&out.stderr)
         );
-        // Fill it: not one byte of a job's input fits.
-        let _ = std::fs::write(dir.path().join("fill"), vec![0u8; 64 << 10]);
         TinyFs(dir)
+    }
+
+    /// Fills it: not one byte of a job's input fits.
+    fn fill(&self) {
+        let _ = std::fs::write(self.0.path().join("fill"), vec![0u8; 64 << 10]);
     }
 }
 
@@ -738,10 +741,17 @@ impl Drop for TinyFs {
 fn fault_a_worker_with_a_full_disk_fails_its_jobs_over() {
     let full = TinyFs::mount();
     let work = full.0.path().display().to_string();
+    {
+        // The compile user starts the sandbox there.
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(full.0.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    }
     let mut grid = Grid::start(0, 1);
     grid.add_worker_with(1, &["--work-dir", &work], &[]);
     grid.add_worker(1);
     grid.wait_for_workers(2);
+    // Full once the worker serves: its sandbox probe at start had room.
+    full.fill();
     build_survives(&mut grid, 0, |_| {});
     // Both workers are still there, the healthy one did the jobs, and the
     // full one left no temp dir behind.

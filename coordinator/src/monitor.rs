@@ -284,6 +284,20 @@ pub(crate) struct JobsPage {
 /// stream that sends it.
 pub(crate) type Frame = Arc<str>;
 
+/// How a worker runs its jobs, as `gridcc status` and the page show it:
+/// `hermetic` (in the sandbox, hermetic jobs taken), `text` (in the
+/// sandbox, text jobs only; or an older worker), `unsandboxed` (started
+/// with --no-sandbox).
+pub(crate) fn job_mode(hello: &v1::WorkerHello) -> &'static str {
+    if hello.unsandboxed {
+        "unsandboxed"
+    } else if hello.hermetic {
+        "hermetic"
+    } else {
+        "text"
+    }
+}
+
 fn frame(event: &str, data: &impl Serialize) -> Frame {
     // Our own types always serialize; "{}" keeps a stream well-formed
     // should one ever not.
@@ -338,7 +352,7 @@ impl Monitor {
             cpu_quota: hello.capacity,
             speed: hello.capacity,
             state: "serving",
-            job_mode: if hello.hermetic { "hermetic" } else { "text" },
+            job_mode: job_mode(hello),
             jobs_done: 0,
             jobs_failed: 0,
             joined_ms: now_ms,

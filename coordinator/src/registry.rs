@@ -800,7 +800,7 @@ impl Registry {
                     })
                     .collect(),
                 connected_ms: now_ms.saturating_sub(w.connected_at_ms),
-                job_mode: if w.hello.hermetic { "hermetic" } else { "text" }.to_owned(),
+                job_mode: crate::monitor::job_mode(&w.hello).to_owned(),
                 hermetic_refusal: w.hello.hermetic_refusal.clone(),
                 hostname: w.hello.hostname.clone(),
                 draining: w.draining,
@@ -844,6 +844,7 @@ mod tests {
             reports_leases: false,
             hermetic: false,
             hermetic_refusal: String::new(),
+            unsandboxed: false,
         }
     }
 

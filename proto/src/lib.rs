@@ -177,6 +177,7 @@ mod wire_properties {
                         } else {
                             "no bwrap".into()
                         },
+                        unsandboxed: !reports,
                     })
                 },
             );

@@ -39,6 +39,9 @@ pub struct Outcome {
     /// The object, when the compile succeeded.
     pub object: Option<Vec<u8>>,
     pub elapsed: Duration,
+    /// CPU time of the compiler (driver, cc1, as), where it was measured
+    /// apart from the worker's (a kept sandbox's launcher measures it).
+    pub cpu: Option<Duration>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -169,6 +172,7 @@ pub async fn run(
         stderr: client_paths(output.stderr, &worker_prefixes),
         object,
         elapsed,
+        cpu: None,
     })
 }
 

@@ -96,8 +96,10 @@ pub struct Config {
     /// Disk for received inputs kept by digest (under
     /// `shared_cache_dir/inputs`); 0 turns it off.
     pub input_cache_bytes: u64,
-    /// Run hermetic jobs when this worker can (`--hermetic`).
-    pub hermetic: bool,
+    /// Run every job in the sandbox (the default); `false` is
+    /// `--no-sandbox`, the operator's explicit acceptance that jobs can
+    /// read what the compile user can.
+    pub sandbox: bool,
     /// The worker's token (the grid's shared token, or its worker token):
     /// sent to the coordinator. Clients must show it too until the
     /// coordinator's welcome names the client tokens to take instead.
@@ -120,7 +122,7 @@ impl Config {
             capacity: quota,
             queue_limit: slots * 2,
             work_dir: std::env::temp_dir(),
-            hermetic: false,
+            sandbox: true,
             max_payload: gridcc_proto::payload::MAX_PAYLOAD_BYTES,
             limits: sandbox::Limits::output_only(gridcc_proto::payload::MAX_PAYLOAD_BYTES),
             compiler_path: std::env::var("PATH")
@@ -157,6 +159,8 @@ pub enum WorkerError {
     TokenRefused(#[from] session::TokenRefused),
     #[error("cannot make the work dir {0}: {1}")]
     WorkDir(PathBuf, #[source] std::io::Error),
+    #[error("cannot sandbox jobs here: {0}; start with --no-sandbox to run them without one (they can then read any file the compile user can; docs/security.md)")]
+    NoSandbox(String),
 }
 
 /// Serves jobs on `listener` until `shutdown` is cancelled; then drains:
@@ -260,22 +264,31 @@ pub async fn run_with_metrics(
             }
         }
     };
-    let (hermetic, hermetic_refusal) = match hermetic_setup(&config, &found, inputs.is_some()).await
-    {
-        Ok(h) => {
-            tracing::info!(
-                compilers = h.toolchains.len(),
-                "hermetic jobs: on (bubblewrap sandbox)"
-            );
-            (Some(Arc::new(h)), String::new())
-        }
-        // Not asked for: nothing to report.
-        Err(_) if !config.hermetic => (None, String::new()),
-        Err(why) => {
-            tracing::warn!("hermetic jobs: off: {why}; this worker takes text jobs only");
-            (None, why)
-        }
+    let hermetic = if config.sandbox {
+        let h = hermetic_setup(&config, &found)
+            .await
+            .map_err(WorkerError::NoSandbox)?;
+        tracing::info!(
+            compilers = h.toolchains.len(),
+            "jobs run in a bubblewrap sandbox"
+        );
+        Some(Arc::new(h))
+    } else {
+        tracing::warn!(
+            "--no-sandbox: jobs run without a sandbox and can read any file the compile user can"
+        );
+        None
     };
+    // Hermetic jobs need the sandbox and the input store; text jobs run in
+    // the sandbox all the same.
+    let hermetic_refusal = match (&hermetic, &inputs) {
+        (Some(_), Some(_)) => String::new(),
+        (Some(_), None) => "no input store (--input-cache-size 0)".to_owned(),
+        (None, _) => "started with --no-sandbox".to_owned(),
+    };
+    if !hermetic_refusal.is_empty() {
+        tracing::warn!("hermetic jobs: off: {hermetic_refusal}; this worker takes text jobs only");
+    }
     let cached_keys = match &results {
         Some(r) => {
             let r = Arc::clone(r);
@@ -307,8 +320,9 @@ pub async fn run_with_metrics(
         cached_keys,
         takes_input_offers: config.input_cache_bytes > 0,
         reports_leases: true,
-        hermetic: hermetic.is_some(),
+        hermetic: hermetic.is_some() && inputs.is_some(),
         hermetic_refusal,
+        unsandboxed: hermetic.is_none(),
     };
     let toolchains: HashMap<String, PathBuf> = found
         .into_iter()
@@ -408,26 +422,22 @@ pub async fn run_with_metrics(
     result.map_err(WorkerError::from)
 }
 
-/// Whether this worker can run hermetic jobs: `bwrap` on `PATH` starts a
-/// sandbox here (as the compile user, under the work dir), and each
-/// compiler's own files are found. `Err` is one line saying why not.
+/// The sandbox every job runs in: `bwrap` on `PATH` starts one here (as
+/// the compile user, under the work dir), and each compiler's own files
+/// are found. `Err` is one line saying why not.
 async fn hermetic_setup(
     config: &Config,
     found: &[gridcc_toolchain::Discovered],
-    has_store: bool,
 ) -> Result<sandboxed::Hermetic, String> {
-    if !config.hermetic {
-        return Err("hermetic jobs not turned on (--hermetic)".into());
-    }
-    if !has_store {
-        return Err("no input store (--input-cache-size 0)".into());
-    }
+    // PATH first, then where packages put it (a worker's PATH may be
+    // narrowed to choose its compilers).
     let bwrap = std::env::var_os("PATH")
         .iter()
         .flat_map(std::env::split_paths)
+        .chain(["/usr/bin", "/bin", "/usr/local/bin"].map(PathBuf::from))
         .map(|d| d.join("bwrap"))
         .find(|p| p.is_file())
-        .ok_or("bubblewrap (bwrap) is not installed")?;
+        .ok_or("bubblewrap (bwrap) is not installed (Debian: apt-get install bubblewrap)")?;
     hermetic::probe(&bwrap, &config.work_dir, config.limits.run_as).await?;
     let mut toolchains = HashMap::new();
     for t in found {
@@ -457,7 +467,7 @@ async fn hermetic_setup(
             Err(why) => tracing::warn!("hermetic jobs: a sandbox per job: {why}"),
         },
         None => tracing::info!(
-            "hermetic jobs: a sandbox per job (kept ones need a root worker and a compile user)"
+            "hermetic jobs: a sandbox per job (kept ones need a root worker with a compile user)"
         ),
     }
     Ok(hermetic)

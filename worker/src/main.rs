@@ -96,11 +96,18 @@ struct Args {
     /// 256M; 0 = off). Least recently used inputs are evicted past it
     #[arg(long, value_name = "SIZE", default_value = "1G")]
     input_cache_size: String,
-    /// Also run hermetic jobs: the client's own command line over its
-    /// input tree, in a bubblewrap sandbox holding nothing but the
-    /// compiler's files and the job's (needs `bwrap` and unprivileged user
-    /// namespaces; see docs/security.md). Experimental, off by default.
+    /// Run jobs without the sandbox. By default every job runs in a
+    /// bubblewrap sandbox holding only the compiler's files and the job's
+    /// (hermetic jobs: the client's own command line over its input tree),
+    /// and a worker that cannot start one exits with the reason. This flag
+    /// accepts the risk instead: a job can then read any file the compile
+    /// user can (docs/security.md). `gridcc status` shows such a worker's
+    /// job mode as "unsandboxed".
     #[arg(long)]
+    no_sandbox: bool,
+    /// The sandbox is the default now; kept so that existing command lines
+    /// still work.
+    #[arg(long, hide = true, conflicts_with = "no_sandbox")]
     hermetic: bool,
 }
 
@@ -157,7 +164,7 @@ async fn serve(args: Args) -> anyhow::Result<()> {
     if let Some(queue) = args.queue {
         config.queue_limit = queue;
     }
-    config.hermetic = args.hermetic;
+    config.sandbox = !args.no_sandbox;
     if let Some(dir) = args.work_dir {
         config.work_dir = dir;
     }

@@ -64,6 +64,7 @@ pub(crate) struct Metrics {
     cache: [AtomicU64; CacheEvent::ALL.len()],
     inputs_reused: AtomicU64,
     upload_saved_bytes: AtomicU64,
+    compiler_cpu_us: AtomicU64,
 }
 
 /// What the shared cache did for one job.
@@ -108,6 +109,7 @@ impl Default for Metrics {
             cache: Default::default(),
             inputs_reused: AtomicU64::new(0),
             upload_saved_bytes: AtomicU64::new(0),
+            compiler_cpu_us: AtomicU64::new(0),
         }
     }
 }
@@ -121,6 +123,12 @@ impl Metrics {
     pub(crate) fn ran(&self, compile: Duration, slot_wait: Duration) {
         self.compile.observe_duration(compile);
         self.slot_wait.observe_duration(slot_wait);
+    }
+
+    /// CPU time a compiler used, measured apart from the worker's own.
+    pub(crate) fn compiler_cpu(&self, cpu: Duration) {
+        self.compiler_cpu_us
+            .fetch_add(cpu.as_micros() as u64, Ordering::Relaxed);
     }
 
     pub(crate) fn received(&self, bytes: usize) {
@@ -190,6 +198,14 @@ pub(crate) fn render(m: &Metrics, s: &Snapshot) -> String {
         "gridcc_worker_slot_wait_seconds",
         "Time a job that ran waited for a free slot after its input arrived.",
         &m.slot_wait,
+    );
+    e.single(
+        "gridcc_worker_sandboxed_compiler_cpu_seconds_total",
+        "CPU time (user + system) of the compilers run in kept sandboxes, as their \
+         launcher measured it (other compilers are the worker's reaped children: its \
+         cutime and cstime).",
+        Kind::Counter,
+        m.compiler_cpu_us.load(Ordering::Relaxed) as f64 / 1e6,
     );
     e.single(
         "gridcc_worker_received_bytes_total",

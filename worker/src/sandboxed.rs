@@ -151,6 +151,7 @@ pub async fn run(
             stderr: output.stderr,
             object: result,
             elapsed,
+            cpu: None,
         },
         dated,
     ))
@@ -215,7 +216,7 @@ async fn in_kept(
         argv: job.argv.to_vec(),
     };
     let started = std::time::Instant::now();
-    let status = match limits.wall {
+    let (status, cpu) = match limits.wall {
         Some(wall) => tokio::time::timeout(wall, sandbox.run(&request))
             .await
             .map_err(|_| JobError::WallTime(wall))?,
@@ -246,6 +247,7 @@ async fn in_kept(
             stderr: output.stderr,
             object,
             elapsed,
+            cpu: Some(cpu),
         },
         sandbox,
     ))

@@ -850,6 +850,9 @@ async fn run_hermetic(
     )
     .await
     .map_err(job_failure)?;
+    if let Some(cpu) = outcome.cpu {
+        shared.metrics.compiler_cpu(cpu);
+    }
     let queue_ms = slot.end(shared, outcome.elapsed);
     deliver(shared, outcome, key, !dated, queue_ms, input_bytes).await
 }

@@ -21,11 +21,12 @@ fn rounds() -> usize {
         .unwrap_or(20)
 }
 
-/// `GRIDCC_CANCEL_HERMETIC=1`: the same suite against workers started with
-/// `--hermetic` (where bwrap can run), so the jobs cancelled are hermetic
-/// ones, in their sandboxes.
+/// The workers run every job in their sandbox (the default), so the jobs
+/// cancelled are hermetic ones; `GRIDCC_CANCEL_UNSANDBOXED=1` runs the
+/// same suite against workers started with `--no-sandbox`, whose jobs run
+/// as text, unsandboxed.
 fn hermetic_workers() -> bool {
-    std::env::var("GRIDCC_CANCEL_HERMETIC").is_ok_and(|v| v == "1")
+    !std::env::var("GRIDCC_CANCEL_UNSANDBOXED").is_ok_and(|v| v == "1")
 }
 
 /// Whether `ancestor` is `pid`'s parent, or its parent's, and so on.
@@ -280,8 +281,8 @@ impl CancelGrid {
             std::fs::create_dir(&dir).unwrap();
             let dir_arg = dir.display().to_string();
             let mut extra = vec!["--work-dir", &dir_arg];
-            if hermetic {
-                extra.push("--hermetic");
+            if !hermetic {
+                extra.push("--no-sandbox");
             }
             let proxy = proxied.then(Proxy::start);
             if let Some(proxy) = &proxy {

@@ -171,7 +171,7 @@ fn monitor_api_and_event_stream_follow_a_real_build() {
         assert!(addresses.iter().any(|a| w["address"] == a.as_str()), "{w}");
         assert_eq!(w["state"], "serving");
         assert_eq!(w["slots"], 2);
-        assert_eq!(w["job_mode"], "text");
+        assert_eq!(w["job_mode"], "hermetic");
         assert!(w["cpu_quota"].as_f64().unwrap() > 0.0, "{w}");
         done += w["jobs_done"].as_u64().unwrap();
     }

@@ -200,9 +200,9 @@ impl Kept {
             })
     }
 
-    /// Runs one compile and returns how it ended. An `Err` leaves the
-    /// sandbox unusable: drop it.
-    pub async fn run(&mut self, request: &Request) -> Result<ExitStatus, String> {
+    /// Runs one compile and returns how it ended and the CPU time it
+    /// used. An `Err` leaves the sandbox unusable: drop it.
+    pub async fn run(&mut self, request: &Request) -> Result<(ExitStatus, Duration), String> {
         let lost = |e: std::io::Error| format!("the kept sandbox went away: {e}");
         self.stdin.write_all(&request.frame()).await.map_err(lost)?;
         self.stdin.flush().await.map_err(lost)?;
@@ -212,7 +212,9 @@ impl Kept {
         let mut body = vec![0; len];
         self.stdout.read_exact(&mut body).await.map_err(lost)?;
         match Reply::parse(&body).ok_or("the launcher's reply is malformed")? {
-            Reply::Status(raw) => Ok(ExitStatus::from_raw(raw)),
+            Reply::Status(raw, cpu_us) => {
+                Ok((ExitStatus::from_raw(raw), Duration::from_micros(cpu_us)))
+            }
             Reply::Failed(why) => Err(why),
         }
     }
@@ -261,14 +263,14 @@ pub async fn probe(bwrap: &Path, setup: &Setup, work_dir: &Path) -> Result<(), S
         .map_err(|_| fail("launcher", &"no answer in 20 s"))?
         .map_err(|e| fail("launcher", &e))?;
     let out = read_job_file(&tmp.join("out"), 64).unwrap_or_default();
-    if ran.success() && out == b"ok\n" {
+    if ran.0.success() && out == b"ok\n" {
         return Ok(());
     }
     let err = read_job_file(&tmp.join("err"), 4096).unwrap_or_default();
     let err = String::from_utf8_lossy(&err);
     Err(fail(
         "launcher",
-        &format!("{ran}: {}", err.lines().next().unwrap_or("no output")),
+        &format!("{}: {}", ran.0, err.lines().next().unwrap_or("no output")),
     ))
 }
 

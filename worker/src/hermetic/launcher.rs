@@ -16,8 +16,8 @@
 //! directory, the stdout and stderr paths, the CPU-seconds, address-space
 //! and file-size limits (decimal, empty for none), the number of
 //! environment entries, those entries (`NAME=value`), then argv. A reply
-//! is a kind byte and its value: `S` and the raw wait status (`i32`), or
-//! `E` and a one-line error.
+//! is a kind byte and its value: `S`, the raw wait status (`i32`) and the
+//! compile's CPU time in µs (`u64`), or `E` and a one-line error.
 
 use std::ffi::{OsStr, OsString};
 use std::io::{Read, Write};
@@ -52,8 +52,9 @@ pub struct Request {
 /// How a compile ended.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Reply {
-    /// Its raw wait status (`ExitStatusExt::from_raw`).
-    Status(i32),
+    /// Its raw wait status (`ExitStatusExt::from_raw`), and the CPU time
+    /// (user + system, µs) it and the processes it waited for used.
+    Status(i32, u64),
     /// It could not be started, or what it started could not be stopped.
     Failed(String),
 }
@@ -135,9 +136,10 @@ impl Reply {
     pub fn frame(&self) -> Vec<u8> {
         let mut body = Vec::new();
         match self {
-            Reply::Status(raw) => {
+            Reply::Status(raw, cpu_us) => {
                 body.push(b'S');
                 body.extend_from_slice(&raw.to_le_bytes());
+                body.extend_from_slice(&cpu_us.to_le_bytes());
             }
             Reply::Failed(why) => {
                 body.push(b'E');
@@ -150,7 +152,14 @@ impl Reply {
     /// A reply from a frame's body; `None` if it is malformed.
     pub fn parse(body: &[u8]) -> Option<Self> {
         match body.split_first()? {
-            (b'S', raw) => Some(Reply::Status(i32::from_le_bytes(raw.try_into().ok()?))),
+            (b'S', rest) => {
+                let (raw, cpu) = rest.split_first_chunk::<4>()?;
+                let cpu: [u8; 8] = cpu.try_into().ok()?;
+                Some(Reply::Status(
+                    i32::from_le_bytes(*raw),
+                    u64::from_le_bytes(cpu),
+                ))
+            }
             (b'E', why) => Some(Reply::Failed(String::from_utf8_lossy(why).into_owned())),
             _ => None,
         }
@@ -211,8 +220,9 @@ pub fn serve() -> u8 {
 }
 
 /// Runs one compile to its end.
+#[allow(unsafe_code)]
 fn run(r: &Request) -> Reply {
-    use std::os::unix::process::{CommandExt, ExitStatusExt};
+    use std::os::unix::process::CommandExt;
     let Some((program, args)) = r.argv.split_first() else {
         return Reply::Failed("empty command line".into());
     };
@@ -246,14 +256,30 @@ fn run(r: &Request) -> Reply {
     let (cpu, memory, file) = (r.cpu_s, r.memory_bytes, r.file_bytes);
     // SAFETY: the closure runs in the forked child before exec and only
     // calls setrlimit(2), which is async-signal-safe.
-    #[allow(unsafe_code)]
     unsafe {
         cmd.pre_exec(move || crate::sandbox::set_rlimits(cpu, memory, file));
     }
-    match cmd.status() {
-        Ok(status) => Reply::Status(status.into_raw()),
-        Err(e) => Reply::Failed(format!("cannot start {}: {e}", program.to_string_lossy())),
+    let child = match cmd.spawn() {
+        Ok(child) => child,
+        Err(e) => return Reply::Failed(format!("cannot start {}: {e}", program.to_string_lossy())),
+    };
+    let pid = child.id() as libc::pid_t;
+    let mut status = 0;
+    // SAFETY: an all-zero rusage is a valid value of that plain C struct.
+    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+    loop {
+        // SAFETY: wait4 on our own child, writing into the two locals.
+        let got = unsafe { libc::wait4(pid, &mut status, 0, &mut usage) };
+        if got == pid {
+            break;
+        }
+        let e = std::io::Error::last_os_error();
+        if got < 0 && e.kind() != std::io::ErrorKind::Interrupted {
+            return Reply::Failed(format!("cannot wait for the compile: {e}"));
+        }
     }
+    let us = |t: libc::timeval| (t.tv_sec as u64) * 1_000_000 + t.tv_usec as u64;
+    Reply::Status(status, us(usage.ru_utime) + us(usage.ru_stime))
 }
 
 /// Kills every process of the sandbox this one may signal (all but itself
@@ -307,8 +333,8 @@ mod tests {
         };
         assert_eq!(Request::parse(body(&r.frame())), Some(r));
         for reply in [
-            Reply::Status(0),
-            Reply::Status(9),
+            Reply::Status(0, 0),
+            Reply::Status(9, 1_234_567),
             Reply::Failed("no".into()),
         ] {
             assert_eq!(Reply::parse(body(&reply.frame())), Some(reply));
@@ -339,6 +365,7 @@ mod tests {
         );
         assert!(Request::parse(&[]).is_none());
         assert!(Reply::parse(b"S12").is_none());
+        assert!(Reply::parse(b"S1234").is_none(), "no CPU time");
         assert!(Reply::parse(b"X").is_none());
         assert!(frame_len(u32::MAX.to_le_bytes()).is_none());
     }

@@ -377,6 +377,11 @@ pub async fn probe(bwrap: &Path, work_dir: &Path, run_as: Option<User>) -> Resul
     }
     let stderr = String::from_utf8_lossy(&output.stderr);
     let first = stderr.lines().next().unwrap_or("").trim();
+    let hint = if first.contains("Permission denied") {
+        "; the compile user must be able to enter every directory above --work-dir"
+    } else {
+        ""
+    };
     Err(format!(
         "bwrap cannot start the sandbox ({}): {} (see docs/security.md, \"The sandbox\")",
         output.status,
@@ -385,5 +390,5 @@ pub async fn probe(bwrap: &Path, work_dir: &Path, run_as: Option<User>) -> Resul
         } else {
             first
         }
-    ))
+    ) + hint)
 }

@@ -550,8 +550,9 @@ async fn sandbox_cost() {
                     .map(OsString::from)
                     .collect(),
             };
-            let status = sandbox.run(&request).await.unwrap();
+            let (status, cpu) = sandbox.run(&request).await.unwrap();
             assert!(status.success(), "{status}");
+            assert!(cpu > Duration::ZERO, "a compile's CPU time is measured");
             assert!(std::fs::metadata(&object).unwrap().len() > 0);
             std::fs::remove_file(&object).unwrap();
             kept.push(t.elapsed());
@@ -635,7 +636,7 @@ async fn sh_in(sandbox: &mut kept::Kept, dir: &Path, script: &str) -> (i32, Stri
         env: vec![],
         argv: vec!["/bin/sh".into(), "-c".into(), script.into()],
     };
-    let status = sandbox.run(&request).await.unwrap();
+    let (status, _) = sandbox.run(&request).await.unwrap();
     let read =
         |n: &str| String::from_utf8(std::fs::read(dir.join("tmp").join(n)).unwrap()).unwrap();
     (status.code().unwrap_or(-1), read("o"), read("e"))
