@@ -393,9 +393,7 @@ pub(super) fn start(
         if missing.is_empty() {
             break;
         }
-        if let Err(e) = grid.check_alive() {
-            bail!("icecream did not start: {e}; logs in {}", state.display());
-        }
+        still_up(&mut grid)?;
         if Instant::now() > deadline {
             bail!(
                 "icecream's daemons {missing:?} did not log in to the scheduler within {} s (state in {})",
@@ -406,7 +404,7 @@ pub(super) fn start(
         std::thread::sleep(Duration::from_millis(100));
     }
 
-    warm_up(&grid, &state, workers.len())?;
+    warm_up(&mut grid, &state, workers.len())?;
     let offset = std::fs::metadata(&scheduler_log).map_or(0, |m| m.len() as usize);
     if let Some(site) = grid.site.as_mut() {
         site.warm_offset = offset;
@@ -415,35 +413,50 @@ pub(super) fn start(
     Ok(grid)
 }
 
+/// An error when the session was interrupted or one of the grid's
+/// processes died: waiting for it would be in vain.
+fn still_up(grid: &mut PeerGrid) -> anyhow::Result<()> {
+    if crate::run::interrupted() {
+        bail!("interrupted");
+    }
+    if let Err(e) = grid.check_alive() {
+        bail!("icecream did not start: {e}");
+    }
+    Ok(())
+}
+
 /// Installs the compiler environment on every worker's daemon: one small
 /// compile each, placed there through `ICECC_PREFERRED_HOST`, until the
 /// scheduler's log shows each daemon finished one.
-fn warm_up(grid: &PeerGrid, state: &Path, workers: usize) -> anyhow::Result<()> {
-    let site = grid.site.as_ref().expect("an icecc grid has a site");
+fn warm_up(grid: &mut PeerGrid, state: &Path, workers: usize) -> anyhow::Result<()> {
+    let (log, netns) = {
+        let site = grid.site.as_ref().expect("an icecc grid has a site");
+        (site.scheduler_state_log(), site.netns.name.clone())
+    };
+    let cold = |log: &Path| -> Vec<usize> {
+        let done = parse_scheduler_log(&std::fs::read_to_string(log).unwrap_or_default());
+        (0..workers)
+            .filter(|&i| done.get(&node(i)).is_none_or(|j| j.ok == 0))
+            .collect()
+    };
     let source = state.join("warmup.c");
     std::fs::write(&source, "int gridcc_bench_warmup(void) { return 42; }\n")?;
     let deadline = Instant::now() + WARMUP_TIMEOUT;
-    let mut round = 0;
-    loop {
-        let text = std::fs::read_to_string(site.scheduler_state_log()).unwrap_or_default();
-        let done = parse_scheduler_log(&text);
-        let cold: Vec<usize> = (0..workers)
-            .filter(|&i| done.get(&node(i)).is_none_or(|j| j.ok == 0))
-            .collect();
-        if cold.is_empty() {
-            return Ok(());
+    for round in 1.. {
+        let todo = cold(&log);
+        if todo.is_empty() {
+            break;
         }
         if Instant::now() > deadline {
             bail!(
                 "icecream's daemons {:?} did not take a first job within {} s (state in {})",
-                cold.iter().map(|&i| node(i)).collect::<Vec<_>>(),
+                todo.iter().map(|&i| node(i)).collect::<Vec<_>>(),
                 WARMUP_TIMEOUT.as_secs(),
                 state.display()
             );
         }
-        round += 1;
         let mut clients = Vec::new();
-        for &i in &cold {
+        for &i in &todo {
             let mut env: Vec<(&str, String)> = grid
                 .client
                 .env
@@ -451,44 +464,45 @@ fn warm_up(grid: &PeerGrid, state: &Path, workers: usize) -> anyhow::Result<()> 
                 .map(|(k, v)| (k.as_str(), v.clone()))
                 .collect();
             env.push(("ICECC_PREFERRED_HOST", node(i)));
+            let object = state.join(format!("warmup-{}-{round}.o", i + 1));
             let args: Vec<String> = [
                 "gcc".to_owned(),
                 "-c".into(),
                 source.display().to_string(),
                 "-o".into(),
-                state
-                    .join(format!("warmup-{}-{round}.o", i + 1))
-                    .display()
-                    .to_string(),
+                object.display().to_string(),
             ]
             .into();
-            clients.push(spawn(&site.netns.name, None, "icecc", &args, &env)?);
+            clients.push(spawn(&netns, None, "icecc", &args, &env)?);
         }
-        for mut c in clients {
-            while c.try_wait()?.is_none() {
+        let mut waited = Ok(());
+        for c in &mut clients {
+            while waited.is_ok() && c.try_wait()?.is_none() {
+                waited = still_up(grid);
                 if Instant::now() > deadline {
-                    super::kill_group(&mut c);
-                    break;
+                    waited = Err(anyhow::anyhow!("the warm-up compiles did not finish"));
                 }
                 std::thread::sleep(Duration::from_millis(50));
             }
-            crate::reap::unregister(c.id());
         }
+        for c in &mut clients {
+            if c.try_wait()?.is_none() {
+                super::kill_group(c);
+            } else {
+                // Reaped: its pid may be anyone's now.
+                crate::reap::unregister(c.id());
+            }
+        }
+        waited?;
         // The daemon reports the job done after the client has its object:
         // give the scheduler's log a moment before looking again.
         let settle = Instant::now() + Duration::from_secs(5);
-        while Instant::now() < settle {
-            let text = std::fs::read_to_string(site.scheduler_state_log()).unwrap_or_default();
-            let done = parse_scheduler_log(&text);
-            if cold
-                .iter()
-                .all(|&i| done.get(&node(i)).is_some_and(|j| j.ok > 0))
-            {
-                break;
-            }
+        while Instant::now() < settle && !cold(&log).is_empty() {
+            still_up(grid)?;
             std::thread::sleep(Duration::from_millis(50));
         }
     }
+    Ok(())
 }
 
 /// Per server (node name), the jobs icecream's scheduler logged: at `-vvv`
