@@ -342,8 +342,9 @@ fn daemon_jobs(peer: Peer, run_dir: &Path, workers: usize) -> Vec<DaemonJobs> {
 }
 
 /// The run's jobs as the peer's logs count them: per worker the jobs it
-/// compiled, and in all the failed ones. Whether jobs fell back to the
-/// client is decided by the runner from the object count.
+/// compiled, and in all the failed ones. A run fell back where icecream
+/// logged an object compiled on the client; the runner adds the runs
+/// whose daemons compiled fewer jobs than there are objects.
 pub fn jobs_record(peer: Peer, run_dir: &Path, workers: &[WorkerSpec]) -> crate::run::JobsRecord {
     let per = daemon_jobs(peer, run_dir, workers.len());
     // An object the client compiled itself is a fallback even where the
