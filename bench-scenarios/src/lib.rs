@@ -11,7 +11,7 @@
 //!   ([`scenario`]) on grids started by a [`backend`] ([`local`] processes
 //!   under cgroup quotas, or [`docker`] containers), one JSON line per run;
 //!   [`stats`] holds the status/trace readers and statistics it uses;
-//!   [`peers`] runs distcc (and names icecc) as cells beside gridcc's
+//!   [`peers`] runs distcc and icecream (icecc) as cells beside gridcc's
 //!   policies.
 //! - [`replay`]: a run's recording (job log joined with the trace) for
 //!   `gridcc_scheduler::replay`, which predicts each run and gives the

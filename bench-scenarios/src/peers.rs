@@ -1,8 +1,10 @@
 //! Peers as cells: the same build on the same worker shapes with distcc
-//! (and, where it can run, icecream) instead of gridcc, so that every
-//! table sets gridcc's policies beside them. A scenario lists them in
-//! `peers = ["distcc"]`; each becomes one cell per configuration, named by
-//! the peer in the policy column.
+//! or icecream instead of gridcc, so that every table sets gridcc's
+//! policies beside them. A scenario lists them in
+//! `peers = ["distcc", "icecc"]`; each becomes one cell per configuration,
+//! named by the peer in the policy column. icecream's set-up (a scheduler,
+//! a daemon per worker and one for the client, in a network namespace of
+//! their own) is in [`icecc`].
 //!
 //! distcc on the local backend: one `distccd` per worker on 127.0.0.1,
 //! each in its own cgroup with the worker's CPU quota (as gridcc's workers
@@ -18,6 +20,8 @@
 //!
 //! The packages are installed with `apt-get` when missing (as root); where
 //! that is impossible the run stops with one line saying so.
+
+mod icecc;
 
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
@@ -56,11 +60,22 @@ impl Peer {
         }
     }
 
-    /// The Debian package and the programs it must provide.
-    fn package(self) -> (&'static str, &'static [&'static str]) {
+    /// The Debian packages and the programs they must provide.
+    fn packages(self) -> (&'static [&'static str], &'static [&'static str]) {
         match self {
-            Self::Distcc => ("distcc", &["distcc", "distccd"]),
-            Self::Icecc => ("icecc", &["icecc", "iceccd", "icecc-scheduler"]),
+            Self::Distcc => (&["distcc"], &["distcc", "distccd"]),
+            // `ip` (iproute2) makes the network namespace icecream's
+            // daemons run in (see icecc.rs).
+            Self::Icecc => (
+                &["icecc", "iproute2"],
+                &[
+                    "icecc",
+                    "iceccd",
+                    "icecc-scheduler",
+                    "icecc-create-env",
+                    "ip",
+                ],
+            ),
         }
     }
 }
@@ -70,19 +85,21 @@ fn on_path(program: &str) -> bool {
         .is_some_and(|p| std::env::split_paths(&p).any(|d| d.join(program).is_file()))
 }
 
-/// Installs the peer's Debian package unless its programs are on `PATH`.
+/// Installs the peer's Debian packages unless its programs are on `PATH`.
 pub fn ensure_installed(peer: Peer) -> anyhow::Result<()> {
-    let (package, programs) = peer.package();
+    let (packages, programs) = peer.packages();
     if programs.iter().all(|p| on_path(p)) {
         return Ok(());
     }
+    let package = packages.join(" ");
     if !on_path("apt-get") {
         bail!("{package} is not installed and there is no apt-get to install it with");
     }
     eprintln!("gridcc-bench: installing {package} (apt-get install -y {package})");
     let install = || {
         Command::new("apt-get")
-            .args(["install", "-y", "--no-install-recommends", package])
+            .args(["install", "-y", "--no-install-recommends"])
+            .args(packages)
             .env("DEBIAN_FRONTEND", "noninteractive")
             .stdout(Stdio::null())
             .stderr(Stdio::null())
@@ -112,14 +129,41 @@ struct Daemon {
     log: PathBuf,
     cpus: f64,
     slots: u32,
+    /// Its CPU before the build (icecream's warm-up), left out of the run's.
+    cpu_base_s: f64,
 }
 
-/// A distcc grid: one `distccd` per worker.
+/// A process of a peer grid that is not a worker (icecream's scheduler
+/// and the client's daemon): its CPU counts as the coordinator's.
+#[derive(Debug)]
+struct Helper {
+    name: &'static str,
+    child: Child,
+    /// As [`Daemon::cpu_base_s`].
+    cpu_base_s: f64,
+}
+
+/// How the build reaches a peer grid.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PeerClient {
+    pub cc: String,
+    pub cxx: String,
+    pub env: Vec<(String, String)>,
+    /// The network namespace the build must run in (icecream's daemons
+    /// live in one; see icecc.rs).
+    pub netns: Option<String>,
+}
+
+/// A peer grid: one daemon per worker (`distccd`, or `iceccd` with
+/// icecream's scheduler and the client's daemon beside them).
 #[derive(Debug)]
 pub struct PeerGrid {
     peer: Peer,
     daemons: Vec<Daemon>,
-    state_dir: PathBuf,
+    helpers: Vec<Helper>,
+    client: PeerClient,
+    /// icecream's namespace and state, torn down after the processes.
+    site: Option<icecc::Site>,
 }
 
 /// A free TCP port on 127.0.0.1 (the kernel's choice, released at once;
@@ -129,28 +173,42 @@ fn free_port() -> anyhow::Result<u16> {
     Ok(l.local_addr()?.port())
 }
 
-/// Starts the peer's daemons for `workers`, logs and state in `run_dir`.
+/// Starts the peer's daemons for `workers`, logs and state in `run_dir`;
+/// `session_dir` keeps what every run of the session can share (icecream's
+/// compiler environment).
 pub fn start(
     peer: Peer,
+    workers: &[WorkerSpec],
+    run_dir: &Path,
+    session_dir: &Path,
+    cgroups: &mut Cgroups,
+    index: usize,
+) -> anyhow::Result<PeerGrid> {
+    match peer {
+        Peer::Distcc => start_distcc(workers, run_dir, cgroups, index),
+        Peer::Icecc => icecc::start(workers, run_dir, session_dir, cgroups, index),
+    }
+}
+
+fn start_distcc(
     workers: &[WorkerSpec],
     run_dir: &Path,
     cgroups: &mut Cgroups,
     index: usize,
 ) -> anyhow::Result<PeerGrid> {
-    if peer == Peer::Icecc {
-        // icecream's daemons expect one per machine (a fixed port, a
-        // chroot per compile environment, scheduler discovery by
-        // broadcast); several on one host under separate CPU quotas is not
-        // a set-up it supports, and the docker backend has no peer images
-        // yet.
-        bail!("icecc cells are not supported on the local backend yet (one iceccd per host); see docs/experiments.md");
-    }
     let state_dir = run_dir.join("distcc-state");
     std::fs::create_dir_all(&state_dir)?;
     let mut grid = PeerGrid {
-        peer,
+        peer: Peer::Distcc,
         daemons: Vec::new(),
-        state_dir,
+        helpers: Vec::new(),
+        client: PeerClient {
+            cc: "distcc gcc".into(),
+            cxx: "distcc g++".into(),
+            env: Vec::new(),
+            netns: None,
+        },
+        site: None,
     };
     for (i, w) in workers.iter().enumerate() {
         let log = daemon_log(run_dir, i);
@@ -193,6 +251,7 @@ pub fn start(
             log,
             cpus: w.cpus,
             slots: w.slots(),
+            cpu_base_s: 0.0,
         });
     }
     // Ready when each daemon says it listens.
@@ -209,6 +268,16 @@ pub fn start(
             std::thread::sleep(Duration::from_millis(50));
         }
     }
+    let mut order: Vec<&Daemon> = grid.daemons.iter().collect();
+    order.sort_by(|a, b| b.cpus.total_cmp(&a.cpus));
+    let hosts: Vec<String> = order
+        .iter()
+        .map(|d| format!("127.0.0.1:{}/{}", d.port, d.slots))
+        .collect();
+    grid.client.env = vec![
+        ("DISTCC_HOSTS".into(), hosts.join(" ")),
+        ("DISTCC_DIR".into(), state_dir.display().to_string()),
+    ];
     Ok(grid)
 }
 
@@ -248,20 +317,47 @@ fn daemon_log(run_dir: &Path, i: usize) -> PathBuf {
     run_dir.join(format!("distccd{}.log", i + 1))
 }
 
-/// The run's jobs as the daemons' logs count them: per worker the jobs it
-/// compiled, and in all the failed ones. Whether jobs fell back to the
-/// client is decided by the runner from the object count.
-pub fn jobs_record(run_dir: &Path, workers: &[WorkerSpec]) -> crate::run::JobsRecord {
-    let per: Vec<DaemonJobs> = (0..workers.len())
-        .map(|i| {
-            parse_distccd_log(&std::fs::read_to_string(daemon_log(run_dir, i)).unwrap_or_default())
-        })
-        .collect();
+/// The jobs the peer ran on the client, by kind (icecream logs them; for
+/// distcc the runner's object count is all there is).
+pub fn local_jobs(peer: Peer, run_dir: &Path) -> std::collections::BTreeMap<String, u64> {
+    match peer {
+        Peer::Distcc => Default::default(),
+        Peer::Icecc => icecc::local_jobs(run_dir),
+    }
+}
+
+/// What the peer's logs in `run_dir` say about each worker's jobs (read
+/// once the grid is stopped: icecream's logs reach the run directory then).
+fn daemon_jobs(peer: Peer, run_dir: &Path, workers: usize) -> Vec<DaemonJobs> {
+    match peer {
+        Peer::Distcc => (0..workers)
+            .map(|i| {
+                parse_distccd_log(
+                    &std::fs::read_to_string(daemon_log(run_dir, i)).unwrap_or_default(),
+                )
+            })
+            .collect(),
+        Peer::Icecc => icecc::daemon_jobs(run_dir, workers),
+    }
+}
+
+/// The run's jobs as the peer's logs count them: per worker the jobs it
+/// compiled, and in all the failed ones. A run fell back where icecream
+/// logged an object compiled on the client; the runner adds the runs
+/// whose daemons compiled fewer jobs than there are objects.
+pub fn jobs_record(peer: Peer, run_dir: &Path, workers: &[WorkerSpec]) -> crate::run::JobsRecord {
+    let per = daemon_jobs(peer, run_dir, workers.len());
+    // An object the client compiled itself is a fallback even where the
+    // daemons' count reaches the number of objects (icecream compiles a
+    // file that printed a warning twice: remotely, then locally).
+    let fell_back = local_jobs(peer, run_dir)
+        .get(icecc::LOCAL_OBJECT)
+        .is_some_and(|&n| n > 0);
     crate::run::JobsRecord {
         remote: per.iter().map(|j| j.ok).sum(),
         told_local: 0,
         failed: per.iter().map(|j| j.failed).sum(),
-        fell_back: false,
+        fell_back,
         per_worker: workers
             .iter()
             .zip(&per)
@@ -280,13 +376,11 @@ pub fn jobs_record(run_dir: &Path, workers: &[WorkerSpec]) -> crate::run::JobsRe
     }
 }
 
-/// Every job's time as the daemons logged it, in seconds.
-pub fn compile_times(run_dir: &Path, workers: usize) -> Vec<f64> {
-    (0..workers)
-        .flat_map(|i| {
-            parse_distccd_log(&std::fs::read_to_string(daemon_log(run_dir, i)).unwrap_or_default())
-                .times_s
-        })
+/// Every job's time as the peer logged it, in seconds.
+pub fn compile_times(peer: Peer, run_dir: &Path, workers: usize) -> Vec<f64> {
+    daemon_jobs(peer, run_dir, workers)
+        .into_iter()
+        .flat_map(|j| j.times_s)
         .collect()
 }
 
@@ -322,37 +416,52 @@ impl PeerGrid {
         self.peer
     }
 
-    /// `CC`, `CXX` and the environment the build needs.
-    pub fn client(&self) -> (String, String, Vec<(String, String)>) {
-        let mut order: Vec<&Daemon> = self.daemons.iter().collect();
-        order.sort_by(|a, b| b.cpus.total_cmp(&a.cpus));
-        let hosts: Vec<String> = order
-            .iter()
-            .map(|d| format!("127.0.0.1:{}/{}", d.port, d.slots))
-            .collect();
-        (
-            "distcc gcc".into(),
-            "distcc g++".into(),
-            vec![
-                ("DISTCC_HOSTS".into(), hosts.join(" ")),
-                ("DISTCC_DIR".into(), self.state_dir.display().to_string()),
-            ],
-        )
+    /// Counts the processes' CPU from now on: what they spent getting
+    /// ready (icecream installing its compiler environment) is not the
+    /// build's.
+    fn start_cpu_count(&mut self) {
+        for d in &mut self.daemons {
+            d.cpu_base_s = group_cpu_s(d.child.id());
+        }
+        for h in &mut self.helpers {
+            h.cpu_base_s = group_cpu_s(h.child.id());
+        }
     }
 
+    /// `CC`, `CXX`, the environment and the namespace the build needs.
+    pub fn client(&self) -> PeerClient {
+        self.client.clone()
+    }
+
+    /// Stops every process, then (icecream) keeps the logs in the run
+    /// directory and removes the namespace and the state.
     fn kill_all(&mut self) {
-        for d in &mut self.daemons {
-            let pgid = d.child.id();
-            // The whole group: the preforked children too.
-            let _ = Command::new("kill")
-                .args(["-KILL", "--", &format!("-{pgid}")])
-                .stderr(Stdio::null())
-                .status();
-            let _ = d.child.wait();
-            crate::reap::unregister(pgid);
+        let children = self
+            .daemons
+            .iter_mut()
+            .map(|d| &mut d.child)
+            .chain(self.helpers.iter_mut().map(|h| &mut h.child));
+        for child in children {
+            kill_group(child);
         }
         self.daemons.clear();
+        self.helpers.clear();
+        if let Some(site) = self.site.take() {
+            site.finish();
+        }
     }
+}
+
+/// Kills the process group `child` leads (preforked children and running
+/// compiles too) and reaps it.
+fn kill_group(child: &mut Child) {
+    let pgid = child.id();
+    let _ = Command::new("kill")
+        .args(["-KILL", "--", &format!("-{pgid}")])
+        .stderr(Stdio::null())
+        .status();
+    let _ = child.wait();
+    crate::reap::unregister(pgid);
 }
 
 impl Grid for PeerGrid {
@@ -368,17 +477,28 @@ impl Grid for PeerGrid {
     }
 
     fn check_alive(&mut self) -> Result<(), String> {
+        let daemon = match self.peer {
+            Peer::Distcc => "distccd",
+            Peer::Icecc => "iceccd",
+        };
         for (i, d) in self.daemons.iter_mut().enumerate() {
             match d.child.try_wait() {
                 Ok(None) => {}
                 Ok(Some(st)) => {
                     return Err(format!(
-                        "distccd {} exited ({st}); log {}",
+                        "{daemon} {} exited ({st}); log {}",
                         i + 1,
                         d.log.display()
                     ))
                 }
-                Err(e) => return Err(format!("distccd {}: cannot query: {e}", i + 1)),
+                Err(e) => return Err(format!("{daemon} {}: cannot query: {e}", i + 1)),
+            }
+        }
+        for h in &mut self.helpers {
+            match h.child.try_wait() {
+                Ok(None) => {}
+                Ok(Some(st)) => return Err(format!("{} exited ({st})", h.name)),
+                Err(e) => return Err(format!("{}: cannot query: {e}", h.name)),
             }
         }
         Ok(())
@@ -386,17 +506,26 @@ impl Grid for PeerGrid {
 
     fn cpu_seconds(&mut self) -> anyhow::Result<ServerCpu> {
         Ok(ServerCpu {
-            // distcc has no coordinator.
-            coordinator_s: 0.0,
+            // distcc has no coordinator; icecream's scheduler and the
+            // client's daemon stand in its place.
+            coordinator_s: 0.0
+                + self
+                    .helpers
+                    .iter()
+                    .map(|h| group_cpu_s(h.child.id()) - h.cpu_base_s)
+                    .sum::<f64>(),
             workers_s: self
                 .daemons
                 .iter()
-                .map(|d| group_cpu_s(d.child.id()))
+                .map(|d| group_cpu_s(d.child.id()) - d.cpu_base_s)
                 .collect(),
         })
     }
 
     fn stop(mut self: Box<Self>) -> anyhow::Result<()> {
+        if let Some(site) = &self.site {
+            site.drain();
+        }
         self.kill_all();
         Ok(())
     }

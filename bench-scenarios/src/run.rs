@@ -625,7 +625,7 @@ impl Session {
                 "peers run on the local backend only (no peer images for docker yet)"
             ))),
             Some(p) => Some(
-                crate::peers::start(p, &workers, &dir, cgroups, index).map(|g| {
+                crate::peers::start(p, &workers, &dir, &self.out, cgroups, index).map(|g| {
                     peer_client = Some(g.client());
                     Box::new(g) as Box<dyn Grid>
                 }),
@@ -646,8 +646,8 @@ impl Session {
         };
         let (cc, cxx) = if is_local {
             ("gcc".to_owned(), "g++".to_owned())
-        } else if let Some((cc, cxx, _)) = &peer_client {
-            (cc.clone(), cxx.clone())
+        } else if let Some(pc) = &peer_client {
+            (pc.cc.clone(), pc.cxx.clone())
         } else {
             let g = self.bin_dir.join("gridcc").display().to_string();
             (format!("{g} gcc"), format!("{g} g++"))
@@ -662,8 +662,13 @@ impl Session {
             client_limit.as_ref(),
             Some(&stat_file),
         );
-        if let Some((_, _, env)) = &peer_client {
-            cmd.envs(env.iter().map(|(k, v)| (k, v)));
+        if let Some(pc) = &peer_client {
+            cmd.envs(pc.env.iter().map(|(k, v)| (k, v)));
+            if let Some(n) = &pc.netns {
+                // The build joins the peer's network namespace (see
+                // build_command).
+                cmd.env("GRIDCC_BENCH_NETNS", n);
+            }
         } else if let Some(g) = &grid {
             // Repetitions rebuild the same tree: with the object cache on,
             // every run after the first would measure cache hits, not the
@@ -731,9 +736,7 @@ impl Session {
             });
             record.cpu.coordinator_s = cpu.coordinator_s;
             record.cpu.workers_s = cpu.workers_s;
-            if peer.is_some() {
-                record.jobs = crate::peers::jobs_record(&dir, &workers);
-            } else {
+            if peer.is_none() {
                 match stats::status(&self.bin_dir.join("gridcc"), g.coordinator_url()) {
                     Ok(st) => status_seen = Some((st, g.worker_addresses())),
                     Err(e) => {
@@ -742,8 +745,15 @@ impl Session {
                 }
             }
         }
+        let peer_started = grid.is_some();
         if let Some(g) = grid.take() {
             g.stop()?;
+        }
+        // Read once the daemons are stopped: icecream's logs reach the run
+        // directory then.
+        if let (Some(p), true) = (peer, peer_started) {
+            record.jobs = crate::peers::jobs_record(p, &dir, &workers);
+            record.local_compiles = crate::peers::local_jobs(p, &dir);
         }
         // Read once the coordinator is stopped: every trace line is written.
         let trace = stats::read_trace(&spec.trace_path())?;
@@ -755,8 +765,8 @@ impl Session {
             + record.cpu.coordinator_s
             + (0.0 + record.cpu.workers_s.iter().sum::<f64>());
         record.compile_s = Spread::of(&trace.iter().map(|t| t.compile_s).collect::<Vec<_>>());
-        if peer.is_some() {
-            record.compile_s = Spread::of(&crate::peers::compile_times(&dir, workers.len()));
+        if let Some(p) = peer {
+            record.compile_s = Spread::of(&crate::peers::compile_times(p, &dir, workers.len()));
         }
         record.queue_s = Spread::of(&trace.iter().map(|t| t.queue_s).collect::<Vec<_>>());
         let job_log = stats::read_job_log(&dir.join("jobs.jsonl"))?;
@@ -1026,8 +1036,12 @@ fn build_command(
     limit: Option<&cgroup::Limited>,
     stat_file: Option<&Path>,
 ) -> std::process::Command {
+    // With `GRIDCC_BENCH_NETNS` set by the caller, the build runs in that
+    // network namespace (a peer's, see peers/icecc.rs) as a child of this
+    // shell (`ip netns exec` becomes `sh`), so the shell's stat still
+    // counts its CPU.
     let script = r#"if [ -n "$GRIDCC_BENCH_PROCS" ]; then echo $$ > "$GRIDCC_BENCH_PROCS" || exit 97; fi
-sh -c "$GRIDCC_BENCH_BUILD"; rc=$?
+if [ -n "$GRIDCC_BENCH_NETNS" ]; then ip netns exec "$GRIDCC_BENCH_NETNS" sh -c "$GRIDCC_BENCH_BUILD"; else sh -c "$GRIDCC_BENCH_BUILD"; fi; rc=$?
 if [ -n "$GRIDCC_BENCH_STAT" ]; then cat /proc/$$/stat > "$GRIDCC_BENCH_STAT"; fi
 exit $rc"#;
     let mut c = shell(script, source);
@@ -1037,6 +1051,7 @@ exit $rc"#;
         .env("JOBS", jobs.to_string())
         .env_remove("GRIDCC_BENCH_PROCS")
         .env_remove("GRIDCC_BENCH_STAT")
+        .env_remove("GRIDCC_BENCH_NETNS")
         .env_remove("MAKEFLAGS")
         .env_remove("MFLAGS");
     if let Some(l) = limit {

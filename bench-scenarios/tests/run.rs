@@ -391,6 +391,117 @@ fn a_distcc_cell_runs_beside_gridcc() {
 }
 
 #[test]
+fn an_icecc_cell_runs_beside_gridcc() {
+    let dir = tempfile::tempdir().unwrap();
+    let sc = scenario(
+        dir.path(),
+        r#"make -j"$JOBS" CC="$CC""#,
+        "[thresholds]\n\"2x0.5\" = { min_speedup = 0.01 }",
+    );
+    // Two daemons on one host: each needs its own socket, port and
+    // environment directory.
+    let text = std::fs::read_to_string(&sc)
+        .unwrap()
+        .replace(
+            "policies = [\"least-loaded\"]",
+            "policies = [\"least-loaded\"]\npeers = [\"icecc\"]",
+        )
+        .replace(
+            "name = \"1x1.0\"\nworkers = [{ cpus = 1.0 }]",
+            "name = \"2x0.5\"\nworkers = [{ cpus = 0.5 }, { cpus = 0.5 }]",
+        );
+    std::fs::write(&sc, text).unwrap();
+    let out = dir.path().join("out");
+    let child = run_command(&sc, &out)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let tag = format!("gridcc-bench-{}-", child.id());
+    let o = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&o.stderr);
+    if stderr.contains("is not installed") {
+        eprintln!("SKIPPED an_icecc_cell_runs_beside_gridcc: {stderr}");
+        return;
+    }
+    assert!(o.status.success(), "{stderr}");
+    let runs = runs(&out);
+    let cells: Vec<String> = runs
+        .iter()
+        .map(|r| format!("{} / {}", r["configuration"], r["policy"]).replace('"', ""))
+        .collect();
+    assert_eq!(
+        cells,
+        ["local-make / ", "2x0.5 / least-loaded", "2x0.5 / icecc"]
+    );
+    let d = &runs[2];
+    assert_eq!(d["ok"], true, "{d}");
+    // Every one of calc's 13 compiles reached a daemon, as the scheduler's
+    // log counts them, and both daemons took some.
+    let remote = d["jobs"]["remote"].as_u64().unwrap();
+    let failed = d["jobs"]["failed"].as_u64().unwrap();
+    assert_eq!(remote + failed, 13, "{d}");
+    let per: Vec<u64> = d["jobs"]["per_worker"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|w| w["jobs"].as_u64().unwrap())
+        .collect();
+    assert_eq!(per.iter().sum::<u64>(), remote, "{d}");
+    assert!(per.iter().all(|&n| n > 0), "{d}");
+    // warn.c prints a warning, so icecream's caret workaround compiles it
+    // again on the client: the run says it fell back, and why.
+    assert_eq!(
+        d["local_compiles"]["icecc compiled an object on the client"], 1,
+        "{d}"
+    );
+    assert_eq!(d["jobs"]["fell_back"], true, "{d}");
+    assert_eq!(d["objects"]["found"], 13, "{d}");
+    // The daemons' CPU is measured (from the end of the warm-up).
+    let workers_cpu: f64 = d["cpu"]["workers_s"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c.as_f64().unwrap())
+        .sum();
+    assert!(workers_cpu > 0.0, "{d}");
+    // The warm-up installed the compiler environment on both daemons, and
+    // its jobs are kept apart from the build's.
+    let run_dir = out.join(d["dir"].as_str().unwrap());
+    let warmup = std::fs::read_to_string(run_dir.join("icecc-warmup.log")).unwrap();
+    for w in ["server=worker1", "server=worker2"] {
+        assert!(warmup.contains(w), "{warmup}");
+    }
+    let summary = std::fs::read_to_string(out.join("summary.md")).unwrap();
+    assert!(summary.contains("| 2x0.5 | icecc |"), "{summary}");
+    assert!(
+        summary.contains("2x0.5: least-loaded vs icecc"),
+        "{summary}"
+    );
+    let verdicts = std::fs::read_to_string(out.join("verdicts.json")).unwrap();
+    assert!(
+        verdicts.contains("least-loaded") && !verdicts.contains("icecc"),
+        "{verdicts}"
+    );
+    // Nothing is left: no daemon, no network namespace, no state.
+    let ps = Command::new("ps").args(["-eo", "args"]).output().unwrap();
+    let left = String::from_utf8_lossy(&ps.stdout)
+        .lines()
+        .filter(|l| l.contains(&tag))
+        .count();
+    assert_eq!(left, 0);
+    let netns = Command::new("ip").args(["netns", "list"]).output().unwrap();
+    let netns = String::from_utf8_lossy(&netns.stdout);
+    assert!(!netns.contains(&tag), "{netns}");
+    let tmp = std::fs::read_dir(std::env::temp_dir())
+        .unwrap()
+        .flatten()
+        .filter(|e| e.file_name().to_string_lossy().starts_with(&tag))
+        .count();
+    assert_eq!(tmp, 0);
+}
+
+#[test]
 fn costs_from_an_earlier_run_reach_the_coordinator() {
     let dir = tempfile::tempdir().unwrap();
     let sc = scenario(dir.path(), r#"make -j"$JOBS" CC="$CC""#, "");
