@@ -338,7 +338,9 @@ fn explain(args: &[OsString]) -> i32 {
         }
     };
     match hermetic_mode(compiler, &job, &cwd) {
-        Err(crate::hermetic::INCBIN) => print_decision(json, Some(crate::hermetic::INCBIN.into())),
+        Err(why @ (crate::hermetic::INCBIN | crate::compile::CLANG_LOCAL)) => {
+            print_decision(json, Some(why.into()))
+        }
         mode => print_remote(json, mode.err()),
     }
 }
@@ -357,6 +359,13 @@ fn hermetic_mode(
         .ok_or("the compiler's name is not UTF-8")?;
     let resolved = crate::compiler::resolve(name, std::env::var_os("PATH").as_ref(), &own)
         .map_err(|_| "the compiler is not found")?;
+    let settings = crate::compile::Settings::from_env();
+    let identity = gridcc_toolchain::IdentityCache::new(settings.cache_dir.join("toolchains"))
+        .identify(&resolved.path)
+        .map_err(|_| "cannot identify the compiler")?;
+    if let Some(why) = crate::compile::stays_local(&identity) {
+        return Err(why);
+    }
     if job.preprocessed_input {
         return Err("the input is preprocessed already");
     }

@@ -570,8 +570,8 @@ fn direct_plan(
         let identity = gridcc_toolchain::IdentityCache::new(settings.cache_dir.join("toolchains"))
             .identify(&resolved.path)
             .map_err(|_| "cannot identify the compiler")?;
-        if identity.version.contains("clang") {
-            return Err("clang compiles stay local until verified");
+        if let Some(why) = stays_local(&identity) {
+            return Err(why);
         }
         let expanded = args::expand_response_files(original_args, Path::new(cwd))
             .map_err(|_| "unreadable response file")?;
@@ -866,11 +866,8 @@ fn prepare(
     tracing::debug!(preprocess = ?job.preprocess_args, compile = ?job.compile_args, language = job.remote_language, "preprocessing");
     let identity = gridcc_toolchain::IdentityCache::new(settings.cache_dir.join("toolchains"))
         .identify(&resolved.path)?;
-    if identity.version.contains("clang") {
-        // Not yet verified byte for byte against local clang builds.
-        return Err(Fallback::NotExact(
-            "clang compiles stay local until verified",
-        ));
+    if let Some(why) = stays_local(&identity) {
+        return Err(Fallback::NotExact(why));
     }
 
     let preprocess_start = std::time::Instant::now();
@@ -1157,6 +1154,15 @@ fn current_umask() -> u32 {
                 .and_then(|v| u32::from_str_radix(v.trim(), 8).ok())
         })
         .unwrap_or(0o022)
+}
+
+/// Why clang's jobs stay local whatever their arguments.
+pub(crate) const CLANG_LOCAL: &str = "clang compiles stay local until verified";
+
+/// Why a compiler's jobs stay local whatever their arguments: clang's are
+/// not yet verified byte for byte against local clang builds.
+pub(crate) fn stays_local(identity: &gridcc_toolchain::Identity) -> Option<&'static str> {
+    identity.version.contains("clang").then_some(CLANG_LOCAL)
 }
 
 #[cfg(test)]

@@ -1209,6 +1209,15 @@ fn explain_says_why_a_command_stays_local() {
         "the assembler would read a file only the client has right"
     );
     assert!(explain(&["gcc", "a.c", "-o", "a"]).starts_with("local: "));
+    // What the compile itself does with clang (explain said "remote" once).
+    if Command::new("clang").arg("--version").output().is_ok() {
+        assert_eq!(
+            explain(&["clang", "-c", "a.c", "-o", "a.o"]),
+            "local: clang compiles stay local until verified\n"
+        );
+    } else {
+        eprintln!("clang is not installed: its explain line is not checked");
+    }
     let json = explain(&["--json", "gcc", "-E", "a.c"]);
     let v: serde_json::Value = serde_json::from_str(&json).unwrap();
     assert_eq!(v["decision"], "local");
