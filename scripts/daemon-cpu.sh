@@ -179,6 +179,10 @@ build() {
             rm -f "$WORK"/distccd[12].log
             ;;
     esac
+    if [ "${remote:-0}" -eq 0 ]; then
+        echo "daemon-cpu: no compile of the $tool build of $name ran on a daemon; see $log" >&2
+        exit 1
+    fi
     # The daemons have exited: their records are written.
     accton off >/dev/null
     local daemon compilers coordinator procs whole
@@ -227,7 +231,9 @@ for spec in "$@"; do
     name=$(basename "$srcdir")
     src=$WORK/src-$name
     cp -a "$srcdir" "$src"
-    if [ -x "$src/configure" ] && [ ! -f "$src/Makefile" ]; then
+    # Configured already when configure left its log (zlib ships a
+    # Makefile that only says to run configure).
+    if [ -x "$src/configure" ] && [ ! -f "$src/config.status" ] && [ ! -f "$src/configure.log" ]; then
         (cd "$src" && ./configure) >"$WORK/$name-configure.log" 2>&1
     fi
     for rep in $(seq 1 "$REPS"); do

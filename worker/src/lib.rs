@@ -202,7 +202,7 @@ pub async fn run_with_metrics(
     let skip = std::env::current_exe().ok();
     let cache = gridcc_toolchain::IdentityCache::new(config.cache_dir.clone());
     let compiler_path = config.compiler_path.clone();
-    let found = tokio::task::spawn_blocking(move || {
+    let mut found = tokio::task::spawn_blocking(move || {
         gridcc_toolchain::discover(&compiler_path, &cache, skip.as_deref())
     })
     .await
@@ -272,6 +272,9 @@ pub async fn run_with_metrics(
             compilers = h.toolchains.len(),
             "jobs run in a bubblewrap sandbox"
         );
+        // A compiler whose own files could not be listed cannot run in the
+        // sandbox, so it is not offered at all (hermetic_setup said why).
+        found.retain(|t| h.toolchains.contains_key(&t.identity.digest));
         Some(Arc::new(h))
     } else {
         tracing::warn!(
@@ -446,7 +449,7 @@ async fn hermetic_setup(
                 toolchains.insert(t.identity.digest.clone(), Arc::new(files));
             }
             Err(e) => {
-                tracing::warn!(compiler = %t.path.display(), error = %e, "no hermetic jobs with this compiler")
+                tracing::warn!(compiler = %t.path.display(), error = %e, "not offered: its files cannot be listed for the sandbox")
             }
         }
     }

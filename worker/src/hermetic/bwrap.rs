@@ -91,6 +91,12 @@ pub fn bwrap_args(spec: &Spec) -> Vec<OsString> {
     // The client's working directory, so relative paths and the debug
     // info's DW_AT_comp_dir are the client's.
     a.pair("--chdir", spec.cwd);
+    if spec.kept {
+        // The launcher is the namespace's pid 1, not bwrap's reaper: no
+        // process of the sandbox but the launcher outlives a job, and a
+        // job cannot signal it (pid 1 ignores what it has no handler for).
+        a.flag("--as-pid-1");
+    }
     a.0
 }
 

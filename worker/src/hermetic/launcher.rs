@@ -181,7 +181,16 @@ pub fn frame_len(head: [u8; 4]) -> Option<usize> {
 
 /// The launcher's loop, inside the sandbox: one request, one reply, until
 /// stdin ends (the worker let the sandbox go). Returns the exit code.
+#[allow(unsafe_code)]
 pub fn serve() -> u8 {
+    // Not dumpable: a job runs as the same user, and could otherwise
+    // ptrace this process (or read and write its memory) and so outlive
+    // its job into the next one. The compilers it execs are dumpable
+    // again (execve resets it); this process stays out of their reach.
+    // SAFETY: prctl with PR_SET_DUMPABLE takes integers only.
+    if unsafe { libc::prctl(libc::PR_SET_DUMPABLE, 0, 0, 0, 0) } != 0 {
+        return 1;
+    }
     let (mut input, mut output) = (std::io::stdin().lock(), std::io::stdout().lock());
     if output
         .write_all(&[READY])
@@ -282,26 +291,37 @@ fn run(r: &Request) -> Reply {
     Reply::Status(status, us(usage.ru_utime) + us(usage.ru_stime))
 }
 
-/// Kills every process of the sandbox this one may signal (all but itself
-/// and the namespace's pid 1, bwrap's reaper) and waits until none is
-/// left: a job that forked into the background ends with its job.
+/// Kills every other process of the sandbox and reaps them all: a job that
+/// forked into the background ends with its job. This process is the
+/// namespace's pid 1 (bwrap `--as-pid-1`), so every orphan of a job is its
+/// child, and no other process lives on from one job to the next.
 #[allow(unsafe_code)]
 fn stop_the_rest() -> Result<(), String> {
-    // SAFETY: kill(2) with pid -1 signals the processes of this PID
-    // namespace, all the sandbox's; it has no memory effects.
+    // SAFETY: kill(2) with pid -1 signals every process of this PID
+    // namespace but the caller; it has no memory effects.
     unsafe {
         libc::kill(-1, libc::SIGKILL);
     }
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
-    // Signal 0 reaches a process until bwrap's pid 1 has reaped it.
-    // SAFETY: as above; signal 0 only checks.
-    while unsafe { libc::kill(-1, 0) } == 0 {
+    loop {
+        let mut status = 0;
+        // SAFETY: waitpid writes only the local status.
+        let got = unsafe { libc::waitpid(-1, &mut status, libc::WNOHANG) };
+        if got > 0 {
+            continue;
+        }
+        if got < 0 {
+            // ECHILD: none left (EINTR: ask again).
+            if std::io::Error::last_os_error().raw_os_error() == Some(libc::ECHILD) {
+                return Ok(());
+            }
+            continue;
+        }
         if std::time::Instant::now() > deadline {
             return Err("a job's processes outlived it by 5 s".into());
         }
         std::thread::sleep(std::time::Duration::from_micros(200));
     }
-    Ok(())
 }
 
 #[cfg(test)]

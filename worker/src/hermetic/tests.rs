@@ -707,3 +707,45 @@ async fn a_kept_sandbox_whose_mount_point_was_replaced_no_longer_fits() {
     std::fs::File::create(&mark).unwrap();
     assert!(!sandbox.fits("sh"));
 }
+
+#[tokio::test]
+async fn a_job_cannot_take_over_or_stop_the_launcher() {
+    let Some((dir, mut sandbox)) = kept_sh().await else {
+        return;
+    };
+    // A program that tries to trace pid 1 (the launcher) and says how it
+    // went, built here and put in the tree.
+    let src = dir.path().join("probe.c");
+    std::fs::write(
+        &src,
+        "#include <stdio.h>\n#include <errno.h>\n#include <sys/ptrace.h>\n\
+         int main(void) { long r = ptrace(PTRACE_ATTACH, 1, 0, 0);\n\
+         printf(\"%ld %d\\n\", r, r ? errno : 0); return 0; }\n",
+    )
+    .unwrap();
+    let probe = dir.path().join("root/probe");
+    let built = std::process::Command::new(GCC)
+        .arg(&src)
+        .arg("-o")
+        .arg(&probe)
+        .output()
+        .unwrap();
+    assert!(built.status.success(), "{built:?}");
+    let script = "/probe; kill -9 1; kill -STOP 1; echo sent";
+    // A launcher taken over (stopped by the trace) would never answer.
+    let (code, out, err) = tokio::time::timeout(
+        Duration::from_secs(20),
+        sh_in(&mut sandbox, dir.path(), script),
+    )
+    .await
+    .expect("the launcher stopped answering: the job took it over");
+    assert_eq!(code, 0, "{err}");
+    let eperm = format!("-1 {}\nsent\n", libc::EPERM);
+    assert_eq!(out, eperm, "the launcher must not be traceable: {err}");
+    let (code, out, _) = sh_in(&mut sandbox, dir.path(), "echo still").await;
+    assert_eq!(
+        (code, out.as_str()),
+        (0, "still\n"),
+        "the launcher survived"
+    );
+}
