@@ -26,10 +26,12 @@
 #           and distccd's --log-file (--log-level info) is checked afterwards:
 #           the number of COMPILE_OK job summaries must equal the number of
 #           distcc compiles we ran.
-#   gridcc  `gridcc gcc CFLAGS -c TU -o OUT`.  If GRIDCC_COORDINATOR is set,
-#           that running grid is used.  Otherwise the script starts
-#           `gridcc-coordinator --listen 127.0.0.1:0` and one
-#           `gridcc-worker --coordinator URL --listen 127.0.0.1:0 --slots 1`
+#   gridcc  `gridcc gcc CFLAGS -c TU -o OUT`, text jobs.  If
+#           GRIDCC_COORDINATOR is set, that running grid is used.  Otherwise
+#           the script starts `gridcc-coordinator --listen 127.0.0.1:0` and one
+#           `gridcc-worker --coordinator URL --listen 127.0.0.1:0 --slots 1
+#           --no-sandbox` (the preprocessed-text mode that was the default
+#           before the sandbox was)
 #           (waiting for their `listening on IP:PORT` lines) and stops them at
 #           the end.  All gridcc compiles share one GRIDCC_CACHE_DIR made for
 #           the run: it holds the compiler-identity cache, which every real
@@ -39,8 +41,9 @@
 #           execution is checked with `gridcc explain` and, when it reports
 #           counts, `gridcc status --json` before/after.
 #   hermetic  the same `gridcc gcc …` against a second grid of its own, whose
-#           one worker runs hermetic jobs (`--hermetic`: the input tree in a
-#           bubblewrap sandbox; needs bwrap and user namespaces). Not in the
+#           one worker runs hermetic jobs (the default: the input tree in a
+#           bubblewrap sandbox, kept per slot when run as root; needs bwrap
+#           and user namespaces). Not in the
 #           default --tools; `--tools gcc,distcc,gridcc,hermetic` puts text
 #           and hermetic mode side by side in one run. Every compile must
 #           count as hermetic in `gridcc stats` (its own client cache dir).
@@ -251,7 +254,7 @@ if "gridcc" in tools:
         grid_url = f"http://{addr}"
         waddr = start_listening("gridcc-worker",
                                 [args.worker_bin, "--coordinator", grid_url,
-                                 "--listen", "127.0.0.1:0", "--slots", "1",
+                                 "--listen", "127.0.0.1:0", "--slots", "1", "--no-sandbox",
                                  "--cache-size", "0",
                                  "--cache-dir", os.path.join(work, "worker-cache"),
                                  "--work-dir", work],
