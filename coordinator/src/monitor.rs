@@ -320,6 +320,12 @@ impl Monitor {
         self.state.lock().unwrap_or_else(|e| e.into_inner())
     }
 
+    /// Event streams open now: each holds one receiver (a lagging one
+    /// swaps its receiver for a fresh one, so it still counts once).
+    pub(crate) fn streams(&self) -> usize {
+        self.events.receiver_count()
+    }
+
     /// Sends a frame to every open stream; none open is fine.
     fn send(&self, frame: Frame) {
         let _ = self.events.send(frame);
@@ -725,7 +731,9 @@ mod tests {
     fn a_stream_gets_the_snapshot_then_every_later_change() {
         let m = Monitor::new();
         m.placed(1, 7, &req("a.c"), "dev", 10);
+        assert_eq!(m.streams(), 0);
         let (first, mut rx) = m.subscribe(15);
+        assert_eq!(m.streams(), 1);
         assert!(first.starts_with("event: snapshot\ndata: {"), "{first}");
         assert!(first.contains("\"file\":\"a.c\""), "{first}");
         m.finished(7, &lease(1, true, false, 0), 20);
@@ -733,6 +741,8 @@ mod tests {
         assert!(next.starts_with("event: job\ndata: {"), "{next}");
         assert!(next.contains("\"outcome\":\"ok\""), "{next}");
         assert!(rx.try_recv().is_err());
+        drop(rx);
+        assert_eq!(m.streams(), 0, "a closed stream no longer counts");
     }
 
     #[test]
