@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# soak.sh [-n COMPILES] [-p PARALLEL] [-w WORKERS] [-s STREAMS] [-c PAGES] [-m] [-g] [-b BIN_DIR]
+# soak.sh [-n COMPILES] [-p PARALLEL] [-w WORKERS] [-s STREAMS] [-c PAGES] [-m] [-g] [-i SECONDS] [-b BIN_DIR]
 #
 # Soak test (a benchmark, not run in CI): COMPILES (default 5000) compiles
 # through a local grid on loopback (one coordinator, WORKERS workers with one
@@ -34,6 +34,12 @@
 # RSS then includes valgrind's own): a count that the machine's load does
 # not change. Hardware counters (perf stat -e instructions) would do the
 # same at full speed where the machine exposes them; a VM often does not.
+# What such a count still depends on is the soak's wall time, over which
+# the coordinator's per-second work (ticks, worker keep-alives, sweeps) is
+# spread: -i SECONDS then holds the grid and its pages idle that long after
+# the soak and prints the coordinator's instructions (and CPU) per second.
+# KEEP=DIR (environment) keeps the callgrind dumps there, for
+# callgrind_annotate.
 #
 # Uses target/release binaries (built here if missing; -b picks another
 # directory, e.g. target/debug); the compiles run under nice -n 10.
@@ -48,7 +54,8 @@ PAGES=0
 MONITOR=
 COUNT=
 BIN=$ROOT/target/release
-while getopts n:p:w:s:c:mgb: opt; do
+IDLE=0
+while getopts n:p:w:s:c:mgi:b: opt; do
     case $opt in
         n) N=$OPTARG ;;
         p) P=$OPTARG ;;
@@ -57,8 +64,9 @@ while getopts n:p:w:s:c:mgb: opt; do
         c) PAGES=$OPTARG MONITOR=1 ;;
         m) MONITOR=1 ;;
         g) COUNT=1 ;;
+        i) IDLE=$OPTARG ;;
         b) BIN=$(cd "$OPTARG" && pwd) ;;
-        *) echo "usage: $0 [-n COMPILES] [-p PARALLEL] [-w WORKERS] [-s STREAMS] [-c PAGES] [-m] [-g] [-b BIN_DIR]" >&2; exit 2 ;;
+        *) echo "usage: $0 [-n COMPILES] [-p PARALLEL] [-w WORKERS] [-s STREAMS] [-c PAGES] [-m] [-g] [-i SECONDS] [-b BIN_DIR]" >&2; exit 2 ;;
     esac
 done
 WARMUP=200
@@ -87,6 +95,7 @@ cleanup() {
     done
     [ -n "${driver_pid:-}" ] && kill "$driver_pid" 2>/dev/null || true
     grid_stop
+    if [ -n "${KEEP:-}" ]; then cp "$WORK"/callgrind.out.* "$KEEP"/ 2>/dev/null || true; fi
     rm -rf "$WORK"
 }
 trap cleanup EXIT
@@ -213,7 +222,11 @@ snapshot() {
 # Under valgrind they would count valgrind's own calls too, so not then.
 perf_pid=
 kernel_counts_start() {
-    [ -z "$COUNT" ] && command -v perf >/dev/null || return 0
+    [ -z "$COUNT" ] || return 0
+    if ! command -v perf >/dev/null; then
+        echo "== no perf (Debian: linux-perf): system calls not counted"
+        return 0
+    fi
     perf stat -x, -e raw_syscalls:sys_enter,context-switches,task-clock \
         -p "${grid_pids[0]}" -o "$WORK/perf.csv" &
     perf_pid=$!
@@ -257,6 +270,18 @@ cpu_end=$(cpu_ticks "${grid_pids[0]}")
 kernel_counts_stop
 count_mark
 [ -n "$MONITOR" ] && check_pages "at the end"
+if [ "$IDLE" -gt 0 ]; then
+    # The same grid and pages with no compile: the coordinator's work per
+    # second (ticks, worker keep-alives, sweeps), which a soak spreads over
+    # its jobs in proportion to its wall time.
+    count_mark
+    idle_start=$(date +%s.%N)
+    idle_cpu0=$(cpu_ticks "${grid_pids[0]}")
+    sleep "$IDLE"
+    idle_cpu1=$(cpu_ticks "${grid_pids[0]}")
+    idle_end=$(date +%s.%N)
+    count_mark
+fi
 cp "$WORK/at$N" "$WORK/final"
 remote=$("$BIN/gridcc" status --json --coordinator "$url" | sed -n 's/.*"jobs_remote": *\([0-9]*\).*/\1/p' | head -1)
 
@@ -294,6 +319,14 @@ if [ -n "$COUNT" ]; then
     ir=$(awk '/^totals:/ {print $2}' "$WORK/callgrind.out.2")
     echo "coordinator instructions after warm-up: $(awk -v ir="$ir" -v n=$((N - WARMUP)) \
         'BEGIN {printf "%.0f M, %.1f M per 1000 compiles", ir / 1e6, 1e3 * ir / 1e6 / n}')"
+fi
+if [ "$IDLE" -gt 0 ]; then
+    secs=$(awk -v a="$idle_start" -v b="$idle_end" 'BEGIN {print b - a}')
+    echo "coordinator idle for $secs s: CPU $(awk -v t=$((idle_cpu1 - idle_cpu0)) -v hz="$ticks" -v s="$secs" 'BEGIN {printf "%.1f ms/s", 1e3 * t / hz / s}')"
+    if [ -n "$COUNT" ]; then
+        idle_ir=$(awk '/^totals:/ {print $2}' "$WORK/callgrind.out.4")
+        echo "coordinator idle instructions: $(awk -v ir="$idle_ir" -v s="$secs" 'BEGIN {printf "%.3f M/s", ir / 1e6 / s}')"
+    fi
 fi
 if [ -n "$MONITOR" ]; then
     echo "monitor: on, $PAGES Chromium page(s) and $STREAMS event stream(s) open throughout"
