@@ -38,8 +38,8 @@ pub(crate) const SNAPSHOT_WINDOW_MS: u64 = 10 * 60 * 1000;
 const SNAPSHOT_MAX_JOBS: usize = 5_000;
 /// Samples in a snapshot: the same ten minutes.
 const SNAPSHOT_SAMPLES: usize = 600;
-/// Batches buffered per stream before it counts as lagging: at least
-/// 6.4 s of events, at most 64 × [`MAX_BATCH_FRAMES`] of them.
+/// Batches buffered per stream before it counts as lagging: 6.4 s of
+/// changes, or 64 × [`MAX_BATCH_FRAMES`] changes if that is fewer.
 const BATCH_BUFFER: usize = 64;
 /// How long changes gather before they go to the streams as one batch:
 /// one wake-up and one write per open page per batch, not per job, so a
