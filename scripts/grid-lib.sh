@@ -3,7 +3,9 @@
 #   grid_stop                                   # kills what grid_start started
 # COORDINATOR_ARGS (environment) adds arguments to the coordinator, e.g.
 #   COORDINATOR_ARGS="--trace-out /tmp/trace.jsonl --policy weighted",
-# and WORKER_ARGS to each worker.
+# and WORKER_ARGS to each worker. COORDINATOR_PREFIX runs the coordinator
+# under another program, e.g. COORDINATOR_PREFIX="valgrind --tool=callgrind"
+# (which execs in place, so the coordinator's pid stays the one started).
 # Servers print "listening on IP:PORT" as their first stdout line (contract).
 
 grid_pids=()
@@ -34,8 +36,8 @@ grid_server() {
 
 grid_start() {
     local bin=$1 work=$2 workers=$3 slots=$4
-    # shellcheck disable=SC2086 # word splitting of COORDINATOR_ARGS is wanted
-    grid_server "$work" coordinator "$bin/gridcc-coordinator" --listen 127.0.0.1:0 ${COORDINATOR_ARGS:-} || return 1
+    # shellcheck disable=SC2086 # word splitting of COORDINATOR_PREFIX and _ARGS is wanted
+    grid_server "$work" coordinator ${COORDINATOR_PREFIX:-} "$bin/gridcc-coordinator" --listen 127.0.0.1:0 ${COORDINATOR_ARGS:-} || return 1
     url="http://$addr"
     echo "== coordinator on $url"
     for i in $(seq 1 "$workers"); do

@@ -182,6 +182,9 @@ pub async fn run_with_http(
     tasks.spawn(Arc::clone(&shared).sweep_forever());
     if let (Some(http), Some(monitor)) = (http, monitor) {
         tasks.spawn(Arc::clone(&shared).sample_forever());
+        let batches = Arc::clone(&monitor);
+        let stop = shutdown.clone();
+        tasks.spawn(async move { batches.send_batches_forever(stop).await });
         let web = web::Web {
             shared: Arc::clone(&shared),
             monitor,

@@ -88,6 +88,8 @@ pub(crate) struct Snapshot {
     pub(crate) workers: Vec<WorkerLoad>,
     /// `Assign` requests waiting for a slot right now.
     pub(crate) waiting: usize,
+    /// Monitor event streams open now (`None`: no HTTP port, no monitor).
+    pub(crate) monitor_streams: Option<usize>,
 }
 
 /// The text exposition of one scrape.
@@ -147,6 +149,14 @@ pub(crate) fn render(m: &Metrics, s: &Snapshot) -> String {
         Kind::Gauge,
         s.waiting as f64,
     );
+    if let Some(streams) = s.monitor_streams {
+        e.single(
+            "gridcc_coordinator_monitor_streams",
+            "Monitor event streams open now (open monitor pages and other stream readers).",
+            Kind::Gauge,
+            streams as f64,
+        );
+    }
     e.histogram(
         "gridcc_coordinator_assign_wait_seconds",
         "Time from an Assign request's arrival to its answer (near 0 when a slot was free).",
@@ -251,6 +261,7 @@ mod tests {
                 draining: false,
             }],
             waiting: 0,
+            monitor_streams: Some(5),
         };
         let text = render(&m, &snapshot);
         for line in [
@@ -263,6 +274,7 @@ mod tests {
             "gridcc_coordinator_assign_wait_seconds_bucket{le=\"0.25\"} 1",
             "gridcc_coordinator_assign_wait_seconds_bucket{le=\"0.5\"} 2",
             "gridcc_coordinator_assign_wait_seconds_count 3",
+            "gridcc_coordinator_monitor_streams 5",
             "gridcc_coordinator_slots 2",
             "gridcc_coordinator_slots_busy 1",
             "gridcc_coordinator_worker_running{worker=\"127.0.0.1:4000\"} 1",

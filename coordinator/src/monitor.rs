@@ -6,19 +6,24 @@
 //! Everything is kept in bounded rings, so a coordinator that serves a
 //! page for a day holds at most [`MAX_JOBS`] finished jobs,
 //! [`MAX_SAMPLES`] samples and [`MAX_GONE_WORKERS`] departed workers. Each
-//! change is also sent, once serialized, to the live event streams
-//! through a bounded broadcast channel; a stream that falls behind gets a
-//! fresh snapshot instead of the events it missed.
+//! change is also serialized once and, while a stream is open, gathered
+//! into a batch; every [`EVENT_BATCH`] (or [`MAX_BATCH_FRAMES`] changes)
+//! the batch goes to the live event streams through a bounded broadcast
+//! channel, so each stream wakes and writes once per batch, whatever the
+//! number of jobs in it. A stream that falls behind gets a fresh snapshot
+//! instead of the batches it missed.
 //!
 //! Only names are kept: the source file's name, the client's name and the
 //! worker's address. The command line never reaches the coordinator.
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
 
 use gridcc_proto::v1;
 use serde::Serialize;
-use tokio::sync::broadcast;
+use tokio::sync::{broadcast, Notify};
+use tokio_util::sync::CancellationToken;
 
 use crate::registry::Registry;
 
@@ -33,8 +38,17 @@ pub(crate) const SNAPSHOT_WINDOW_MS: u64 = 10 * 60 * 1000;
 const SNAPSHOT_MAX_JOBS: usize = 5_000;
 /// Samples in a snapshot: the same ten minutes.
 const SNAPSHOT_SAMPLES: usize = 600;
-/// Events buffered per stream before it counts as lagging.
-const EVENT_BUFFER: usize = 1024;
+/// Batches buffered per stream before it counts as lagging: 6.4 s of
+/// changes, or 64 × [`MAX_BATCH_FRAMES`] changes if that is fewer.
+const BATCH_BUFFER: usize = 64;
+/// How long changes gather before they go to the streams as one batch:
+/// one wake-up and one write per open page per batch, not per job, so a
+/// page costs the coordinator little however busy the grid is (the page
+/// renders at most five times a second anyway).
+pub(crate) const EVENT_BATCH: Duration = Duration::from_millis(100);
+/// Changes in one batch at most; a fuller one goes out early, which
+/// bounds what a batch (and so the channel) holds.
+const MAX_BATCH_FRAMES: usize = 256;
 /// Failed leases remembered so a later retry or release can say what the
 /// client did next.
 const MAX_FAILED_REMEMBERED: usize = 1024;
@@ -157,6 +171,9 @@ struct State {
     workers: BTreeMap<u64, Worker>,
     samples: VecDeque<Sample>,
     ended_since_sample: u32,
+    /// SSE frames not yet sent to the streams, and how many.
+    batch: String,
+    batch_frames: usize,
 }
 
 impl State {
@@ -280,8 +297,8 @@ pub(crate) struct JobsPage {
     pub(crate) running: Vec<Job>,
 }
 
-/// An SSE frame (`event: NAME` and one `data:` line), shared by every
-/// stream that sends it.
+/// SSE frames (each `event: NAME` and one `data:` line), shared by every
+/// stream that sends them.
 pub(crate) type Frame = Arc<str>;
 
 /// How a worker runs its jobs, as `gridcc status` and the page show it:
@@ -298,11 +315,22 @@ pub(crate) fn job_mode(hello: &v1::WorkerHello) -> &'static str {
     }
 }
 
-fn frame(event: &str, data: &impl Serialize) -> Frame {
+/// Appends one SSE frame to `out`.
+fn frame_into(out: &mut String, event: &str, data: &impl Serialize) {
     // Our own types always serialize; "{}" keeps a stream well-formed
     // should one ever not.
     let json = serde_json::to_string(data).unwrap_or_else(|_| "{}".to_owned());
-    Arc::from(format!("event: {event}\ndata: {json}\n\n"))
+    out.push_str("event: ");
+    out.push_str(event);
+    out.push_str("\ndata: ");
+    out.push_str(&json);
+    out.push_str("\n\n");
+}
+
+fn frame(event: &str, data: &impl Serialize) -> String {
+    let mut out = String::new();
+    frame_into(&mut out, event, data);
+    out
 }
 
 /// Cuts a name from a client to [`MAX_NAME_CHARS`] characters, control
@@ -319,13 +347,16 @@ fn clean_name(name: &str) -> String {
 pub(crate) struct Monitor {
     state: Mutex<State>,
     events: broadcast::Sender<Frame>,
+    /// Woken when a batch starts, so the flusher sleeps while none does.
+    batch_started: Notify,
 }
 
 impl Monitor {
     pub(crate) fn new() -> Self {
         Self {
             state: Mutex::default(),
-            events: broadcast::channel(EVENT_BUFFER).0,
+            events: broadcast::channel(BATCH_BUFFER).0,
+            batch_started: Notify::new(),
         }
     }
 
@@ -334,9 +365,59 @@ impl Monitor {
         self.state.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// Sends a frame to every open stream; none open is fine.
-    fn send(&self, frame: Frame) {
-        let _ = self.events.send(frame);
+    /// Event streams open now: each holds one receiver (a lagging one
+    /// swaps its receiver for a fresh one, so it still counts once).
+    pub(crate) fn streams(&self) -> usize {
+        self.events.receiver_count()
+    }
+
+    /// Adds a change to the batch for the open streams; with none open,
+    /// nobody needs it (a new stream starts from a snapshot).
+    fn queue(&self, state: &mut State, event: &str, data: &impl Serialize) {
+        if self.events.receiver_count() == 0 {
+            return;
+        }
+        frame_into(&mut state.batch, event, data);
+        self.queued(state);
+    }
+
+    /// Counts a frame just added to the batch.
+    fn queued(&self, state: &mut State) {
+        if state.batch_frames == 0 {
+            self.batch_started.notify_one();
+        }
+        state.batch_frames += 1;
+        if state.batch_frames >= MAX_BATCH_FRAMES {
+            self.send_batch(state);
+        }
+    }
+
+    /// Sends the batch gathered so far to every open stream.
+    fn send_batch(&self, state: &mut State) {
+        if state.batch.is_empty() {
+            return;
+        }
+        state.batch_frames = 0;
+        // Fails only when the last stream closed meanwhile: nobody to tell.
+        let _ = self
+            .events
+            .send(Frame::from(std::mem::take(&mut state.batch)));
+    }
+
+    /// Sends each batch [`EVENT_BATCH`] after its first change, until
+    /// `shutdown`; sleeps while no change comes.
+    pub(crate) async fn send_batches_forever(&self, shutdown: CancellationToken) {
+        loop {
+            tokio::select! {
+                () = self.batch_started.notified() => {}
+                () = shutdown.cancelled() => return,
+            }
+            tokio::select! {
+                () = tokio::time::sleep(EVENT_BATCH) => {}
+                () = shutdown.cancelled() => return,
+            }
+            self.send_batch(&mut self.state());
+        }
     }
 
     /// A worker joined: listed as serving until the next tick fills in its
@@ -407,7 +488,7 @@ impl Monitor {
             end_ms: None,
             outcome: Outcome::Running,
         };
-        self.send(frame("job", &job));
+        self.queue(&mut state, "job", &job);
         state.running.insert(lease_id, job);
     }
 
@@ -427,7 +508,7 @@ impl Monitor {
             end_ms: Some(now_ms),
             outcome: Outcome::Local,
         };
-        self.send(frame("job", &job));
+        self.queue(&mut state, "job", &job);
         state.push_ended(job);
     }
 
@@ -462,7 +543,7 @@ impl Monitor {
         } else {
             state.ended_since_sample += 1;
         }
-        self.send(frame("job", &job));
+        self.queue(&mut state, "job", &job);
         state.push_ended(job);
     }
 
@@ -489,7 +570,7 @@ impl Monitor {
         };
         job.seq = state.seq();
         job.outcome = outcome;
-        self.send(frame("job", &job));
+        self.queue(&mut state, "job", &job);
         state.push_ended(job);
     }
 
@@ -542,14 +623,21 @@ impl Monitor {
             workers: state.workers.values().collect(),
             clients: state.clients(now_ms),
         };
-        self.send(frame("tick", &tick));
+        // Serialized before the batch is touched: the tick borrows the state.
+        if self.events.receiver_count() > 0 {
+            let tick = frame("tick", &tick);
+            state.batch.push_str(&tick);
+            self.queued(&mut state);
+        }
     }
 
-    /// The snapshot as an SSE frame, and a receiver for every frame after
-    /// it: taken under one lock, so a stream neither misses nor repeats a
-    /// change.
-    pub(crate) fn subscribe(&self, now_ms: u64) -> (Frame, broadcast::Receiver<Frame>) {
-        let state = self.state();
+    /// The snapshot as an SSE frame, and a receiver for every batch after
+    /// it: taken under one lock, and the batch gathered so far (already in
+    /// the snapshot) goes to the other streams first, so a stream neither
+    /// misses nor repeats a change.
+    pub(crate) fn subscribe(&self, now_ms: u64) -> (String, broadcast::Receiver<Frame>) {
+        let mut state = self.state();
+        self.send_batch(&mut state);
         let rx = self.events.subscribe();
         (frame("snapshot", &state.snapshot(now_ms)), rx)
     }
@@ -736,17 +824,69 @@ mod tests {
     }
 
     #[test]
-    fn a_stream_gets_the_snapshot_then_every_later_change() {
+    fn a_stream_gets_the_snapshot_then_every_later_change_in_batches() {
         let m = Monitor::new();
         m.placed(1, 7, &req("a.c"), "dev", 10);
+        assert!(m.state().batch.is_empty(), "no stream: nothing gathered");
+        assert_eq!(m.streams(), 0);
         let (first, mut rx) = m.subscribe(15);
+        assert_eq!(m.streams(), 1);
         assert!(first.starts_with("event: snapshot\ndata: {"), "{first}");
         assert!(first.contains("\"file\":\"a.c\""), "{first}");
         m.finished(7, &lease(1, true, false, 0), 20);
-        let next = rx.try_recv().unwrap();
-        assert!(next.starts_with("event: job\ndata: {"), "{next}");
-        assert!(next.contains("\"outcome\":\"ok\""), "{next}");
+        m.placed(2, 7, &req("b.c"), "dev", 21);
+        assert!(rx.try_recv().is_err(), "gathered until the batch is sent");
+        m.send_batch(&mut m.state());
+        let batch = rx.try_recv().unwrap();
+        assert!(batch.starts_with("event: job\ndata: {"), "{batch}");
+        assert_eq!(batch.matches("event: job\n").count(), 2, "{batch}");
+        assert!(batch.contains("\"outcome\":\"ok\""), "{batch}");
+        assert!(batch.contains("\"file\":\"b.c\""), "{batch}");
         assert!(rx.try_recv().is_err());
+
+        // A second stream: the batch gathered so far is in its snapshot and
+        // goes to the first stream only.
+        m.finished(7, &lease(2, true, false, 0), 30);
+        let (second, mut rx2) = m.subscribe(31);
+        assert!(second.contains("\"file\":\"b.c\""), "{second}");
+        assert!(rx.try_recv().unwrap().contains("\"outcome\":\"ok\""));
+        assert!(
+            rx2.try_recv().is_err(),
+            "nothing repeated after the snapshot"
+        );
+        drop((rx, rx2));
+        assert_eq!(m.streams(), 0, "a closed stream no longer counts");
+    }
+
+    #[test]
+    fn a_full_batch_goes_out_early() {
+        let m = Monitor::new();
+        let (_, mut rx) = m.subscribe(0);
+        for lease in 0..MAX_BATCH_FRAMES as u64 {
+            m.placed(lease, 1, &req("a.c"), "dev", 1);
+        }
+        let batch = rx.try_recv().unwrap();
+        assert_eq!(batch.matches("event: job\n").count(), MAX_BATCH_FRAMES);
+        assert!(m.state().batch.is_empty());
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn batches_go_out_one_interval_after_their_first_change() {
+        let m = Arc::new(Monitor::new());
+        let stop = CancellationToken::new();
+        let sender = tokio::spawn({
+            let (m, stop) = (Arc::clone(&m), stop.clone());
+            async move { m.send_batches_forever(stop).await }
+        });
+        let (_, mut rx) = m.subscribe(0);
+        m.placed(1, 1, &req("a.c"), "dev", 1);
+        tokio::time::sleep(EVENT_BATCH / 2).await;
+        assert!(rx.try_recv().is_err());
+        m.placed(2, 1, &req("b.c"), "dev", 2);
+        tokio::time::sleep(EVENT_BATCH).await;
+        assert_eq!(rx.try_recv().unwrap().matches("event: job\n").count(), 2);
+        stop.cancel();
+        sender.await.unwrap();
     }
 
     #[test]

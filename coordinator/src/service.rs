@@ -83,6 +83,7 @@ impl Shared {
                 totals: registry.totals().clone(),
                 workers: registry.worker_loads(),
                 waiting: self.waiting.load(std::sync::atomic::Ordering::SeqCst),
+                monitor_streams: self.monitor.as_ref().map(|m| m.streams()),
             }
         };
         crate::metrics::render(&self.metrics, &snapshot)

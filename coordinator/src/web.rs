@@ -26,7 +26,7 @@ use tokio::sync::{broadcast, Semaphore};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-use crate::monitor::Monitor;
+use crate::monitor::{Frame, Monitor};
 use crate::service::{unix_ms, Shared};
 
 const INDEX_HTML: &str = include_str!("../assets/index.html");
@@ -510,64 +510,38 @@ fn route(web: &Web, request: &Request, transport: Transport) -> Response {
     }
 }
 
-/// How long a stream gathers events before it writes them: one write (and
-/// one wake-up of its task) per batch rather than per job, so open pages
-/// cost the coordinator little however busy the grid; the page renders at
-/// most five times a second anyway.
-const EVENT_BATCH: Duration = Duration::from_millis(100);
-
-/// The event stream: the snapshot, then every change, until the browser
-/// leaves or the coordinator stops. A stream that falls more than the
-/// channel's buffer behind starts over from a new snapshot.
+/// The event stream: the snapshot, then each batch of changes, until the
+/// browser leaves or the coordinator stops. The monitor gathers changes
+/// into batches (`monitor::EVENT_BATCH`) shared by every stream, so a
+/// stream wakes and writes once per batch and does no work per job. A
+/// stream that falls more than the channel's buffer behind starts over
+/// from a new snapshot.
 async fn events<S: AsyncWrite + Unpin>(web: &Web, mut stream: S, shutdown: &CancellationToken) {
-    let mut out = format!(
+    let head = format!(
         "HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nConnection: close\r\n{}\r\n",
         SECURITY_HEADERS
             .iter()
             .fold(String::new(), |acc, h| acc + h + "\r\n")
     );
     let (snapshot, mut rx) = web.monitor.subscribe(unix_ms());
-    out.push_str(&snapshot);
+    let mut out: Frame = Frame::from(head + &snapshot);
     loop {
         let write = tokio::time::timeout(IO_TIMEOUT, stream.write_all(out.as_bytes()));
         if !matches!(write.await, Ok(Ok(()))) {
             return;
         }
-        out.clear();
-        // Wait for the next event, then sleep out the batch and take what
-        // came meanwhile from the channel at once: each stream's task wakes
-        // twice per batch, not once per event (a busy grid sends tens of
-        // events a second, and every open page paid a wake-up for each).
-        let mut next = tokio::select! {
-            next = rx.recv() => next,
-            () = shutdown.cancelled() => return,
-        };
-        tokio::select! {
-            () = tokio::time::sleep(EVENT_BATCH) => {}
-            () = shutdown.cancelled() => return,
-        }
-        loop {
-            match next {
-                Ok(frame) => out.push_str(&frame),
+        out = tokio::select! {
+            next = rx.recv() => match next {
+                Ok(batch) => batch,
                 Err(broadcast::error::RecvError::Lagged(_)) => {
                     let (snapshot, fresh) = web.monitor.subscribe(unix_ms());
                     rx = fresh;
-                    out.clear();
-                    out.push_str(&snapshot);
+                    Frame::from(snapshot)
                 }
                 Err(broadcast::error::RecvError::Closed) => return,
-            }
-            next = match rx.try_recv() {
-                Ok(frame) => Ok(frame),
-                Err(broadcast::error::TryRecvError::Empty) => break,
-                Err(broadcast::error::TryRecvError::Lagged(n)) => {
-                    Err(broadcast::error::RecvError::Lagged(n))
-                }
-                Err(broadcast::error::TryRecvError::Closed) => {
-                    Err(broadcast::error::RecvError::Closed)
-                }
-            };
-        }
+            },
+            () = shutdown.cancelled() => return,
+        };
     }
 }
 
