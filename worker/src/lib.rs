@@ -23,9 +23,11 @@
 //!   not uploaded again.
 //! - [`sandbox`]: the user a compile runs as and its CPU, memory, wall-clock
 //!   and output limits.
-//! - [`hermetic`]: one compile in a bubblewrap sandbox that holds only its
-//!   input tree (at the client's paths), the compiler's own files, a private
-//!   temp dir and its declared outputs.
+//! - [`hermetic`]: the bubblewrap sandbox every job runs in (unless the
+//!   worker was started with `--no-sandbox`): only the job's input tree (at
+//!   the client's paths), the compiler's own files, a private temp dir and
+//!   its declared outputs; kept per slot, with a launcher inside, where the
+//!   worker runs as root with a compile user.
 //! - `service`: the tonic `Worker` service.
 //! - `metrics`: the Prometheus series behind `--metrics-listen`.
 //! - [`run`]: serve on a bound listener; drain on shutdown;

@@ -14,6 +14,12 @@
 //!   rlimits, process group) to it, which then binds bwrap and all it
 //!   starts.
 //! - [`probe`]: whether this worker can start such a sandbox at all.
+//! - [`kept`]: a sandbox kept per slot, started once and given job after
+//!   job (on a root worker with a compile user), its probe, and reading a
+//!   job's output files back safely.
+//! - [`launcher`]: the process inside a kept sandbox that starts each
+//!   compile (the worker's own binary, `--sandbox-init`), and the frames
+//!   it and the worker exchange.
 //!
 //! Why mount points are made in the root rather than by bwrap: bwrap runs
 //! as the compile user (`nobody` under a root worker), who cannot write
