@@ -51,6 +51,7 @@ BIN=${BIN:-$ROOT/target/release}
 need=()
 command -v distccd >/dev/null || need+=(distcc)
 command -v accton >/dev/null || need+=(acct)
+command -v bwrap >/dev/null || need+=(bubblewrap)
 if [ ${#need[@]} -gt 0 ]; then
     DEBIAN_FRONTEND=noninteractive apt-get install -y -q "${need[@]}" >/dev/null
 fi

@@ -36,6 +36,12 @@ grid_server() {
 
 grid_start() {
     local bin=$1 work=$2 workers=$3 slots=$4
+    # Workers run every job in a bubblewrap sandbox, and exit without one
+    # (unless WORKER_ARGS has --no-sandbox).
+    if ! command -v bwrap >/dev/null 2>&1 && [[ "${WORKER_ARGS:-}" != *--no-sandbox* ]]; then
+        echo "== installing bubblewrap (the workers' sandbox)"
+        DEBIAN_FRONTEND=noninteractive apt-get install -y -q bubblewrap >/dev/null || return 1
+    fi
     # shellcheck disable=SC2086 # word splitting of COORDINATOR_PREFIX and _ARGS is wanted
     grid_server "$work" coordinator ${COORDINATOR_PREFIX:-} "$bin/gridcc-coordinator" --listen 127.0.0.1:0 ${COORDINATOR_ARGS:-} || return 1
     url="http://$addr"

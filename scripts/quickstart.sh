@@ -22,6 +22,11 @@ if ! need gcc || ! need make; then
     echo "== installing gcc and make"
     apt-get update -qq && apt-get install -y -qq gcc make >/dev/null
 fi
+# Workers run every job in a bubblewrap sandbox, and exit without one.
+if ! need bwrap; then
+    echo "== installing bubblewrap (the workers' sandbox)"
+    apt-get update -qq && apt-get install -y -qq bubblewrap >/dev/null
+fi
 need cargo || { echo "quickstart: cargo is required (https://rustup.rs)" >&2; exit 1; }
 
 echo "== building gridcc (release)"
