@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # End-to-end check of the compose grid: brings docker/compose.yaml up,
-# shows each worker's job mode (`gridcc status`: MODE hermetic, or text and
-# why), builds a copy of testdata/calc through the wrapper against it,
+# shows each worker's job mode (`gridcc status`: MODE unsandboxed under
+# compose.yaml's --no-sandbox; hermetic with --hermetic below), builds a copy of testdata/calc through the wrapper against it,
 # checks that every job ran remotely on the containers and that every object
 # is byte-identical to a plain local gcc build of the same directory, then
 # brings the grid down again.
@@ -55,8 +55,9 @@ for _ in $(seq 1 100); do
 done
 [ "$n" -eq 3 ] || { echo "compose-check: only $n of 3 workers registered" >&2; "${compose[@]}" logs --tail 5 >&2; exit 1; }
 
-# Each worker probes its sandbox once at start and registers with the
-# outcome: MODE hermetic, or text with a one-line reason.
+# Each worker registers with its job mode: unsandboxed (compose.yaml's
+# --no-sandbox), or hermetic with compose.hermetic.yaml (a worker that
+# cannot start its sandbox there exits with the reason).
 "$gridcc" status --coordinator "$url"
 hermetic_workers=$("$gridcc" status --json --coordinator "$url" | grep -c '"job_mode": *"hermetic"' || true)
 echo "== workers running hermetic jobs: $hermetic_workers of 3"

@@ -6,8 +6,8 @@
 #
 # The rootfs carries gcc, g++ and make from bookworm, i.e. the same
 # gcc 12.2.0 packages a bookworm host has, so the workers' compiler digest
-# matches the client's, and bubblewrap, the sandbox of hermetic jobs
-# (gridcc-worker --hermetic).
+# matches the client's, and bubblewrap, the sandbox every job runs in
+# (gridcc-worker exits without it unless given --no-sandbox).
 #
 #   docker/rootfs.sh [--force] [--mirror URL]
 #

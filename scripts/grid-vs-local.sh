@@ -15,8 +15,9 @@
 # started with `--metrics-listen` (WORKER_ARGS) report the input bytes they
 # received during each grid build (gridcc_worker_received_bytes_total).
 #
-# Hermetic jobs: WORKER_ARGS="--hermetic" (the worker's --work-dir and its
-# parents must be traversable by the compile user when run as root).
+# Hermetic jobs are the default (WORKER_ARGS="--no-sandbox" gives text
+# jobs); the worker's --work-dir and its parents must be traversable by the
+# compile user when run as root.
 #
 # e.g. scripts/grid-vs-local.sh -c -std=gnu99 target/workloads/lua5.4 linux
 # The project must build with `make … CC=…` and clean with `make clean`.
