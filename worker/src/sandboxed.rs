@@ -110,7 +110,7 @@ pub async fn run(
                 cwd: &tree.cwd,
                 tmp: &tmp,
                 object: &at,
-                run_as: setup.run_as,
+                slot_object: &object,
                 path: &files.path,
             };
             let (outcome, sandbox) = in_kept(sandbox, job, limits).await?;
@@ -166,14 +166,18 @@ struct KeptJob<'a> {
     tmp: &'a Path,
     /// The object's file on the host, at the client's path in the root.
     object: &'a Path,
-    run_as: User,
+    /// The slot's object file (empty, the compile user's), which `object`
+    /// becomes a link to for the job.
+    slot_object: &'a Path,
     /// The toolchain's `PATH`.
     path: &'a [PathBuf],
 }
 
 /// Where the launcher puts a job's stdout and stderr, in its temp dir.
-const STDOUT: &str = ".gridcc-stdout";
-const STDERR: &str = ".gridcc-stderr";
+/// Kept from job to job (truncated, the same inodes; see
+/// [`crate::stage::Stage::hermetic_places`]).
+pub(crate) const STDOUT: &str = ".gridcc-stdout";
+pub(crate) const STDERR: &str = ".gridcc-stderr";
 
 /// Runs `job` in `sandbox` and gives the sandbox back when the job ended
 /// cleanly; on any error it is dropped, which kills it.
@@ -183,16 +187,11 @@ async fn in_kept(
     limits: &Limits,
 ) -> Result<(Outcome, Kept), JobError> {
     let io = |e: String| JobError::Io(std::io::Error::other(e));
-    // The only file of the tree the job may write: new, empty, its own.
-    {
-        use std::os::unix::fs::OpenOptionsExt;
-        std::fs::OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .mode(0o644)
-            .open(job.object)?;
-        std::os::unix::fs::chown(job.object, Some(job.run_as.uid), Some(job.run_as.gid))?;
-    }
+    // The only file of the tree the job may write, empty and its own: the
+    // slot's object file, linked in at the client's path (a new name, not
+    // a new inode: on ext4 every new inode costs more the more were
+    // deleted lately).
+    std::fs::hard_link(job.slot_object, job.object)?;
     let mut env: Vec<OsString> = job
         .env
         .iter()

@@ -291,9 +291,19 @@ impl Stage {
         match std::fs::read_dir(&tmp) {
             Ok(entries) => {
                 for entry in entries {
-                    let path = entry?.path();
+                    let entry = entry?;
+                    let path = entry.path();
                     // Never followed: a symlink is removed, not its target.
-                    match std::fs::symlink_metadata(&path)?.is_dir() {
+                    let meta = std::fs::symlink_metadata(&path)?;
+                    // A kept sandbox's stdout and stderr files stay (the
+                    // launcher truncates them): no new inodes per job.
+                    let name = entry.file_name();
+                    if meta.is_file()
+                        && (name == crate::sandboxed::STDOUT || name == crate::sandboxed::STDERR)
+                    {
+                        continue;
+                    }
+                    match meta.is_dir() {
                         true => std::fs::remove_dir_all(&path)?,
                         false => std::fs::remove_file(&path)?,
                     }
