@@ -195,7 +195,7 @@ async fn in_kept(
     let mut env: Vec<OsString> = job
         .env
         .iter()
-        .filter(|(name, _)| name != "PATH" && name != "TMPDIR")
+        .filter(|(name, _)| !crate::hermetic::SANDBOX_ENV.contains(&name.as_str()))
         .map(|(k, v)| format!("{k}={v}").into())
         .collect();
     let path = std::env::join_paths(job.path).unwrap_or_default();

@@ -225,29 +225,12 @@ impl Kept {
 /// once at worker start.
 pub async fn probe(bwrap: &Path, setup: &Setup, work_dir: &Path) -> Result<(), String> {
     let fail = |what: &str, e: &dyn std::fmt::Display| format!("kept sandbox probe: {what}: {e}");
-    let dir = tempfile::Builder::new()
-        .prefix("gridcc-probe-")
-        .tempdir_in(work_dir)
-        .map_err(|e| fail("temp dir", &e))?;
-    let (root, tmp) = (dir.path().join("root"), dir.path().join("tmp"));
-    let made = (|| {
-        use std::os::unix::fs::PermissionsExt;
-        std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755))?;
-        std::fs::create_dir(&root)?;
-        std::fs::create_dir(&tmp)?;
-        std::os::unix::fs::chown(&tmp, Some(setup.run_as.uid), Some(setup.run_as.gid))
-    })();
-    made.map_err(|e| fail("temp dir", &e))?;
-    let sh = PathBuf::from("/bin/sh");
-    let files = {
-        let sh = sh.clone();
-        tokio::task::spawn_blocking(move || super::toolchain::closure(&[sh], Vec::new()))
-            .await
-            .map_err(|e| fail("/bin/sh", &e))?
-            .map_err(|e| fail("/bin/sh", &e))?
-    };
+    let scratch =
+        super::ProbeDir::new(work_dir, Some(setup.run_as)).map_err(|e| fail("temp dir", &e))?;
+    let (root, tmp) = (&scratch.root, &scratch.tmp);
+    let (sh, files) = super::sh_files().await.map_err(|e| fail("/bin/sh", &e))?;
     let files = setup.with(&files);
-    let mut kept = Kept::start(bwrap, setup, &root, &tmp, &files, "probe").await?;
+    let mut kept = Kept::start(bwrap, setup, root, tmp, &files, "probe").await?;
     let request = Request {
         cwd: "/".into(),
         stdout: format!("{TMP}/out").into(),

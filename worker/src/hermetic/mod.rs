@@ -272,7 +272,7 @@ fn io(path: &Path) -> impl FnOnce(std::io::Error) -> HermeticError + '_ {
 }
 
 /// Variables the sandbox sets itself; a job cannot override them.
-const SANDBOX_ENV: &[&str] = &["PATH", "TMPDIR"];
+pub(crate) const SANDBOX_ENV: &[&str] = &["PATH", "TMPDIR"];
 
 /// The command of one sandboxed compile: `bwrap [bwrap_args] [--setenv of
 /// env] -- argv`, after [`prepare`]. `argv[0]` is the driver's absolute
@@ -317,42 +317,21 @@ pub fn command(
 /// naming the likely cause. Run once at worker start.
 pub async fn probe(bwrap: &Path, work_dir: &Path, run_as: Option<User>) -> Result<(), String> {
     let fail = |what: &str, e: &dyn std::fmt::Display| format!("sandbox probe: {what}: {e}");
-    let dir = tempfile::Builder::new()
-        .prefix("gridcc-probe-")
-        .tempdir_in(work_dir)
-        .map_err(|e| fail("temp dir", &e))?;
-    let (root, tmp, out) = (
-        dir.path().join("root"),
-        dir.path().join("tmp"),
-        dir.path().join("out"),
-    );
-    let made = (|| {
-        use std::os::unix::fs::PermissionsExt;
-        std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755))?;
-        std::fs::create_dir(&root)?;
-        std::fs::create_dir(&tmp)?;
-        std::fs::File::create(&out)?;
-        if let Some(u) = run_as {
-            std::os::unix::fs::chown(&tmp, Some(u.uid), Some(u.gid))?;
-            std::os::unix::fs::chown(&out, Some(u.uid), Some(u.gid))?;
-        }
-        Ok::<_, std::io::Error>(())
-    })();
+    let scratch = ProbeDir::new(work_dir, run_as).map_err(|e| fail("temp dir", &e))?;
+    let (root, tmp) = (&scratch.root, &scratch.tmp);
+    let out = scratch.dir.path().join("out");
+    let made = std::fs::File::create(&out).and_then(|_| match run_as {
+        Some(u) => std::os::unix::fs::chown(&out, Some(u.uid), Some(u.gid)),
+        None => Ok(()),
+    });
     made.map_err(|e| fail("temp dir", &e))?;
-    let sh = PathBuf::from("/bin/sh");
-    let toolchain = {
-        let sh = sh.clone();
-        tokio::task::spawn_blocking(move || toolchain::closure(&[sh], Vec::new()))
-            .await
-            .map_err(|e| fail("/bin/sh", &e))?
-            .map_err(|e| fail("/bin/sh", &e))?
-    };
+    let (sh, toolchain) = sh_files().await.map_err(|e| fail("/bin/sh", &e))?;
     let outputs = [(out.clone(), PathBuf::from("/probe.out"))];
     let spec = Spec {
-        root: &root,
+        root,
         toolchain: &toolchain,
         outputs: &outputs,
-        tmp: &tmp,
+        tmp,
         cwd: Path::new("/"),
         extra: &[],
         kept: false,
@@ -397,4 +376,41 @@ pub async fn probe(bwrap: &Path, work_dir: &Path, run_as: Option<User>) -> Resul
             first
         }
     ) + hint)
+}
+
+/// A start-up probe's scratch job dir under the work dir (so the probe
+/// meets the work dir's permissions, as jobs will): an empty root, and a
+/// private temp dir that is the compile user's. Removed when dropped.
+pub(crate) struct ProbeDir {
+    pub dir: tempfile::TempDir,
+    pub root: PathBuf,
+    pub tmp: PathBuf,
+}
+
+impl ProbeDir {
+    pub(crate) fn new(work_dir: &Path, run_as: Option<User>) -> std::io::Result<Self> {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::Builder::new()
+            .prefix("gridcc-probe-")
+            .tempdir_in(work_dir)?;
+        std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755))?;
+        let (root, tmp) = (dir.path().join("root"), dir.path().join("tmp"));
+        std::fs::create_dir(&root)?;
+        std::fs::create_dir(&tmp)?;
+        if let Some(u) = run_as {
+            std::os::unix::fs::chown(&tmp, Some(u.uid), Some(u.gid))?;
+        }
+        Ok(Self { dir, root, tmp })
+    }
+}
+
+/// `/bin/sh` and the files it needs inside a sandbox: what the probes run.
+pub(crate) async fn sh_files() -> Result<(PathBuf, ToolchainFiles), String> {
+    let sh = PathBuf::from("/bin/sh");
+    let program = sh.clone();
+    let files = tokio::task::spawn_blocking(move || toolchain::closure(&[program], Vec::new()))
+        .await
+        .map_err(|e| e.to_string())?
+        .map_err(|e| e.to_string())?;
+    Ok((sh, files))
 }
