@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# daemon-cpu.sh [-r REPS] [-j JOBS] [-o OUT] PROJECT...
+# daemon-cpu.sh [-r REPS] [-j JOBS] [-o OUT] [-w] PROJECT...
 #
 # A benchmark (not run in CI): the CPU the compile daemons spend of their
 # own, apart from the compilers they run, building real C projects through
@@ -8,6 +8,13 @@
 # 2), REPS builds per system (default 3), interleaved (gridcc, distcc,
 # distcc, gridcc, ...), each from a fresh copy of the configured tree, with
 # gridcc's client and worker caches off so every compile runs.
+#
+# By default each build gets new daemons: a gridcc worker starts with an
+# empty input store, so every header the build uses is uploaded, checked
+# and written once ("cold"). With -w the daemons of each system start once
+# per project and build it once unmeasured first; the measured builds then
+# run on daemons that have seen it ("warm"), as long-lived workers do. The
+# acct columns need daemons that exit, so -w leaves them empty.
 #
 # How the daemons' own CPU is counted: BSD process accounting (accton, from
 # Debian's acct) records every process that exits with its own user and
@@ -36,16 +43,19 @@ ROOT=$(cd "$HERE/.." && pwd)
 REPS=3
 JOBS=2
 OUT=$ROOT/target/daemon-cpu
-while getopts r:j:o: opt; do
+WARM=0
+usage="usage: $0 [-r REPS] [-j JOBS] [-o OUT] [-w] PROJECT..."
+while getopts r:j:o:w opt; do
     case $opt in
         r) REPS=$OPTARG ;;
         j) JOBS=$OPTARG ;;
         o) OUT=$OPTARG ;;
-        *) echo "usage: $0 [-r REPS] [-j JOBS] [-o OUT] PROJECT..." >&2; exit 2 ;;
+        w) WARM=1 ;;
+        *) echo "$usage" >&2; exit 2 ;;
     esac
 done
 shift $((OPTIND - 1))
-[ $# -gt 0 ] || { echo "usage: $0 [-r REPS] [-j JOBS] [-o OUT] PROJECT..." >&2; exit 2; }
+[ $# -gt 0 ] || { echo "$usage" >&2; exit 2; }
 BIN=${BIN:-$ROOT/target/release}
 [ -x "$BIN/gridcc-worker" ] || (cd "$ROOT" && cargo build --release --workspace --bins)
 need=()
@@ -108,36 +118,27 @@ acct_count() {
     dump-acct "$1" | awk -F'|' -v re="$2" '{ c = $1; gsub(/ +$/, "", c); if (c ~ re) n++ } END { print n + 0 }'
 }
 
-# build TOOL REP PROJECT SRC MAKEARGS: one build; appends a result line.
-build() {
-    local tool=$1 rep=$2 name=$3 src=$4 makeargs=$5
-    local dir=$WORK/build acct=$WORK/acct-$name-$tool-$rep log=$WORK/$name-$tool-$rep.log
-    rm -rf "$dir"
-    cp -a "$src" "$dir"
-    : >"$acct"
-    chmod 600 "$acct"
-    accton "$acct" >/dev/null
-    local cc url="" remote
-    local -a roots=()
-    case $tool in
+# start_daemons TOOL: starts TOOL's two daemons; sets grid_url (gridcc) or
+# distcc_ports (distcc).
+url="" cc="" grid_url="" roots=() ports=() distcc_ports=()
+start_daemons() {
+    case $1 in
         gridcc)
             mkdir -m 755 "$WORK/stages1" "$WORK/stages2"
             grid_pids=()
             grid_server "$WORK" coordinator "$BIN/gridcc-coordinator" --listen 127.0.0.1:0
-            url="http://$addr"
+            grid_url="http://$addr"
             for n in 1 2; do
-                grid_server "$WORK" "worker$n" "$BIN/gridcc-worker" --coordinator "$url" \
+                grid_server "$WORK" "worker$n" "$BIN/gridcc-worker" --coordinator "$grid_url" \
                     --listen 127.0.0.1:0 --slots 1 --cache-size 0 --work-dir "$WORK/stages$n"
             done
             for _ in $(seq 1 200); do
-                [ "$("$BIN/gridcc" status --json --coordinator "$url" | grep -c '"address"')" -eq 2 ] && break
+                [ "$("$BIN/gridcc" status --json --coordinator "$grid_url" | grep -c '"address"')" -eq 2 ] && break
                 sleep 0.1
             done
-            cc="$BIN/gridcc gcc"
-            roots=("${grid_pids[@]:1}")
             ;;
         distcc)
-            local ports=()
+            distcc_ports=()
             for n in 1 2; do
                 local port=$((20000 + RANDOM % 20000))
                 : >"$WORK/distccd$n.log"
@@ -146,28 +147,17 @@ build() {
                     --allow 127.0.0.1 --user nobody --log-file "$WORK/distccd$n.log" \
                     --log-level info 2>>"$WORK/distccd.stderr" &
                 distccd_pids+=($!)
-                ports+=("127.0.0.1:$port/1")
+                distcc_ports+=("127.0.0.1:$port/1")
             done
             sleep 0.5
-            cc="distcc gcc"
-            roots=("${distccd_pids[@]}")
             ;;
     esac
-    local t0 t1 ns0 ns1
-    ns0=$(daemon_ns "${roots[@]}")
-    t0=$(date +%s.%N)
-    (
-        cd "$dir"
-        export GRIDCC_COORDINATOR=$url GRIDCC_CACHE=0 GRIDCC_CACHE_DIR=$WORK/client-cache
-        export DISTCC_HOSTS="${ports[*]:-}" DISTCC_FALLBACK=0 DISTCC_SKIP_LOCAL_RETRY=1
-        # shellcheck disable=SC2086 # makeargs split on purpose
-        make -j"$JOBS" CC="$cc" $makeargs
-    ) >"$log" 2>&1 || { echo "daemon-cpu: the $tool build of $name failed; see $log" >&2; tail -20 "$log" >&2; exit 1; }
-    t1=$(date +%s.%N)
-    ns1=$(daemon_ns "${roots[@]}")
-    case $tool in
+}
+
+# stop_daemons TOOL
+stop_daemons() {
+    case $1 in
         gridcc)
-            remote=$("$BIN/gridcc" status --json --coordinator "$url" | sed -n 's/.*"jobs_remote": *\([0-9]*\).*/\1/p' | head -1)
             grid_stop
             grid_pids=()
             # Kept sandboxes die with their worker (--die-with-parent).
@@ -176,15 +166,75 @@ build() {
             ;;
         distcc)
             stop_distcc
-            remote=$(cat "$WORK"/distccd[12].log 2>/dev/null | grep -c 'COMPILE_OK' || true)
             rm -f "$WORK"/distccd[12].log
             ;;
     esac
-    if [ "${remote:-0}" -eq 0 ]; then
+}
+
+# remote_count TOOL: compiles the running daemons have run.
+remote_count() {
+    case $1 in
+        gridcc) "$BIN/gridcc" status --json --coordinator "$grid_url" | sed -n 's/.*"jobs_remote": *\([0-9]*\).*/\1/p' | head -1 ;;
+        distcc) cat "$WORK"/distccd[12].log 2>/dev/null | grep -c 'COMPILE_OK' || true ;;
+    esac
+}
+
+# make_once TOOL PROJECT SRC MAKEARGS LOG: one build from a fresh copy,
+# through TOOL's running daemons.
+make_once() {
+    local tool=$1 name=$2 src=$3 makeargs=$4 log=$5 dir=$WORK/build
+    case $tool in
+        gridcc) url=$grid_url cc="$BIN/gridcc gcc" ports=() ;;
+        distcc) url="" cc="distcc gcc" ports=("${distcc_ports[@]}") ;;
+    esac
+    rm -rf "$dir"
+    cp -a "$src" "$dir"
+    (
+        cd "$dir"
+        export GRIDCC_COORDINATOR=$url GRIDCC_CACHE=0 GRIDCC_CACHE_DIR=$WORK/client-cache
+        export DISTCC_HOSTS="${ports[*]:-}" DISTCC_FALLBACK=0 DISTCC_SKIP_LOCAL_RETRY=1
+        # shellcheck disable=SC2086 # makeargs split on purpose
+        make -j"$JOBS" CC="$cc" $makeargs
+    ) >"$log" 2>&1 || { echo "daemon-cpu: the $tool build of $name failed; see $log" >&2; tail -20 "$log" >&2; exit 1; }
+}
+
+# build TOOL REP PROJECT SRC MAKEARGS: one measured build; appends a result
+# line. Cold: new daemons for it. Warm (-w): the daemons TOOL kept from
+# its last build of PROJECT, or new ones that build it once unmeasured.
+declare -A warm_for=()
+build() {
+    local tool=$1 rep=$2 name=$3 src=$4 makeargs=$5
+    local acct=$WORK/acct-$name-$tool-$rep log=$WORK/$name-$tool-$rep.log
+    if [ "$WARM" = 1 ] && [ "${warm_for[$tool]:-}" != "$name" ]; then
+        [ -z "${warm_for[$tool]:-}" ] || stop_daemons "$tool"
+        start_daemons "$tool"
+        make_once "$tool" "$name" "$src" "$makeargs" "$WORK/$name-$tool-warmup.log"
+        warm_for[$tool]=$name
+    fi
+    # Each system's daemons are running only while it builds (warm: the
+    # other system's stay idle).
+    : >"$acct"
+    chmod 600 "$acct"
+    accton "$acct" >/dev/null
+    [ "$WARM" = 1 ] || start_daemons "$tool"
+    case $tool in
+        gridcc) roots=("${grid_pids[@]:1}") ;;
+        distcc) roots=("${distccd_pids[@]}") ;;
+    esac
+    local remote0 remote t0 t1 ns0 ns1
+    remote0=$(remote_count "$tool")
+    ns0=$(daemon_ns "${roots[@]}")
+    t0=$(date +%s.%N)
+    make_once "$tool" "$name" "$src" "$makeargs" "$log"
+    t1=$(date +%s.%N)
+    ns1=$(daemon_ns "${roots[@]}")
+    remote=$(($(remote_count "$tool") - ${remote0:-0}))
+    [ "$WARM" = 1 ] || stop_daemons "$tool"
+    if [ "$remote" -le 0 ]; then
         echo "daemon-cpu: no compile of the $tool build of $name ran on a daemon; see $log" >&2
         exit 1
     fi
-    # The daemons have exited: their records are written.
+    # Cold: the daemons have exited, so their records are written.
     accton off >/dev/null
     local daemon compilers coordinator procs whole
     case $tool in
@@ -199,6 +249,7 @@ build() {
             coordinator=-
             ;;
     esac
+    if [ "$WARM" = 1 ]; then whole=- procs=- coordinator=-; fi
     # During the build, to the ns: the daemons' processes alive at its
     # start and its end (a daemon process that started and exited within
     # the build would be missed: "daemon processes" counts them all).
@@ -217,7 +268,9 @@ build() {
 {
     echo "# Daemon CPU per build: gridcc vs distcc"
     echo
-    echo "2 workers x 1 slot, make -j$JOBS, $REPS builds per system, interleaved; $(nproc) CPUs,"
+    mode="new daemons for each build (cold)"
+    [ "$WARM" = 0 ] || mode="daemons kept across builds, after one unmeasured build (warm)"
+    echo "2 workers x 1 slot, make -j$JOBS, $REPS builds per system, interleaved, $mode; $(nproc) CPUs,"
     echo "load average $(cut -d' ' -f1-3 /proc/loadavg) at the start; $(gcc --version | head -1); $(distcc --version | head -1)."
     echo
     echo "| project | system | rep | wall s | remote compiles | daemon CPU s, build | daemon CPU s, whole life (acct) | daemon processes | compilers CPU s | coordinator CPU s |"
@@ -232,6 +285,9 @@ for spec in "$@"; do
     name=$(basename "$srcdir")
     src=$WORK/src-$name
     cp -a "$srcdir" "$src"
+    # A tree built before (by hand, or by another script) would leave make
+    # nothing to do: every build starts from a clean one.
+    (cd "$src" && make clean) >"$WORK/$name-clean.log" 2>&1 || true
     # Configured already when configure left its log (zlib ships a
     # Makefile that only says to run configure).
     if [ -x "$src/configure" ] && [ ! -f "$src/config.status" ] && [ ! -f "$src/configure.log" ]; then

@@ -48,7 +48,19 @@ pub enum PayloadError {
 
 /// Compresses a payload for the wire.
 pub fn compress(data: &[u8]) -> Result<Vec<u8>, PayloadError> {
-    zstd::bulk::compress(data, ZSTD_LEVEL).map_err(PayloadError::Compress)
+    thread_local! {
+        // A context per thread, made once: a new one is a few hundred KB
+        // that must be allocated and zeroed, as much work as compressing
+        // a small object.
+        static BULK: std::cell::RefCell<Option<zstd::bulk::Compressor<'static>>> =
+            std::cell::RefCell::new(zstd::bulk::Compressor::new(ZSTD_LEVEL).ok());
+    }
+    let reused = BULK.with(|bulk| bulk.borrow_mut().as_mut().map(|c| c.compress(data)));
+    match reused {
+        Some(done) => done,
+        None => zstd::bulk::compress(data, ZSTD_LEVEL),
+    }
+    .map_err(PayloadError::Compress)
 }
 
 /// Decompresses `compressed`, which must hold exactly `expected` bytes; a

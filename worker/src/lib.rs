@@ -338,6 +338,11 @@ pub async fn run_with_metrics(
     let registration = Arc::new(RwLock::new(None));
     let (events_tx, events_rx) = mpsc::channel(1024);
     let jobs = Arc::new(jobs::Jobs::new(events_tx, Arc::clone(&registration)));
+    // Draining has two steps: the session tells the coordinator
+    // (`going_away`), then, [`LEASE_GRACE`] later, the worker refuses
+    // new jobs (`draining`); a client placed here just before the
+    // coordinator heard is still served.
+    let going_away = CancellationToken::new();
     let draining = CancellationToken::new();
     let session_stop = CancellationToken::new();
     // Fires on shutdown, or when the coordinator refuses the token.
@@ -360,7 +365,7 @@ pub async fn run_with_metrics(
             let jobs = Arc::clone(&jobs);
             move || jobs.report_load()
         },
-        draining.clone(),
+        going_away.clone(),
         session_stop.clone(),
     );
     let session = tasks.spawn({
@@ -408,6 +413,8 @@ pub async fn run_with_metrics(
         let draining = draining.clone();
         async move {
             stop.cancelled().await;
+            going_away.cancel();
+            tokio::time::sleep(LEASE_GRACE).await;
             tracing::info!("draining: refusing new jobs, finishing running ones");
             draining.cancel();
         }
@@ -426,6 +433,11 @@ pub async fn run_with_metrics(
     }
     result.map_err(WorkerError::from)
 }
+
+/// How long a worker told to stop still takes new jobs after telling the
+/// coordinator it is going: a client the coordinator placed here just
+/// before it heard comes within a round trip or two.
+const LEASE_GRACE: Duration = Duration::from_millis(500);
 
 /// The sandbox every job runs in: `bwrap` on `PATH` starts one here (as
 /// the compile user, under the work dir), and each compiler's own files

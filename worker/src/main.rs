@@ -131,7 +131,7 @@ fn main() -> ExitCode {
     }
 }
 
-#[tokio::main]
+#[tokio::main(flavor = "current_thread")]
 async fn serve(args: Args) -> anyhow::Result<()> {
     gridcc_proto::serve::init_tracing();
 

@@ -72,15 +72,13 @@ pub async fn run(
         .get(toolchain)
         .ok_or_else(|| JobError::Io(std::io::Error::other("no files of this toolchain")))?;
     let max_output = limits.max_output;
-    let (stages, store) = (Arc::clone(stages), Arc::clone(store));
-    let (mut stage, tree, (root, object, tmp), dated) = tokio::task::spawn_blocking(move || {
-        let mut stage = stages.take()?;
-        let places = stage.hermetic_places()?;
-        let dated = stage.tree.sync(&places.0, &tree, &store)?;
-        Ok::<_, JobError>((stage, tree, places, dated))
-    })
-    .await
-    .map_err(|e| JobError::Io(std::io::Error::other(e)))??;
+    // On this thread, not the blocking pool: a stage's tree differs from
+    // its last job's in a few files (hard links, each checked blob read
+    // nothing), which costs less than the hop there and back. A first
+    // tree, or blobs not checked since a restart, take longer once.
+    let mut stage = stages.take()?;
+    let (root, object, tmp) = stage.hermetic_places()?;
+    let dated = stage.tree.sync(&root, &tree, store)?;
     // -pipe, as for a text job: cc1's assembly streams into as instead of
     // a temp file (a driver-only flag: the object is unchanged).
     let mut argv: Vec<OsString> = vec![compiler.as_os_str().to_owned(), "-pipe".into()];

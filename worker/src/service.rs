@@ -493,10 +493,11 @@ async fn answer_from_cache(key: &Key, entry: Entry) -> Result<Done, Failure> {
         compile_ms,
     } = entry;
     let object_size = object.len() as u64;
-    let (compressed, digest) =
-        tokio::task::spawn_blocking(move || (payload::compress(&object), payload::digest(&object)))
-            .await
-            .map_err(|e| Failure::new(Status::internal(e.to_string()), JobOutcome::Error))?;
+    let (compressed, digest) = here_when_small(object.len() < SMALL_OBJECT, move || {
+        (payload::compress(&object), payload::digest(&object))
+    })
+    .await
+    .map_err(|e| Failure::new(Status::internal(e.to_string()), JobOutcome::Error))?;
     let compressed =
         compressed.map_err(|e| Failure::new(Status::internal(e.to_string()), JobOutcome::Error))?;
     Ok(Done {
@@ -975,6 +976,24 @@ async fn take_slot(shared: &Shared) -> Result<Slot<'_>, Failure> {
     })
 }
 
+/// Objects smaller than this are compressed and digested on the thread
+/// that answers (about a millisecond at most).
+const SMALL_OBJECT: usize = 1 << 20;
+
+/// Runs `work` on this thread when `small`, else on the blocking pool: a
+/// hop there and back wakes two threads, which costs more than the work
+/// itself on a small object.
+async fn here_when_small<T: Send + 'static>(
+    small: bool,
+    work: impl FnOnce() -> T + Send + 'static,
+) -> Result<T, tokio::task::JoinError> {
+    if small {
+        Ok(work())
+    } else {
+        tokio::task::spawn_blocking(work).await
+    }
+}
+
 /// Turns a finished compile into its answer, storing a successful result
 /// in the shared cache under `key` when `cacheable`.
 async fn deliver(
@@ -998,7 +1017,8 @@ async fn deliver(
         )),
         _ => None,
     };
-    let (compressed, digest, cached) = tokio::task::spawn_blocking(move || {
+    let small = store.is_none() && object.len() < SMALL_OBJECT;
+    let (compressed, digest, cached) = here_when_small(small, move || {
         let compressed = payload::compress(&object);
         let digest = payload::digest(&object);
         let cached = store.and_then(|(results, key, stdout, stderr)| {

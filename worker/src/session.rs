@@ -65,14 +65,14 @@ pub struct TokenRefused {
 /// updates from the compile service, and `report_load` queues a load update
 /// there; it is called with every keep-alive, so that the coordinator's
 /// picture of this worker's jobs is never older than one interval. When
-/// `draining` fires, sends `GoingAway` on the current session. Returns early
+/// `going_away` fires, sends `GoingAway` on the current session. Returns early
 /// only when the coordinator refuses the token.
 pub async fn run(
     config: SessionConfig,
     registration: SharedRegistration,
     mut events: mpsc::Receiver<WorkerMessage>,
     report_load: impl Fn(),
-    draining: CancellationToken,
+    going_away: CancellationToken,
     shutdown: CancellationToken,
 ) -> Result<(), TokenRefused> {
     let mut backoff = config.min_backoff;
@@ -82,7 +82,7 @@ pub async fn run(
             &registration,
             &mut events,
             &report_load,
-            &draining,
+            &going_away,
             &shutdown,
         )
         .await;
@@ -149,7 +149,7 @@ async fn one_session(
     registration: &SharedRegistration,
     events: &mut mpsc::Receiver<WorkerMessage>,
     report_load: &impl Fn(),
-    draining: &CancellationToken,
+    going_away: &CancellationToken,
     shutdown: &CancellationToken,
 ) -> Result<(), SessionError> {
     let url = &config.coordinator;
@@ -225,7 +225,16 @@ async fn one_session(
     let mut last_heard = tokio::time::Instant::now();
     let mut sent_going_away = false;
     loop {
+        // Biased, going away first: once told, `GoingAway` goes out before
+        // any job event still queued, so the coordinator never sees a slot
+        // of this worker free after the worker decided to go.
         tokio::select! {
+            biased;
+            () = going_away.cancelled(), if !sent_going_away => {
+                sent_going_away = true;
+                let bye = WorkerMessage { msg: Some(worker_message::Msg::GoingAway(v1::GoingAway {})) };
+                let _ = out_tx.send(bye).await;
+            }
             msg = inbound.message() => {
                 match msg? {
                     Some(_) => last_heard = tokio::time::Instant::now(),
@@ -248,11 +257,6 @@ async fn one_session(
                 // Through the events channel, behind any job event queued
                 // before it.
                 report_load();
-            }
-            () = draining.cancelled(), if !sent_going_away => {
-                sent_going_away = true;
-                let bye = WorkerMessage { msg: Some(worker_message::Msg::GoingAway(v1::GoingAway {})) };
-                let _ = out_tx.send(bye).await;
             }
             () = shutdown.cancelled() => return Ok(()),
         }

@@ -1,7 +1,6 @@
 //! Inputs kept by content: blobs on disk named by their blake3 digest,
-//! bounded in bytes, least recently used evicted first, checked on every
-//! read. A client that offers an input by digest uploads it only when the
-//! store lacks it.
+//! bounded in bytes, least recently used evicted first. A client that
+//! offers an input by digest uploads it only when the store lacks it.
 //!
 //! On disk, not in memory: the worker's resident memory is then its own
 //! working set, whatever the job mix, and a spawn of the compiler does not
@@ -11,8 +10,11 @@
 //! A blob is `DIR/ab/<64 hex digits>`: written to a temp file and renamed,
 //! so a reader never sees half of one. The index (digest → size, last use)
 //! is in memory and rebuilt from the directory at start-up, oldest file
-//! first. A blob that fails its digest on read is removed and reported
-//! missing, so the client is asked for it again.
+//! first. A blob is checked against its digest once per worker run: as it
+//! arrives (the caller checks it), or at its first read after a restart.
+//! One that fails is removed and reported missing, so the client is asked
+//! for it again. After that a job's link to it reads nothing: the files
+//! are the worker's, and a sandbox sees them read-only.
 
 use std::collections::{BTreeMap, HashMap};
 use std::io::Write;
@@ -32,41 +34,62 @@ pub struct Store {
 
 #[derive(Debug, Default)]
 struct Index {
-    /// Size and last-use tick of every blob.
-    blobs: HashMap<Digest, (u64, u64)>,
+    /// Every blob: its size, last-use tick and what its one check found.
+    blobs: HashMap<Digest, Held>,
     /// Blobs by last use, oldest first.
     by_use: BTreeMap<u64, Digest>,
     bytes: u64,
     tick: u64,
 }
 
+#[derive(Debug, Clone, Copy)]
+struct Held {
+    size: u64,
+    used: u64,
+    /// `Some(dated)` once the blob's bytes matched its digest in this run:
+    /// whether they hold `__DATE__`, `__TIME__` or `__TIMESTAMP__`.
+    checked: Option<bool>,
+}
+
 impl Index {
     fn touch(&mut self, digest: &Digest) {
         self.tick += 1;
         let tick = self.tick;
-        if let Some((_, used)) = self.blobs.get_mut(digest) {
-            self.by_use.remove(used);
-            *used = tick;
+        if let Some(held) = self.blobs.get_mut(digest) {
+            self.by_use.remove(&held.used);
+            held.used = tick;
             self.by_use.insert(tick, *digest);
         }
     }
 
-    fn insert(&mut self, digest: Digest, size: u64) {
+    fn insert(&mut self, digest: Digest, size: u64, checked: Option<bool>) {
         self.tick += 1;
-        if let Some((old_size, used)) = self.blobs.insert(digest, (size, self.tick)) {
-            self.by_use.remove(&used);
-            self.bytes -= old_size;
+        let held = Held {
+            size,
+            used: self.tick,
+            checked,
+        };
+        if let Some(old) = self.blobs.insert(digest, held) {
+            self.by_use.remove(&old.used);
+            self.bytes -= old.size;
         }
         self.by_use.insert(self.tick, digest);
         self.bytes += size;
     }
 
     fn remove(&mut self, digest: &Digest) {
-        if let Some((size, used)) = self.blobs.remove(digest) {
-            self.by_use.remove(&used);
-            self.bytes -= size;
+        if let Some(held) = self.blobs.remove(digest) {
+            self.by_use.remove(&held.used);
+            self.bytes -= held.size;
         }
     }
+}
+
+/// Whether `bytes` use a macro whose value changes from run to run.
+fn dated(bytes: &[u8]) -> bool {
+    ["__DATE__", "__TIME__", "__TIMESTAMP__"]
+        .iter()
+        .any(|w| memchr::memmem::find(bytes, w.as_bytes()).is_some())
 }
 
 impl Store {
@@ -100,7 +123,7 @@ impl Store {
         found.sort();
         let mut index = Index::default();
         for (_, digest, size) in found {
-            index.insert(digest, size);
+            index.insert(digest, size, None);
         }
         let store = Self {
             dir: dir.to_owned(),
@@ -120,7 +143,7 @@ impl Store {
     /// a use).
     pub fn has(&self, digest: &Digest, size: u64) -> bool {
         let mut index = self.index.lock().unwrap_or_else(|e| e.into_inner());
-        let held = index.blobs.get(digest).is_some_and(|(s, _)| *s == size);
+        let held = index.blobs.get(digest).is_some_and(|h| h.size == size);
         if held {
             index.touch(digest);
         }
@@ -134,10 +157,11 @@ impl Store {
         let bytes = std::fs::read(&path).ok();
         match bytes {
             Some(b) if blake3::hash(&b).as_bytes() == digest => {
-                self.index
-                    .lock()
-                    .unwrap_or_else(|e| e.into_inner())
-                    .touch(digest);
+                let mut index = self.index.lock().unwrap_or_else(|e| e.into_inner());
+                index.touch(digest);
+                if let Some(held) = index.blobs.get_mut(digest) {
+                    held.checked = Some(dated(&b));
+                }
                 Some(b)
             }
             found => {
@@ -177,10 +201,11 @@ impl Store {
         tmp.as_file()
             .set_permissions(std::os::unix::fs::PermissionsExt::from_mode(0o644))?;
         tmp.persist(&path).map_err(|e| e.error)?;
-        self.index
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .insert(*digest, size);
+        self.index.lock().unwrap_or_else(|e| e.into_inner()).insert(
+            *digest,
+            size,
+            Some(dated(bytes)),
+        );
         self.evict_to(self.max_bytes);
         Ok(())
     }
@@ -204,34 +229,49 @@ impl Store {
     }
 
     /// Blocking: puts the blob of `digest` at `dest` (which must not
-    /// exist), checked against its digest on the way: a hard link, or a
-    /// copy across filesystems or when `executable` (a link shares the
-    /// blob's mode). `Ok(None)` when the blob is not held or was corrupt
-    /// (then dropped); else whether it holds `__DATE__`, `__TIME__` or
-    /// `__TIMESTAMP__`.
+    /// exist): a hard link, or a copy across filesystems or when
+    /// `executable` (a link shares the blob's mode). A blob not checked
+    /// in this run yet is read and checked first. `Ok(None)` when the blob
+    /// is not held or was corrupt (then dropped); else whether it holds
+    /// `__DATE__`, `__TIME__` or `__TIMESTAMP__`.
     pub fn link(
         &self,
         digest: &Digest,
         dest: &Path,
         executable: bool,
     ) -> std::io::Result<Option<bool>> {
-        let Some(bytes) = self.get(digest) else {
-            return Ok(None);
-        };
-        let dated = ["__DATE__", "__TIME__", "__TIMESTAMP__"]
-            .iter()
-            .any(|w| memchr::memmem::find(&bytes, w.as_bytes()).is_some());
-        let src = self.path(digest);
-        let linked = !executable && std::fs::hard_link(&src, dest).is_ok();
-        if linked {
-            // Blobs kept before they were made readable to all.
-            use std::os::unix::fs::PermissionsExt;
-            let meta = std::fs::metadata(dest)?;
-            if meta.permissions().mode() & 0o044 != 0o044 {
-                std::fs::set_permissions(dest, std::fs::Permissions::from_mode(0o644))?;
+        use std::os::unix::fs::PermissionsExt;
+        let checked = {
+            let mut index = self.index.lock().unwrap_or_else(|e| e.into_inner());
+            index.touch(digest);
+            match index.blobs.get(digest) {
+                None => return Ok(None),
+                Some(held) => held.checked,
             }
-        } else {
-            use std::os::unix::fs::PermissionsExt;
+        };
+        let (dated, mut bytes) = match checked {
+            Some(dated) => (dated, None),
+            None => {
+                let Some(bytes) = self.get(digest) else {
+                    return Ok(None);
+                };
+                // Blobs kept before they were made readable to all.
+                let src = self.path(digest);
+                if std::fs::metadata(&src)?.permissions().mode() & 0o044 != 0o044 {
+                    std::fs::set_permissions(&src, std::fs::Permissions::from_mode(0o644))?;
+                }
+                (dated(&bytes), Some(bytes))
+            }
+        };
+        let src = self.path(digest);
+        if executable || std::fs::hard_link(&src, dest).is_err() {
+            let bytes = match bytes.take() {
+                Some(b) => b,
+                None => match self.get(digest) {
+                    Some(b) => b,
+                    None => return Ok(None),
+                },
+            };
             std::fs::write(dest, &bytes)?;
             let mode = if executable { 0o755 } else { 0o644 };
             std::fs::set_permissions(dest, std::fs::Permissions::from_mode(mode))?;
@@ -293,6 +333,39 @@ mod tests {
     }
 
     #[test]
+    fn a_blob_is_checked_once_per_run_when_linked() {
+        let dir = tempfile::tempdir().unwrap();
+        let store_dir = dir.path().join("store");
+        let dated = b"const char *d = __DATE__;\n".to_vec();
+        let d = *blake3::hash(&dated).as_bytes();
+        let (plain, plain_bytes) = blob(8, 100);
+        {
+            let store = Store::open(&store_dir, 1 << 20).unwrap();
+            store.put(&d, &dated).unwrap();
+            store.put(&plain, &plain_bytes).unwrap();
+            // Checked as it arrived: the link says what the put saw.
+            assert_eq!(
+                store.link(&d, &dir.path().join("a"), false).unwrap(),
+                Some(true)
+            );
+        }
+        // After a restart each blob is read and checked at its first use.
+        std::fs::write(blob_path(&store_dir, &plain), b"rotten").unwrap();
+        let store = Store::open(&store_dir, 1 << 20).unwrap();
+        assert_eq!(
+            store.link(&d, &dir.path().join("b"), false).unwrap(),
+            Some(true)
+        );
+        assert_eq!(std::fs::read(dir.path().join("b")).unwrap(), dated);
+        assert_eq!(
+            store.link(&plain, &dir.path().join("c"), false).unwrap(),
+            None
+        );
+        assert!(!dir.path().join("c").exists());
+        assert!(!store.has(&plain, 100), "a corrupt blob is asked for again");
+    }
+
+    #[test]
     fn a_reopened_store_finds_its_blobs_and_drops_temp_files() {
         let dir = tempfile::tempdir().unwrap();
         let (d, bytes) = blob(9, 64);
@@ -308,6 +381,10 @@ mod tests {
         assert!(!fan.join(".tmp-half").exists());
         let store = Store::open(dir.path(), 10).unwrap();
         assert!(!store.has(&d, 64), "evicted to the new bound");
+    }
+
+    fn blob_path(dir: &Path, d: &Digest) -> PathBuf {
+        store_fan(dir, d).join(blake3::Hash::from(*d).to_hex().as_str())
     }
 
     fn store_fan(dir: &Path, d: &Digest) -> PathBuf {

@@ -12,8 +12,8 @@
 //! for an executable file): no new inode per job, and the sandbox binds
 //! the tree read-only, so a job can change no blob.
 
-use std::collections::{BTreeSet, HashMap, HashSet};
-use std::path::{Component, Path, PathBuf};
+use std::collections::{HashMap, HashSet};
+use std::path::{Path, PathBuf};
 
 use gridcc_proto::v1;
 
@@ -67,30 +67,44 @@ pub enum TreeError {
     ObjectIsInput(String),
 }
 
-/// `path` as a normal absolute path: `/`, then plain components only.
-fn normal(path: &str) -> Result<PathBuf, TreeError> {
-    let p = Path::new(path);
-    let ok = path.starts_with('/')
-        && !path.ends_with('/')
-        && !path.contains("//")
+/// Checks that `path` is a normal absolute path: `/`, then plain
+/// components only (none empty, `.` or `..`), outside [`RESERVED`].
+fn normal_str(path: &str) -> Result<&str, TreeError> {
+    let ok = path.len() > 1
+        && path.starts_with('/')
         && !path.contains('\0')
-        && path
+        && path[1..]
             .split('/')
-            .skip(1)
-            .all(|c| !c.is_empty() && c != "." && c != "..")
-        && p.components()
-            .skip(1)
-            .all(|c| matches!(c, Component::Normal(_)));
-    if !ok || path == "/" {
+            .all(|c| !c.is_empty() && c != "." && c != "..");
+    if !ok {
         return Err(TreeError::NotNormal(path.to_owned()));
     }
-    if RESERVED
-        .iter()
-        .any(|r| p.starts_with(r) || Path::new(r).starts_with(p))
-    {
+    // Strings, compared at a `/`: the same as comparing components here.
+    let under = |inner: &str, outer: &str| {
+        inner
+            .strip_prefix(outer)
+            .is_some_and(|rest| rest.is_empty() || rest.starts_with('/'))
+    };
+    if RESERVED.iter().any(|r| under(path, r) || under(r, path)) {
         return Err(TreeError::Reserved(path.to_owned()));
     }
-    Ok(p.to_owned())
+    Ok(path)
+}
+
+/// [`normal_str`], as a path.
+fn normal(path: &str) -> Result<PathBuf, TreeError> {
+    normal_str(path).map(PathBuf::from)
+}
+
+/// The directories above a normal absolute path, nearest first, without
+/// `/`.
+fn parents(path: &str) -> impl Iterator<Item = &str> {
+    let mut rest = path;
+    std::iter::from_fn(move || {
+        let cut = rest.rfind('/').filter(|&at| at > 0)?;
+        rest = &rest[..cut];
+        Some(rest)
+    })
 }
 
 /// Checks a hermetic job's tree; `header_digest` is what the client says
@@ -100,21 +114,21 @@ pub fn check(job: &v1::HermeticJob, cwd: &str, header_digest: &[u8]) -> Result<T
         return Err(TreeError::TooLarge);
     }
     let mut files = Vec::with_capacity(job.files.len());
-    let mut seen = HashSet::new();
+    let mut seen: HashSet<&str> = HashSet::with_capacity(job.files.len());
     let mut size = 0u64;
     for f in &job.files {
-        let path = normal(&f.path)?;
+        let path = normal_str(&f.path)?;
         let digest: Digest = f
             .digest
             .as_slice()
             .try_into()
             .map_err(|_| TreeError::BadDigest(f.path.clone()))?;
         size = size.saturating_add(f.size);
-        if !seen.insert(path.clone()) {
+        if !seen.insert(path) {
             return Err(TreeError::Conflict(f.path.clone()));
         }
         files.push(Entry {
-            path,
+            path: PathBuf::from(path),
             digest,
             size: f.size,
             executable: f.executable,
@@ -125,22 +139,26 @@ pub fn check(job: &v1::HermeticJob, cwd: &str, header_digest: &[u8]) -> Result<T
     }
     let mut dirs = Vec::with_capacity(job.dirs.len());
     for d in &job.dirs {
-        let dir = normal(d)?;
-        if seen.contains(&dir) {
+        if seen.contains(normal_str(d)?) {
             return Err(TreeError::Conflict(d.clone()));
         }
-        dirs.push(dir);
+        dirs.push(PathBuf::from(d));
     }
-    // No file may sit where another file needs a directory.
-    for f in &files {
-        for parent in f.path.ancestors().skip(1) {
+    // No file may sit where another file needs a directory. Directories
+    // already seen to be free are not looked up again.
+    let mut free: HashSet<&str> = HashSet::new();
+    for f in &job.files {
+        for parent in parents(&f.path) {
+            if !free.insert(parent) {
+                break;
+            }
             if seen.contains(parent) {
-                return Err(TreeError::Conflict(parent.display().to_string()));
+                return Err(TreeError::Conflict(parent.to_owned()));
             }
         }
     }
     let object = normal(&job.object)?;
-    if seen.contains(&object) || dirs.contains(&object) {
+    if seen.contains(job.object.as_str()) || job.dirs.contains(&job.object) {
         return Err(TreeError::ObjectIsInput(job.object.clone()));
     }
     let cwd = normal(cwd)?;
@@ -183,9 +201,20 @@ pub fn missing(tree: &Tree, store: &Store) -> Vec<(Digest, u64)> {
 /// What a stage's tree holds now.
 #[derive(Debug, Default)]
 pub struct Laid {
-    /// Client path → (digest, executable, holds `__DATE__`-like macros).
-    files: HashMap<PathBuf, (Digest, bool, bool)>,
-    dirs: BTreeSet<PathBuf>,
+    files: HashMap<PathBuf, LaidFile>,
+    dirs: HashSet<PathBuf>,
+    /// Counts [`Laid::sync`]s: a file whose `seen` is not the current
+    /// one was not named by the last tree.
+    generation: u64,
+}
+
+#[derive(Debug)]
+struct LaidFile {
+    digest: Digest,
+    executable: bool,
+    /// Holds `__DATE__`-like macros.
+    dated: bool,
+    seen: u64,
 }
 
 /// Why a tree could not be laid out.
@@ -210,73 +239,91 @@ impl Laid {
     /// `__TIME__` or `__TIMESTAMP__` (its object must not be cached).
     /// Blocking.
     pub fn sync(&mut self, root: &Path, tree: &Tree, store: &Store) -> Result<bool, LayError> {
-        let wanted: HashMap<&Path, &Entry> =
-            tree.files.iter().map(|f| (f.path.as_path(), f)).collect();
-        // Files of the last tree this one does not hold as they are.
-        let stale: Vec<PathBuf> = self
-            .files
-            .iter()
-            .filter(|(p, (d, x, _))| {
-                wanted
-                    .get(p.as_path())
-                    .is_none_or(|e| e.digest != *d || e.executable != *x)
-            })
-            .map(|(p, _)| p.clone())
-            .collect();
-        for path in stale {
-            self.files.remove(&path);
-            match std::fs::remove_file(host_path(root, &path)) {
-                Ok(()) => {}
-                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-                Err(e) => return Err(e.into()),
+        self.generation += 1;
+        let generation = self.generation;
+        // Files of the last tree that this one holds as they are; the
+        // rest of this tree's files are still to be linked.
+        let mut to_link = Vec::new();
+        for f in &tree.files {
+            match self.files.get_mut(&f.path) {
+                Some(laid) if laid.digest == f.digest && laid.executable == f.executable => {
+                    laid.seen = generation;
+                }
+                _ => to_link.push(f),
             }
         }
-        let mut dirs: BTreeSet<PathBuf> = tree.dirs.iter().cloned().collect();
-        dirs.insert(tree.cwd.clone());
-        for f in &tree.files {
-            dirs.extend(
-                f.path
-                    .ancestors()
-                    .skip(1)
-                    .filter(|a| *a != Path::new("/"))
-                    .map(Path::to_owned),
-            );
+        let mut failed = None;
+        self.files.retain(|path, laid| {
+            if laid.seen == generation {
+                return true;
+            }
+            match std::fs::remove_file(host_path(root, path)) {
+                Err(e) if e.kind() != std::io::ErrorKind::NotFound && failed.is_none() => {
+                    failed = Some(e);
+                }
+                _ => {}
+            }
+            false
+        });
+        if let Some(e) = failed {
+            return Err(e.into());
         }
-        if let Some(parent) = tree.object.parent().filter(|p| *p != Path::new("/")) {
-            dirs.extend(
-                parent
-                    .ancestors()
-                    .filter(|a| *a != Path::new("/"))
-                    .map(Path::to_owned),
-            );
+        // The directories this tree needs: its own, the cwd, every file's
+        // parents and the object's. A parent already counted has its own
+        // parents counted too.
+        fn add_with_parents<'a>(dirs: &mut HashSet<&'a Path>, dir: Option<&'a Path>) {
+            let mut at = dir;
+            while let Some(d) = at.filter(|d| *d != Path::new("/")) {
+                if !dirs.insert(d) {
+                    break;
+                }
+                at = d.parent();
+            }
+        }
+        let mut dirs: HashSet<&Path> = tree.dirs.iter().map(PathBuf::as_path).collect();
+        for f in &tree.files {
+            add_with_parents(&mut dirs, f.path.parent());
+        }
+        add_with_parents(&mut dirs, Some(tree.cwd.as_path()));
+        add_with_parents(&mut dirs, tree.object.parent());
+        for d in &tree.dirs {
+            add_with_parents(&mut dirs, d.parent());
         }
         // Directories of the last tree this one does not need, deepest
         // first; one that still holds a sandbox mount point stays.
-        let unneeded: Vec<&PathBuf> = self.dirs.difference(&dirs).collect();
-        for old in unneeded.into_iter().rev() {
-            let _ = std::fs::remove_dir(host_path(root, old));
+        let mut unneeded: Vec<PathBuf> = self
+            .dirs
+            .iter()
+            .filter(|d| !dirs.contains(d.as_path()))
+            .cloned()
+            .collect();
+        unneeded.sort_by_key(|d| std::cmp::Reverse(d.components().count()));
+        for old in unneeded {
+            let _ = std::fs::remove_dir(host_path(root, &old));
+            self.dirs.remove(&old);
         }
-        for dir in &dirs {
+        for dir in dirs {
             if !self.dirs.contains(dir) {
                 std::fs::create_dir_all(host_path(root, dir))?;
+                self.dirs.insert(dir.to_owned());
             }
         }
-        self.dirs = dirs;
-        for f in &tree.files {
-            if self.files.contains_key(&f.path) {
-                continue;
-            }
+        for f in to_link {
             let dest = host_path(root, &f.path);
             let dated = store
                 .link(&f.digest, &dest, f.executable)?
                 .ok_or_else(|| LayError::Lost(blake3::Hash::from(f.digest).to_hex().to_string()))?;
-            self.files
-                .insert(f.path.clone(), (f.digest, f.executable, dated));
+            self.files.insert(
+                f.path.clone(),
+                LaidFile {
+                    digest: f.digest,
+                    executable: f.executable,
+                    dated,
+                    seen: generation,
+                },
+            );
         }
-        Ok(tree
-            .files
-            .iter()
-            .any(|f| self.files.get(&f.path).is_some_and(|(_, _, dated)| *dated)))
+        Ok(self.files.values().any(|laid| laid.dated))
     }
 }
 
