@@ -3,7 +3,8 @@
 //! `/var/run/docker.sock` (or a `unix://` `DOCKER_HOST`).
 //!
 //! - The coordinator runs from `gridcc-coordinator:local`, the workers from
-//!   `gridcc-worker:local` (both made by `docker/build-images.sh`).
+//!   `gridcc-worker:local`, the peers' servers from `gridcc-peers:local`
+//!   (all made by `docker/build-images.sh`; the peers in [`peers`]).
 //! - Every container uses host networking and listens on `127.0.0.1:0`; the
 //!   port it got is read back from its first stdout line (`listening on
 //!   IP:PORT`), so there is no window in which another process can take a
@@ -24,6 +25,8 @@
 //! The API is synchronous: the backend owns a private current-thread tokio
 //! runtime and blocks on it (from a helper thread when it is itself called
 //! from inside an async runtime).
+
+mod peers;
 
 use std::collections::{HashMap, HashSet};
 use std::future::Future;
@@ -47,7 +50,8 @@ use bollard::query_parameters::{
 use bollard::{Docker, API_DEFAULT_VERSION};
 use futures_util::StreamExt as _;
 
-use crate::backend::{Backend, Grid, GridSpec, ServerCpu};
+use crate::backend::{Backend, Grid, GridSpec, ServerCpu, WorkerSpec};
+use crate::peers::{Peer, PeerGrid, PeerSpec};
 
 /// The engine socket used unless `DOCKER_HOST` names another `unix://` one.
 const DEFAULT_SOCKET: &str = "/var/run/docker.sock";
@@ -55,6 +59,7 @@ const LABEL: &str = "gridcc-bench";
 const ROLE_LABEL: &str = "gridcc-bench.role";
 const COORDINATOR_IMAGE: &str = "gridcc-coordinator:local";
 const WORKER_IMAGE: &str = "gridcc-worker:local";
+const PEERS_IMAGE: &str = "gridcc-peers:local";
 /// How long a server may take to print `listening on`, and the workers to
 /// register once they all listen.
 const START_TIMEOUT: Duration = Duration::from_secs(30);
@@ -215,6 +220,87 @@ impl Engine {
         }
     }
 
+    /// Creates and starts a container and returns its name; one that
+    /// does not start is removed again.
+    fn run(&self, spec: &ContainerSpec) -> anyhow::Result<String> {
+        let name = format!(
+            "{LABEL}-{}-{}",
+            std::process::id(),
+            CONTAINER_SEQ.fetch_add(1, Ordering::Relaxed)
+        );
+        let labels = HashMap::from([
+            (LABEL.to_owned(), "1".to_owned()),
+            (ROLE_LABEL.to_owned(), spec.role.clone()),
+        ]);
+        let mounts = spec
+            .binds
+            .iter()
+            .map(|path| Mount {
+                target: Some(path.clone()),
+                source: Some(path.clone()),
+                typ: Some(MountTypeEnum::BIND),
+                read_only: Some(false),
+                ..Default::default()
+            })
+            .collect();
+        let body = ContainerCreateBody {
+            image: Some(spec.image.to_owned()),
+            cmd: Some(spec.args.clone()),
+            env: (!spec.env.is_empty()).then(|| spec.env.clone()),
+            user: spec.user.clone(),
+            labels: Some(labels),
+            host_config: Some(HostConfig {
+                network_mode: Some(spec.network.clone()),
+                nano_cpus: spec.nano_cpus,
+                memory: spec.memory,
+                memory_swap: spec.memory,
+                mounts: Some(mounts),
+                ..Default::default()
+            }),
+            ..Default::default()
+        };
+        let opts = CreateContainerOptionsBuilder::new().name(&name).build();
+        let docker = self.docker.clone();
+        self.block_on(async move { docker.create_container(Some(opts), body).await })
+            .map_err(|e| {
+                anyhow!(
+                    "cannot create the {} container ({}): {e}",
+                    spec.role,
+                    spec.image
+                )
+            })?;
+        let docker = self.docker.clone();
+        let container = name.clone();
+        let started = self.block_on(async move {
+            docker
+                .start_container(&container, None::<StartContainerOptions>)
+                .await
+        });
+        if let Err(e) = started {
+            let _ = self.remove(&name);
+            bail!("cannot start the {} container {name}: {e}", spec.role);
+        }
+        Ok(name)
+    }
+
+    /// The host pid of the container's first process.
+    fn pid(&self, name: &str) -> anyhow::Result<u32> {
+        let docker = self.docker.clone();
+        let inspect = self
+            .block_on(async move {
+                docker
+                    .inspect_container(name, None::<InspectContainerOptions>)
+                    .await
+            })
+            .with_context(|| format!("cannot inspect container {name}"))?;
+        inspect
+            .state
+            .and_then(|s| s.pid)
+            .and_then(|p| u32::try_from(p).ok())
+            .filter(|&p| p > 0)
+            .ok_or_else(|| anyhow!("container {name} has no process"))
+    }
+
     /// None while the container runs; otherwise why it does not.
     fn not_running(&self, name: &str) -> Option<String> {
         let docker = self.docker.clone();
@@ -322,8 +408,8 @@ impl DockerBackend {
         })
     }
 
-    fn check_images(&self) -> anyhow::Result<()> {
-        for image in [COORDINATOR_IMAGE, WORKER_IMAGE] {
+    fn check_images(&self, images: &[&'static str]) -> anyhow::Result<()> {
+        for &image in images {
             let docker = self.engine.docker.clone();
             self.engine
                 .block_on(async move { docker.inspect_image(image).await })
@@ -350,7 +436,7 @@ impl Backend for DockerBackend {
                 bail!("worker {}: cpus must be > 0 (got {})", i + 1, w.cpus);
             }
         }
-        self.check_images()?;
+        self.check_images(&[COORDINATOR_IMAGE, WORKER_IMAGE])?;
         let gridcc = spec.bin_dir.join("gridcc");
         if !gridcc.is_file() {
             bail!(
@@ -398,7 +484,7 @@ impl Backend for DockerBackend {
         // Inside the mounted run directory, so the same path works.
         coordinator.args.extend(spec.costs_args());
         coordinator.user = Some(format!("{}:{}", owner.uid(), owner.gid()));
-        coordinator.bind = Some(run_dir_str.to_owned());
+        coordinator.binds = vec![run_dir_str.to_owned()];
         let name = grid.create(&coordinator)?;
         let addr = grid.wait_listening(&name, "coordinator")?;
         grid.url = format!("http://{addr}");
@@ -423,10 +509,7 @@ impl Backend for DockerBackend {
                 // here rather than left to a worker that exits.
                 "--no-sandbox".into(),
             ];
-            worker.nano_cpus = Some((w.cpus * 1e9).round() as i64);
-            worker.memory = w
-                .memory_mb
-                .map(|mb| i64::try_from(mb.saturating_mul(1 << 20)).unwrap_or(i64::MAX));
+            worker.limit(w);
             grid.create(&worker)?;
         }
         // Started all at once; now wait for each to listen.
@@ -438,31 +521,55 @@ impl Backend for DockerBackend {
         grid.addresses = addresses;
         Ok(Box::new(grid))
     }
+
+    fn start_peer(&mut self, peer: Peer, spec: &PeerSpec<'_>) -> anyhow::Result<PeerGrid> {
+        self.check_images(&[PEERS_IMAGE])?;
+        crate::peers::start(
+            peer,
+            spec,
+            &mut peers::Containers::new(Arc::clone(&self.engine)),
+        )
+    }
 }
 
 /// What one container is started with.
 struct ContainerSpec {
-    role: &'static str,
+    role: String,
     image: &'static str,
     args: Vec<String>,
+    /// `KEY=VALUE`.
+    env: Vec<String>,
     user: Option<String>,
-    /// Host path mounted read-write at the same path.
-    bind: Option<String>,
+    /// `host`, or `none` and `container:NAME` for icecream's namespace.
+    network: String,
+    /// Host paths mounted read-write at the same path.
+    binds: Vec<String>,
     nano_cpus: Option<i64>,
     memory: Option<i64>,
 }
 
 impl ContainerSpec {
-    fn new(role: &'static str, image: &'static str) -> Self {
+    fn new(role: impl Into<String>, image: &'static str) -> Self {
         ContainerSpec {
-            role,
+            role: role.into(),
             image,
             args: Vec::new(),
+            env: Vec::new(),
             user: None,
-            bind: None,
+            network: "host".to_owned(),
+            binds: Vec::new(),
             nano_cpus: None,
             memory: None,
         }
+    }
+
+    /// A worker's CPU and memory limits, for gridcc's workers and the
+    /// peers' daemons alike.
+    fn limit(&mut self, w: &WorkerSpec) {
+        self.nano_cpus = Some((w.cpus * 1e9).round() as i64);
+        self.memory = w
+            .memory_mb
+            .map(|mb| i64::try_from(mb.saturating_mul(1 << 20)).unwrap_or(i64::MAX));
     }
 }
 
@@ -479,67 +586,15 @@ struct DockerGrid {
 }
 
 impl DockerGrid {
-    /// Creates and starts a container; it belongs to the grid (and is
-    /// removed with it) as soon as it exists.
+    /// Creates and starts a container, which belongs to the grid (and is
+    /// removed with it) from then on.
     fn create(&mut self, spec: &ContainerSpec) -> anyhow::Result<String> {
-        let name = format!(
-            "{LABEL}-{}-{}",
-            std::process::id(),
-            CONTAINER_SEQ.fetch_add(1, Ordering::Relaxed)
-        );
-        let labels = HashMap::from([
-            (LABEL.to_owned(), "1".to_owned()),
-            (ROLE_LABEL.to_owned(), spec.role.to_owned()),
-        ]);
-        let mounts = spec.bind.as_ref().map(|path| {
-            vec![Mount {
-                target: Some(path.clone()),
-                source: Some(path.clone()),
-                typ: Some(MountTypeEnum::BIND),
-                read_only: Some(false),
-                ..Default::default()
-            }]
-        });
-        let body = ContainerCreateBody {
-            image: Some(spec.image.to_owned()),
-            cmd: Some(spec.args.clone()),
-            user: spec.user.clone(),
-            labels: Some(labels),
-            host_config: Some(HostConfig {
-                network_mode: Some("host".to_owned()),
-                nano_cpus: spec.nano_cpus,
-                memory: spec.memory,
-                memory_swap: spec.memory,
-                mounts,
-                ..Default::default()
-            }),
-            ..Default::default()
-        };
-        let opts = CreateContainerOptionsBuilder::new().name(&name).build();
-        let docker = self.engine.docker.clone();
-        self.engine
-            .block_on(async move { docker.create_container(Some(opts), body).await })
-            .map_err(|e| {
-                anyhow!(
-                    "cannot create the {} container ({}): {e}",
-                    spec.role,
-                    spec.image
-                )
-            })?;
+        let name = self.engine.run(spec)?;
         if spec.role == "coordinator" {
             self.coordinator = Some(name.clone());
         } else {
             self.workers.push(name.clone());
         }
-        let docker = self.engine.docker.clone();
-        let container = name.clone();
-        self.engine
-            .block_on(async move {
-                docker
-                    .start_container(&container, None::<StartContainerOptions>)
-                    .await
-            })
-            .map_err(|e| anyhow!("cannot start the {} container {name}: {e}", spec.role))?;
         Ok(name)
     }
 

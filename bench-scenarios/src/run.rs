@@ -333,7 +333,7 @@ fn run_many(
     };
 
     let mut sessions = Vec::new();
-    for (path, mut loaded) in loadeds {
+    for (path, loaded) in loadeds {
         let root = repo_root(path)?;
         let source = root.join(&loaded.workload.dir);
         // Absolute: the build runs in the workload's directory and is
@@ -377,13 +377,6 @@ fn run_many(
                 c.display()
             ));
         }
-        if args.backend != BackendKind::Local && !loaded.scenario.peers.is_empty() {
-            notes.push(format!(
-                "peers ({}) not run: they run on the local backend only for now",
-                loaded.scenario.peers.join(", ")
-            ));
-            loaded.scenario.peers.clear();
-        }
         if let Some(r) = args.repetitions {
             notes.push(format!(
                 "--repetitions {r} overrode the scenario's repetitions"
@@ -406,11 +399,10 @@ fn run_many(
             dir.join("machine.json"),
             serde_json::to_vec_pretty(&machine)?,
         )?;
-        if args.backend == BackendKind::Local {
-            for p in &loaded.scenario.peers {
-                if let Some(peer) = crate::peers::Peer::of(p) {
-                    crate::peers::ensure_installed(peer)?;
-                }
+        // The client side runs on this host whatever the backend.
+        for p in &loaded.scenario.peers {
+            if let Some(peer) = crate::peers::Peer::of(p) {
+                crate::peers::ensure_installed(peer)?;
             }
         }
         let jsonl = std::fs::OpenOptions::new()
@@ -621,14 +613,21 @@ impl Session {
         let mut peer_client = None;
         let started: Option<anyhow::Result<Box<dyn Grid>>> = match peer {
             _ if is_local => None,
-            Some(_) if self.kind != BackendKind::Local => Some(Err(anyhow::anyhow!(
-                "peers run on the local backend only (no peer images for docker yet)"
-            ))),
             Some(p) => Some(
-                crate::peers::start(p, &workers, &dir, &self.out, cgroups, index).map(|g| {
-                    peer_client = Some(g.client());
-                    Box::new(g) as Box<dyn Grid>
-                }),
+                backend
+                    .start_peer(
+                        p,
+                        &crate::peers::PeerSpec {
+                            workers: &workers,
+                            run_dir: &dir,
+                            session_dir: &self.out,
+                            index,
+                        },
+                    )
+                    .map(|g| {
+                        peer_client = Some(g.client());
+                        Box::new(g) as Box<dyn Grid>
+                    }),
             ),
             None => Some(backend.start(&spec)),
         };
