@@ -16,8 +16,10 @@
 //!   so the coordinator's `--trace-out` is a host path; the coordinator runs
 //!   as the run directory's owner so the trace is not left owned by root.
 //! - Containers are named `gridcc-bench-<pid>-<n>` and labelled
-//!   `gridcc-bench=1`; [`remove_leftover_containers`] removes every such
-//!   container (the runner calls it at start and on Ctrl-C). A grid removes
+//!   `gridcc-bench=1` and `gridcc-bench.pid=<pid>`; [`remove_containers`]
+//!   removes this process's (the runner calls it on Ctrl-C) or those whose
+//!   process is gone (at start). Another session's live containers are
+//!   left alone: several sessions may share one engine. A grid removes
 //!   its containers on [`Grid::stop`] and on drop, after saving each
 //!   container's output as `coordinator.log` / `worker-<i>.log` in the run
 //!   directory.
@@ -57,6 +59,8 @@ use crate::peers::{Peer, PeerGrid, PeerSpec};
 const DEFAULT_SOCKET: &str = "/var/run/docker.sock";
 const LABEL: &str = "gridcc-bench";
 const ROLE_LABEL: &str = "gridcc-bench.role";
+/// The pid of the gridcc-bench process that made the container.
+const PID_LABEL: &str = "gridcc-bench.pid";
 const COORDINATOR_IMAGE: &str = "gridcc-coordinator:local";
 const WORKER_IMAGE: &str = "gridcc-worker:local";
 const PEERS_IMAGE: &str = "gridcc-peers:local";
@@ -231,6 +235,7 @@ impl Engine {
         let labels = HashMap::from([
             (LABEL.to_owned(), "1".to_owned()),
             (ROLE_LABEL.to_owned(), spec.role.clone()),
+            (PID_LABEL.to_owned(), std::process::id().to_string()),
         ]);
         let mounts = spec
             .binds
@@ -772,9 +777,24 @@ impl Drop for DockerGrid {
     }
 }
 
-/// Removes every container labelled `gridcc-bench=1`, running or not (left
-/// by an interrupted run, of this process or another). Returns how many.
-pub fn remove_leftover_containers() -> anyhow::Result<usize> {
+/// Whose containers [`remove_containers`] removes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Owner {
+    /// This process's (on Ctrl-C).
+    ThisProcess,
+    /// Those whose gridcc-bench process is gone (an interrupted run's, or
+    /// one made before containers carried the pid label).
+    Gone,
+}
+
+/// Whether the gridcc-bench process `pid` still runs.
+fn bench_alive(pid: u32) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/comm")).is_ok_and(|c| c.trim() == "gridcc-bench")
+}
+
+/// Removes the containers labelled `gridcc-bench=1`, running or not, that
+/// belong to `owner`. Returns how many.
+pub fn remove_containers(owner: Owner) -> anyhow::Result<usize> {
     let engine = Engine::connect()?;
     let filters = HashMap::from([("label", vec![format!("{LABEL}=1")])]);
     let opts = ListContainersOptionsBuilder::new()
@@ -788,8 +808,19 @@ pub fn remove_leftover_containers() -> anyhow::Result<usize> {
     let mut removed = 0;
     for c in list {
         let Some(id) = c.id else { continue };
-        engine.remove(&id)?;
-        removed += 1;
+        let pid = c
+            .labels
+            .as_ref()
+            .and_then(|l| l.get(PID_LABEL))
+            .and_then(|p| p.parse::<u32>().ok());
+        let ours = match owner {
+            Owner::ThisProcess => pid == Some(std::process::id()),
+            Owner::Gone => pid.is_none_or(|p| !bench_alive(p)),
+        };
+        if ours {
+            engine.remove(&id)?;
+            removed += 1;
+        }
     }
     Ok(removed)
 }

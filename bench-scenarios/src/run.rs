@@ -320,7 +320,7 @@ fn run_many(
         BackendKind::Local => Box::new(crate::local::LocalBackend::new()),
         BackendKind::Docker => {
             let docker = crate::docker::DockerBackend::connect()?;
-            let gone = crate::docker::remove_leftover_containers()?;
+            let gone = crate::docker::remove_containers(crate::docker::Owner::Gone)?;
             if gone > 0 {
                 eprintln!("gridcc-bench: removed {gone} container(s) left by an earlier run");
             }
@@ -1189,7 +1189,7 @@ fn install_interrupt_handler(kind: BackendKind) {
                     "gridcc-bench: interrupted; stopped {n} process group(s), cleaning up (again to exit at once)"
                 );
                 if kind == BackendKind::Docker {
-                    match crate::docker::remove_leftover_containers() {
+                    match crate::docker::remove_containers(crate::docker::Owner::ThisProcess) {
                         Ok(n) => eprintln!("gridcc-bench: removed {n} container(s)"),
                         Err(e) => eprintln!("gridcc-bench: removing containers: {e:#}"),
                     }

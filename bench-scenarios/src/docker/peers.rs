@@ -2,7 +2,7 @@
 //! `icecc-scheduler` in a container of its own from `gridcc-peers:local`
 //! (`docker/Dockerfile.peers`, Debian's packages), labelled and removed
 //! like gridcc's containers (on stop, on drop, and by
-//! [`super::remove_leftover_containers`] on Ctrl-C).
+//! [`super::remove_containers`] on Ctrl-C).
 //!
 //! - A daemon gets its worker's `NanoCpus` and `Memory`, exactly as a
 //!   gridcc worker container of that shape ([`super::ContainerSpec::limit`]).
