@@ -729,3 +729,86 @@ fn distcc_and_icecc_cells_run_beside_gridcc_on_docker() {
         .count();
     assert_eq!(tmp, 0);
 }
+
+#[test]
+fn an_interrupted_docker_run_leaves_no_container_behind() {
+    if let Some(why) = docker_missing() {
+        eprintln!("SKIPPED an_interrupted_docker_run_leaves_no_container_behind: {why}");
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    // A build that outlives the interrupt, here in the icecream cell, the
+    // one with the most to tear down: containers, a namespace, state.
+    let sc = scenario(
+        dir.path(),
+        r#"make -j"$JOBS" CC="$CC" util.o && case "$CC" in icecc*) sleep 30 ;; esac"#,
+        "",
+    );
+    let text = std::fs::read_to_string(&sc).unwrap().replace(
+        "policies = [\"least-loaded\"]",
+        "policies = [\"least-loaded\"]\npeers = [\"icecc\"]",
+    );
+    std::fs::write(&sc, text).unwrap();
+    let out = dir.path().join("out");
+    let mut child = run_command(&sc, &out)
+        .args(["--backend", "docker"])
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let tag = format!("gridcc-bench-{}-", child.id());
+    let icecc_run = out.join("runs/002-1x1.0-icecc");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(180);
+    while !icecc_run.join("build.log").exists() {
+        if std::time::Instant::now() > deadline || child.try_wait().unwrap().is_some() {
+            let _ = child.kill();
+            let o = child.wait_with_output().unwrap();
+            let stderr = String::from_utf8_lossy(&o.stderr);
+            if stderr.contains("is not installed") {
+                eprintln!("SKIPPED an_interrupted_docker_run_leaves_no_container_behind: {stderr}");
+                return;
+            }
+            panic!("the icecc run never started: {stderr}");
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    // The build is under way (util.o, then the sleep).
+    std::thread::sleep(std::time::Duration::from_secs(2));
+    let st = Command::new("kill")
+        .arg("-TERM")
+        .arg(child.id().to_string())
+        .status()
+        .unwrap();
+    assert!(st.success());
+    let o = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(130), "{stderr}");
+    let kept = runs(&out);
+    assert_eq!(kept.len(), 2, "{kept:?}");
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    let ps = Command::new("docker")
+        .args(["ps", "-a", "--format", "{{.Names}}"])
+        .output()
+        .unwrap();
+    let containers = String::from_utf8_lossy(&ps.stdout);
+    assert!(!containers.contains(&tag), "{containers}");
+    let netns = Command::new("ip").args(["netns", "list"]).output().unwrap();
+    let netns = String::from_utf8_lossy(&netns.stdout);
+    assert!(!netns.contains(&tag), "{netns}");
+    let tmp = std::fs::read_dir(std::env::temp_dir())
+        .unwrap()
+        .flatten()
+        .filter(|e| e.file_name().to_string_lossy().starts_with(&tag))
+        .count();
+    assert_eq!(tmp, 0);
+    let ps = Command::new("ps").args(["-eo", "args"]).output().unwrap();
+    let left: Vec<String> = String::from_utf8_lossy(&ps.stdout)
+        .lines()
+        .filter(|l| {
+            l.contains(&tag)
+                || l.contains(out.to_str().unwrap())
+                || l.contains(dir.path().join("calc").to_str().unwrap())
+        })
+        .map(str::to_owned)
+        .collect();
+    assert!(left.is_empty(), "left behind: {left:?}");
+}
