@@ -787,6 +787,17 @@ pub enum Owner {
     Gone,
 }
 
+impl Owner {
+    /// Whether a container made by process `pid` (None: unlabelled) is
+    /// `self`'s, seen from process `me`.
+    fn owns(self, pid: Option<u32>, me: u32, alive: impl Fn(u32) -> bool) -> bool {
+        match self {
+            Owner::ThisProcess => pid == Some(me),
+            Owner::Gone => pid.is_none_or(|p| !alive(p)),
+        }
+    }
+}
+
 /// Whether the gridcc-bench process `pid` still runs.
 fn bench_alive(pid: u32) -> bool {
     std::fs::read_to_string(format!("/proc/{pid}/comm")).is_ok_and(|c| c.trim() == "gridcc-bench")
@@ -813,11 +824,7 @@ pub fn remove_containers(owner: Owner) -> anyhow::Result<usize> {
             .as_ref()
             .and_then(|l| l.get(PID_LABEL))
             .and_then(|p| p.parse::<u32>().ok());
-        let ours = match owner {
-            Owner::ThisProcess => pid == Some(std::process::id()),
-            Owner::Gone => pid.is_none_or(|p| !bench_alive(p)),
-        };
-        if ours {
+        if owner.owns(pid, std::process::id(), bench_alive) {
             engine.remove(&id)?;
             removed += 1;
         }
@@ -836,4 +843,34 @@ fn shorten(line: &str) -> String {
 fn path_str(p: &Path) -> anyhow::Result<&str> {
     p.to_str()
         .ok_or_else(|| anyhow!("path {} is not UTF-8", p.display()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_own_or_orphaned_containers_are_removed() {
+        let alive = |p: u32| p == 7 || p == 8;
+        // (owner, the container's pid label, removed?), seen from pid 7
+        // while another session (pid 8) runs too.
+        let table = [
+            (Owner::ThisProcess, Some(7), true),
+            (Owner::ThisProcess, Some(8), false),
+            (Owner::ThisProcess, Some(9), false),
+            (Owner::ThisProcess, None, false),
+            (Owner::Gone, Some(7), false),
+            (Owner::Gone, Some(8), false),
+            (Owner::Gone, Some(9), true),
+            (Owner::Gone, None, true),
+        ];
+        for (owner, pid, removed) in table {
+            assert_eq!(owner.owns(pid, 7, alive), removed, "{owner:?} {pid:?}");
+        }
+    }
+
+    #[test]
+    fn a_test_binary_is_no_bench_process() {
+        assert!(!bench_alive(std::process::id()));
+    }
 }
