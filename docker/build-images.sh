@@ -2,6 +2,8 @@
 # Builds the gridcc Docker images from the prebuilt release binaries:
 #   gridcc-worker:local       (gcc, g++, gridcc-worker)
 #   gridcc-coordinator:local  (gridcc-coordinator)
+#   gridcc-peers:local        (distccd, iceccd, icecc-scheduler from Debian's
+#                              packages, for gridcc-bench's peer cells)
 #
 #   docker/build-images.sh [--rebuild-bins] [--base IMAGE]
 #
@@ -19,7 +21,7 @@ while [ $# -gt 0 ]; do
     case $1 in
         --rebuild-bins) rebuild=1 ;;
         --base) base=$2; shift ;;
-        -h|--help) sed -n '2,12p' "$0"; exit 0 ;;
+        -h|--help) sed -n '2,14p' "$0"; exit 0 ;;
         *) echo "build-images.sh: unknown argument: $1" >&2; exit 2 ;;
     esac
     shift
@@ -58,12 +60,15 @@ cp "$bin/gridcc-worker" "$bin/gridcc-coordinator" "$ctx/bin/"
 # Keep the images small: the release profile carries line tables.
 strip "$ctx/bin/"* 2>/dev/null || true
 
-for kind in coordinator worker; do
+for kind in coordinator worker peers; do
     echo "== docker build gridcc-$kind:local (FROM $base)"
     # DOCKER_BUILDKIT=0: the classic builder works offline with an imported
     # base (buildx may be missing, and buildkit may try to resolve the base
-    # image on a registry).
-    if ! DOCKER_BUILDKIT=0 docker build -q -f "$root/docker/Dockerfile.$kind" \
+    # image on a registry). --network host: a RUN that installs packages
+    # (the peers' always, the worker's on a base without gcc) reaches the
+    # Debian mirror as the host does; scripts/docker-engine.sh's engine has
+    # no bridge network to give it.
+    if ! DOCKER_BUILDKIT=0 docker build -q --network host -f "$root/docker/Dockerfile.$kind" \
         --build-arg "BASE=$base" -t "gridcc-$kind:local" "$ctx" >"$ctx/build.log" 2>&1; then
         echo "build-images.sh: docker build of gridcc-$kind:local failed:" >&2
         grep -v -e DEPRECATED -e 'BuildKit is currently disabled' -e 'environment-variable' "$ctx/build.log" >&2

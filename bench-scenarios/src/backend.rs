@@ -9,8 +9,12 @@
 //!   cgroup CPU quota where the machine allows one.
 //! - `docker` (`docker.rs`): one container per server through the Docker
 //!   engine API (bollard), `NanoCpus`/`Memory` limits, host networking.
+//!
+//! Both also start the peers' servers (`peers.rs`) under the same limits.
 
 use std::path::{Path, PathBuf};
+
+use crate::peers::{Peer, PeerGrid, PeerSpec};
 
 /// The coordinator's `--queue-timeout-ms` in benchmark grids. The default
 /// (30 s) sends a job back to the client after half a minute in the queue,
@@ -93,6 +97,10 @@ pub trait Backend {
     /// Starts the coordinator and every worker, and returns once all
     /// workers have registered with the coordinator.
     fn start(&mut self, spec: &GridSpec<'_>) -> anyhow::Result<Box<dyn Grid>>;
+    /// Starts a peer's servers (distcc's, icecream's) on the same workers,
+    /// each under the limits a gridcc worker of that shape gets here, and
+    /// returns once they are ready for a build.
+    fn start_peer(&mut self, peer: Peer, spec: &PeerSpec<'_>) -> anyhow::Result<PeerGrid>;
 }
 
 /// A started grid. Dropping it without [`Grid::stop`] must still stop

@@ -3,7 +3,8 @@
 //! `/var/run/docker.sock` (or a `unix://` `DOCKER_HOST`).
 //!
 //! - The coordinator runs from `gridcc-coordinator:local`, the workers from
-//!   `gridcc-worker:local` (both made by `docker/build-images.sh`).
+//!   `gridcc-worker:local`, the peers' servers from `gridcc-peers:local`
+//!   (all made by `docker/build-images.sh`; the peers in [`peers`]).
 //! - Every container uses host networking and listens on `127.0.0.1:0`; the
 //!   port it got is read back from its first stdout line (`listening on
 //!   IP:PORT`), so there is no window in which another process can take a
@@ -15,263 +16,48 @@
 //!   so the coordinator's `--trace-out` is a host path; the coordinator runs
 //!   as the run directory's owner so the trace is not left owned by root.
 //! - Containers are named `gridcc-bench-<pid>-<n>` and labelled
-//!   `gridcc-bench=1`; [`remove_leftover_containers`] removes every such
-//!   container (the runner calls it at start and on Ctrl-C). A grid removes
+//!   `gridcc-bench=1` and `gridcc-bench.pid=<pid>`; [`remove_containers`]
+//!   removes this process's (the runner calls it on Ctrl-C) or those whose
+//!   process is gone (at start). Another session's live containers are
+//!   left alone: several sessions may share one engine. A grid removes
 //!   its containers on [`Grid::stop`] and on drop, after saving each
 //!   container's output as `coordinator.log` / `worker-<i>.log` in the run
 //!   directory.
 //!
 //! The API is synchronous: the backend owns a private current-thread tokio
 //! runtime and blocks on it (from a helper thread when it is itself called
-//! from inside an async runtime).
+//! from inside an async runtime); `engine` holds that and the calls the
+//! backend makes.
+
+mod engine;
+mod peers;
 
 use std::collections::{HashMap, HashSet};
-use std::future::Future;
 use std::os::unix::fs::MetadataExt as _;
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{anyhow, bail, Context as _};
-use bollard::container::LogOutput;
-use bollard::models::{
-    ContainerCreateBody, ContainerStateStatusEnum, HostConfig, Mount, MountTypeEnum,
-    SystemInfoCgroupVersionEnum,
-};
-use bollard::query_parameters::{
-    CreateContainerOptionsBuilder, InspectContainerOptions, ListContainersOptionsBuilder,
-    LogsOptionsBuilder, RemoveContainerOptionsBuilder, StartContainerOptions, StatsOptionsBuilder,
-};
-use bollard::{Docker, API_DEFAULT_VERSION};
-use futures_util::StreamExt as _;
+use bollard::models::SystemInfoCgroupVersionEnum;
+use bollard::query_parameters::ListContainersOptionsBuilder;
 
 use crate::backend::{Backend, Grid, GridSpec, ServerCpu};
+use crate::peers::{Peer, PeerGrid, PeerSpec};
+use engine::{ContainerSpec, Engine};
 
-/// The engine socket used unless `DOCKER_HOST` names another `unix://` one.
-const DEFAULT_SOCKET: &str = "/var/run/docker.sock";
 const LABEL: &str = "gridcc-bench";
 const ROLE_LABEL: &str = "gridcc-bench.role";
+/// The pid of the gridcc-bench process that made the container.
+const PID_LABEL: &str = "gridcc-bench.pid";
 const COORDINATOR_IMAGE: &str = "gridcc-coordinator:local";
 const WORKER_IMAGE: &str = "gridcc-worker:local";
+const PEERS_IMAGE: &str = "gridcc-peers:local";
 /// How long a server may take to print `listening on`, and the workers to
 /// register once they all listen.
 const START_TIMEOUT: Duration = Duration::from_secs(30);
 const POLL: Duration = Duration::from_millis(100);
-/// Lines of a container's output quoted in an error.
-const LOG_LINES: usize = 3;
-/// Characters kept of each quoted line.
-const LINE_CHARS: usize = 160;
-
-/// Numbers the containers of this process (`gridcc-bench-<pid>-<n>`).
-static CONTAINER_SEQ: AtomicUsize = AtomicUsize::new(0);
-
-/// The private runtime. Dropping a tokio runtime blocks, which panics
-/// inside an async context, so it is shut down in the background instead.
-struct Rt(Option<tokio::runtime::Runtime>);
-
-impl Rt {
-    fn get(&self) -> &tokio::runtime::Runtime {
-        self.0
-            .as_ref()
-            .expect("the runtime lives until Rt is dropped")
-    }
-}
-
-impl Drop for Rt {
-    fn drop(&mut self) {
-        if let Some(rt) = self.0.take() {
-            rt.shutdown_background();
-        }
-    }
-}
-
-/// A connection to the engine and the runtime its futures run on.
-struct Engine {
-    rt: Rt,
-    docker: Docker,
-    socket: String,
-}
-
-impl Engine {
-    fn connect() -> anyhow::Result<Self> {
-        let socket = match std::env::var("DOCKER_HOST") {
-            Ok(host) if host.starts_with("unix://") => host["unix://".len()..].to_owned(),
-            _ => DEFAULT_SOCKET.to_owned(),
-        };
-        let unreachable = |why: String| {
-            anyhow!("docker engine not reachable at {socket}: run scripts/docker-engine.sh ({why})")
-        };
-        let rt = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .context("docker backend: cannot create its tokio runtime")?;
-        let rt = Rt(Some(rt));
-        let docker = Docker::connect_with_socket(&socket, 120, API_DEFAULT_VERSION)
-            .map_err(|e| unreachable(e.to_string()))?;
-        let engine = Engine {
-            rt,
-            docker,
-            socket: socket.clone(),
-        };
-        // The engine may speak an older API than bollard's default (Debian
-        // bookworm's 20.10 speaks 1.41): settle on the older of the two.
-        let docker = engine.docker.clone();
-        let negotiated = engine
-            .block_on(async move {
-                tokio::time::timeout(Duration::from_secs(10), docker.negotiate_version()).await
-            })
-            .map_err(|_| unreachable("no answer within 10 s".to_owned()))?
-            .map_err(|e| unreachable(e.to_string()))?;
-        Ok(Engine {
-            docker: negotiated,
-            ..engine
-        })
-    }
-
-    /// Runs `fut` to completion on the private runtime. Called from inside
-    /// another tokio runtime (where blocking on one is not allowed), it runs
-    /// the future from a short-lived helper thread instead.
-    fn block_on<F>(&self, fut: F) -> F::Output
-    where
-        F: Future + Send,
-        F::Output: Send,
-    {
-        if tokio::runtime::Handle::try_current().is_ok() {
-            std::thread::scope(|s| {
-                let helper = s.spawn(|| self.rt.get().block_on(fut));
-                match helper.join() {
-                    Ok(out) => out,
-                    Err(panic) => std::panic::resume_unwind(panic),
-                }
-            })
-        } else {
-            self.rt.get().block_on(fut)
-        }
-    }
-
-    /// The container's output so far (both streams, or stdout only), or
-    /// its last `tail` lines.
-    fn logs(&self, name: &str, stderr: bool, tail: Option<usize>) -> anyhow::Result<String> {
-        let tail = tail.map_or_else(|| "all".to_owned(), |n| n.to_string());
-        let opts = LogsOptionsBuilder::new()
-            .stdout(true)
-            .stderr(stderr)
-            .tail(&tail)
-            .build();
-        let docker = self.docker.clone();
-        self.block_on(async move {
-            let mut stream = docker.logs(name, Some(opts));
-            let mut text = String::new();
-            while let Some(chunk) = stream.next().await {
-                match chunk? {
-                    LogOutput::StdOut { message }
-                    | LogOutput::StdErr { message }
-                    | LogOutput::Console { message } => {
-                        text.push_str(&String::from_utf8_lossy(&message))
-                    }
-                    LogOutput::StdIn { .. } => {}
-                }
-            }
-            Ok::<_, bollard::errors::Error>(text)
-        })
-        .with_context(|| format!("cannot read the logs of container {name}"))
-    }
-
-    /// The last lines of a container's output, joined into one line.
-    fn last_lines(&self, name: &str) -> String {
-        match self.logs(name, true, Some(LOG_LINES)) {
-            Ok(text) => {
-                let lines: Vec<&str> = text
-                    .lines()
-                    .map(str::trim)
-                    .filter(|l| !l.is_empty())
-                    .collect();
-                if lines.is_empty() {
-                    "no output".to_owned()
-                } else {
-                    let lines: Vec<String> = lines.iter().map(|l| shorten(l)).collect();
-                    format!("last output: {}", lines.join(" | "))
-                }
-            }
-            Err(e) => format!("{e:#}"),
-        }
-    }
-
-    /// Force-removes the container `name`; gone already counts as removed.
-    fn remove(&self, name: &str) -> anyhow::Result<()> {
-        let docker = self.docker.clone();
-        let opts = RemoveContainerOptionsBuilder::new()
-            .force(true)
-            .v(true)
-            .build();
-        match self.block_on(async move { docker.remove_container(name, Some(opts)).await }) {
-            Ok(()) => Ok(()),
-            Err(bollard::errors::Error::DockerResponseServerError {
-                status_code: 404, ..
-            }) => Ok(()),
-            Err(e) => Err(anyhow!("cannot remove container {name}: {e}")),
-        }
-    }
-
-    /// None while the container runs; otherwise why it does not.
-    fn not_running(&self, name: &str) -> Option<String> {
-        let docker = self.docker.clone();
-        let inspect = match self.block_on(async move {
-            docker
-                .inspect_container(name, None::<InspectContainerOptions>)
-                .await
-        }) {
-            Ok(inspect) => inspect,
-            Err(e) => return Some(format!("container {name} cannot be inspected: {e}")),
-        };
-        let Some(state) = inspect.state else {
-            return Some(format!("container {name} has no state"));
-        };
-        if state.running == Some(true) {
-            return None;
-        }
-        let status = state
-            .status
-            .map_or_else(|| "not running".to_owned(), |s| s.to_string());
-        let mut why = format!("container {name} is {status}");
-        if let Some(code) = state.exit_code {
-            if state.status != Some(ContainerStateStatusEnum::CREATED) {
-                why.push_str(&format!(", exit code {code}"));
-                if (129..=159).contains(&code) {
-                    why.push_str(&format!(" (killed by signal {})", code - 128));
-                }
-            }
-        }
-        if state.oom_killed == Some(true) {
-            why.push_str(", OOM-killed (memory limit)");
-        }
-        if let Some(err) = state.error.filter(|e| !e.is_empty()) {
-            why.push_str(&format!(", {err}"));
-        }
-        Some(why)
-    }
-
-    /// Total CPU time the container has used, in seconds.
-    fn cpu_seconds(&self, name: &str) -> anyhow::Result<f64> {
-        let docker = self.docker.clone();
-        let opts = StatsOptionsBuilder::new()
-            .stream(false)
-            .one_shot(true)
-            .build();
-        let stats = self
-            .block_on(async move { docker.stats(name, Some(opts)).next().await })
-            .ok_or_else(|| anyhow!("container {name}: the engine returned no stats"))?
-            .with_context(|| format!("cannot read the stats of container {name}"))?;
-        let ns = stats
-            .cpu_stats
-            .and_then(|c| c.cpu_usage)
-            .and_then(|u| u.total_usage)
-            .unwrap_or(0);
-        Ok(ns as f64 / 1e9)
-    }
-}
 
 /// Runs grids as containers on the local Docker engine.
 pub struct DockerBackend {
@@ -322,8 +108,8 @@ impl DockerBackend {
         })
     }
 
-    fn check_images(&self) -> anyhow::Result<()> {
-        for image in [COORDINATOR_IMAGE, WORKER_IMAGE] {
+    fn check_images(&self, images: &[&'static str]) -> anyhow::Result<()> {
+        for &image in images {
             let docker = self.engine.docker.clone();
             self.engine
                 .block_on(async move { docker.inspect_image(image).await })
@@ -350,7 +136,7 @@ impl Backend for DockerBackend {
                 bail!("worker {}: cpus must be > 0 (got {})", i + 1, w.cpus);
             }
         }
-        self.check_images()?;
+        self.check_images(&[COORDINATOR_IMAGE, WORKER_IMAGE])?;
         let gridcc = spec.bin_dir.join("gridcc");
         if !gridcc.is_file() {
             bail!(
@@ -398,7 +184,7 @@ impl Backend for DockerBackend {
         // Inside the mounted run directory, so the same path works.
         coordinator.args.extend(spec.costs_args());
         coordinator.user = Some(format!("{}:{}", owner.uid(), owner.gid()));
-        coordinator.bind = Some(run_dir_str.to_owned());
+        coordinator.binds = vec![run_dir_str.to_owned()];
         let name = grid.create(&coordinator)?;
         let addr = grid.wait_listening(&name, "coordinator")?;
         grid.url = format!("http://{addr}");
@@ -423,10 +209,7 @@ impl Backend for DockerBackend {
                 // here rather than left to a worker that exits.
                 "--no-sandbox".into(),
             ];
-            worker.nano_cpus = Some((w.cpus * 1e9).round() as i64);
-            worker.memory = w
-                .memory_mb
-                .map(|mb| i64::try_from(mb.saturating_mul(1 << 20)).unwrap_or(i64::MAX));
+            worker.limit(w);
             grid.create(&worker)?;
         }
         // Started all at once; now wait for each to listen.
@@ -438,31 +221,14 @@ impl Backend for DockerBackend {
         grid.addresses = addresses;
         Ok(Box::new(grid))
     }
-}
 
-/// What one container is started with.
-struct ContainerSpec {
-    role: &'static str,
-    image: &'static str,
-    args: Vec<String>,
-    user: Option<String>,
-    /// Host path mounted read-write at the same path.
-    bind: Option<String>,
-    nano_cpus: Option<i64>,
-    memory: Option<i64>,
-}
-
-impl ContainerSpec {
-    fn new(role: &'static str, image: &'static str) -> Self {
-        ContainerSpec {
-            role,
-            image,
-            args: Vec::new(),
-            user: None,
-            bind: None,
-            nano_cpus: None,
-            memory: None,
-        }
+    fn start_peer(&mut self, peer: Peer, spec: &PeerSpec<'_>) -> anyhow::Result<PeerGrid> {
+        self.check_images(&[PEERS_IMAGE])?;
+        crate::peers::start(
+            peer,
+            spec,
+            &mut peers::Containers::new(Arc::clone(&self.engine)),
+        )
     }
 }
 
@@ -479,67 +245,15 @@ struct DockerGrid {
 }
 
 impl DockerGrid {
-    /// Creates and starts a container; it belongs to the grid (and is
-    /// removed with it) as soon as it exists.
+    /// Creates and starts a container, which belongs to the grid (and is
+    /// removed with it) from then on.
     fn create(&mut self, spec: &ContainerSpec) -> anyhow::Result<String> {
-        let name = format!(
-            "{LABEL}-{}-{}",
-            std::process::id(),
-            CONTAINER_SEQ.fetch_add(1, Ordering::Relaxed)
-        );
-        let labels = HashMap::from([
-            (LABEL.to_owned(), "1".to_owned()),
-            (ROLE_LABEL.to_owned(), spec.role.to_owned()),
-        ]);
-        let mounts = spec.bind.as_ref().map(|path| {
-            vec![Mount {
-                target: Some(path.clone()),
-                source: Some(path.clone()),
-                typ: Some(MountTypeEnum::BIND),
-                read_only: Some(false),
-                ..Default::default()
-            }]
-        });
-        let body = ContainerCreateBody {
-            image: Some(spec.image.to_owned()),
-            cmd: Some(spec.args.clone()),
-            user: spec.user.clone(),
-            labels: Some(labels),
-            host_config: Some(HostConfig {
-                network_mode: Some("host".to_owned()),
-                nano_cpus: spec.nano_cpus,
-                memory: spec.memory,
-                memory_swap: spec.memory,
-                mounts,
-                ..Default::default()
-            }),
-            ..Default::default()
-        };
-        let opts = CreateContainerOptionsBuilder::new().name(&name).build();
-        let docker = self.engine.docker.clone();
-        self.engine
-            .block_on(async move { docker.create_container(Some(opts), body).await })
-            .map_err(|e| {
-                anyhow!(
-                    "cannot create the {} container ({}): {e}",
-                    spec.role,
-                    spec.image
-                )
-            })?;
+        let name = self.engine.run(spec)?;
         if spec.role == "coordinator" {
             self.coordinator = Some(name.clone());
         } else {
             self.workers.push(name.clone());
         }
-        let docker = self.engine.docker.clone();
-        let container = name.clone();
-        self.engine
-            .block_on(async move {
-                docker
-                    .start_container(&container, None::<StartContainerOptions>)
-                    .await
-            })
-            .map_err(|e| anyhow!("cannot start the {} container {name}: {e}", spec.role))?;
         Ok(name)
     }
 
@@ -717,9 +431,35 @@ impl Drop for DockerGrid {
     }
 }
 
-/// Removes every container labelled `gridcc-bench=1`, running or not (left
-/// by an interrupted run, of this process or another). Returns how many.
-pub fn remove_leftover_containers() -> anyhow::Result<usize> {
+/// Whose containers [`remove_containers`] removes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Owner {
+    /// This process's (on Ctrl-C).
+    ThisProcess,
+    /// Those whose gridcc-bench process is gone (an interrupted run's, or
+    /// one made before containers carried the pid label).
+    Gone,
+}
+
+impl Owner {
+    /// Whether a container made by process `pid` (None: unlabelled) is
+    /// `self`'s, seen from process `me`.
+    fn owns(self, pid: Option<u32>, me: u32, alive: impl Fn(u32) -> bool) -> bool {
+        match self {
+            Owner::ThisProcess => pid == Some(me),
+            Owner::Gone => pid.is_none_or(|p| !alive(p)),
+        }
+    }
+}
+
+/// Whether the gridcc-bench process `pid` still runs.
+fn bench_alive(pid: u32) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/comm")).is_ok_and(|c| c.trim() == "gridcc-bench")
+}
+
+/// Removes the containers labelled `gridcc-bench=1`, running or not, that
+/// belong to `owner`. Returns how many.
+pub fn remove_containers(owner: Owner) -> anyhow::Result<usize> {
     let engine = Engine::connect()?;
     let filters = HashMap::from([("label", vec![format!("{LABEL}=1")])]);
     let opts = ListContainersOptionsBuilder::new()
@@ -733,21 +473,50 @@ pub fn remove_leftover_containers() -> anyhow::Result<usize> {
     let mut removed = 0;
     for c in list {
         let Some(id) = c.id else { continue };
-        engine.remove(&id)?;
-        removed += 1;
+        let pid = c
+            .labels
+            .as_ref()
+            .and_then(|l| l.get(PID_LABEL))
+            .and_then(|p| p.parse::<u32>().ok());
+        if owner.owns(pid, std::process::id(), bench_alive) {
+            engine.remove(&id)?;
+            removed += 1;
+        }
     }
     Ok(removed)
-}
-
-/// `line` cut to [`LINE_CHARS`] characters.
-fn shorten(line: &str) -> String {
-    match line.char_indices().nth(LINE_CHARS) {
-        Some((at, _)) => format!("{}...", &line[..at]),
-        None => line.to_owned(),
-    }
 }
 
 fn path_str(p: &Path) -> anyhow::Result<&str> {
     p.to_str()
         .ok_or_else(|| anyhow!("path {} is not UTF-8", p.display()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_own_or_orphaned_containers_are_removed() {
+        let alive = |p: u32| p == 7 || p == 8;
+        // (owner, the container's pid label, removed?), seen from pid 7
+        // while another session (pid 8) runs too.
+        let table = [
+            (Owner::ThisProcess, Some(7), true),
+            (Owner::ThisProcess, Some(8), false),
+            (Owner::ThisProcess, Some(9), false),
+            (Owner::ThisProcess, None, false),
+            (Owner::Gone, Some(7), false),
+            (Owner::Gone, Some(8), false),
+            (Owner::Gone, Some(9), true),
+            (Owner::Gone, None, true),
+        ];
+        for (owner, pid, removed) in table {
+            assert_eq!(owner.owns(pid, 7, alive), removed, "{owner:?} {pid:?}");
+        }
+    }
+
+    #[test]
+    fn a_test_binary_is_no_bench_process() {
+        assert!(!bench_alive(std::process::id()));
+    }
 }

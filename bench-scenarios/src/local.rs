@@ -14,6 +14,8 @@ use anyhow::{bail, Context};
 
 use crate::backend::{Backend, Grid, GridSpec, ServerCpu};
 use crate::cgroup::{self, Cgroups};
+use crate::peers::launch::LocalLauncher;
+use crate::peers::{Peer, PeerGrid, PeerSpec};
 
 /// How long a server may take to print its `listening on` line, and the
 /// workers to register.
@@ -119,6 +121,16 @@ impl Backend for LocalBackend {
         }
         wait_registered(&spec.bin_dir.join("gridcc"), &grid.url, spec.workers.len())?;
         Ok(Box::new(grid))
+    }
+
+    fn start_peer(&mut self, peer: Peer, spec: &PeerSpec<'_>) -> anyhow::Result<PeerGrid> {
+        crate::peers::start(
+            peer,
+            spec,
+            &mut LocalLauncher {
+                cgroups: &mut self.cgroups,
+            },
+        )
     }
 }
 

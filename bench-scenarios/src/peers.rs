@@ -6,32 +6,33 @@
 //! a daemon per worker and one for the client, in a network namespace of
 //! their own) is in [`icecc`].
 //!
-//! distcc on the local backend: one `distccd` per worker on 127.0.0.1,
-//! each in its own cgroup with the worker's CPU quota (as gridcc's workers
-//! are), `--jobs` = the worker's slots, the client told the hosts through
+//! distcc: one `distccd` per worker on 127.0.0.1, each under the worker's
+//! CPU quota as gridcc's workers are (a cgroup on the local backend, a
+//! container's `NanoCpus` on docker: [`launch`] says where servers run),
+//! `--jobs` = the worker's slots, the client told the hosts through
 //! `DISTCC_HOSTS` (fastest first, as distcc's manual advises, since distcc
 //! fills hosts in list order) with `CC="distcc gcc"`. Fallback to local
 //! compiles is distcc's default and stays on; a run in which the daemons
 //! compiled fewer jobs than there are objects is marked as fallen back.
 //! The daemons' own job counts come from their logs (`COMPILE_OK` lines);
-//! their CPU from `/proc` over every process of their process group
-//! (distccd preforks, and a child's CPU reaches the parent only when it
-//! exits, so the parent alone would undercount).
+//! their CPU from the process group or the container each runs in.
 //!
 //! The packages are installed with `apt-get` when missing (as root); where
-//! that is impossible the run stops with one line saying so.
+//! that is impossible the run stops with one line saying so. The client
+//! side always runs on the host, so the host needs them on the docker
+//! backend too (its servers run from the `gridcc-peers:local` image).
 
 mod icecc;
+pub(crate) mod launch;
 
-use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context};
 
 use crate::backend::{Grid, ServerCpu, WorkerSpec};
-use crate::cgroup::{self, Cgroups};
+use launch::{Launcher, Server, ServerSpec};
 
 /// A peer system a scenario can name.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -124,7 +125,7 @@ pub fn ensure_installed(peer: Peer) -> anyhow::Result<()> {
 /// One daemon of a peer grid.
 #[derive(Debug)]
 struct Daemon {
-    child: Child,
+    server: Box<dyn Server>,
     port: u16,
     log: PathBuf,
     cpus: f64,
@@ -138,7 +139,7 @@ struct Daemon {
 #[derive(Debug)]
 struct Helper {
     name: &'static str,
-    child: Child,
+    server: Box<dyn Server>,
     /// As [`Daemon::cpu_base_s`].
     cpu_base_s: f64,
 }
@@ -173,29 +174,39 @@ fn free_port() -> anyhow::Result<u16> {
     Ok(l.local_addr()?.port())
 }
 
-/// Starts the peer's daemons for `workers`, logs and state in `run_dir`;
-/// `session_dir` keeps what every run of the session can share (icecream's
-/// compiler environment).
-pub fn start(
+/// What one run's peer grid must look like.
+#[derive(Debug, Clone)]
+pub struct PeerSpec<'a> {
+    pub workers: &'a [WorkerSpec],
+    /// This run's directory: logs and state go here.
+    pub run_dir: &'a Path,
+    /// What every run of the session can share (icecream's compiler
+    /// environment).
+    pub session_dir: &'a Path,
+    /// The run's number in the session, which keeps its cgroups'
+    /// and namespace's names apart from other runs'.
+    pub index: usize,
+}
+
+/// Starts the peer's daemons through `launcher`.
+pub(crate) fn start(
     peer: Peer,
-    workers: &[WorkerSpec],
-    run_dir: &Path,
-    session_dir: &Path,
-    cgroups: &mut Cgroups,
-    index: usize,
+    spec: &PeerSpec<'_>,
+    launcher: &mut dyn Launcher,
 ) -> anyhow::Result<PeerGrid> {
     match peer {
-        Peer::Distcc => start_distcc(workers, run_dir, cgroups, index),
-        Peer::Icecc => icecc::start(workers, run_dir, session_dir, cgroups, index),
+        Peer::Distcc => start_distcc(spec, launcher),
+        Peer::Icecc => icecc::start(spec, launcher),
     }
 }
 
-fn start_distcc(
-    workers: &[WorkerSpec],
-    run_dir: &Path,
-    cgroups: &mut Cgroups,
-    index: usize,
-) -> anyhow::Result<PeerGrid> {
+fn start_distcc(spec: &PeerSpec<'_>, launcher: &mut dyn Launcher) -> anyhow::Result<PeerGrid> {
+    let PeerSpec {
+        workers,
+        run_dir,
+        index,
+        ..
+    } = *spec;
     let state_dir = run_dir.join("distcc-state");
     std::fs::create_dir_all(&state_dir)?;
     let mut grid = PeerGrid {
@@ -215,7 +226,6 @@ fn start_distcc(
         // distccd drops to its own user before opening the log.
         std::fs::write(&log, b"")?;
         std::fs::set_permissions(&log, std::os::unix::fs::PermissionsExt::from_mode(0o666))?;
-        let limit = cgroups.create(&format!("distccd{index}-{}", i + 1), w.cpus, w.memory_mb)?;
         let port = free_port()?;
         let args: Vec<String> = [
             "--no-detach",
@@ -238,15 +248,17 @@ fn start_distcc(
             log.display().to_string(),
         ])
         .collect();
-        let mut cmd = cgroup::command(limit.as_ref(), Path::new("distccd"), &args);
-        cmd.stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .process_group(0);
-        let child = cmd.spawn().context("starting distccd")?;
-        crate::reap::register(child.id());
+        let server = launcher.launch(&ServerSpec {
+            name: format!("distccd{index}-{}", i + 1),
+            program: "distccd",
+            args,
+            env: Vec::new(),
+            limit: Some(w),
+            netns: None,
+            dirs: vec![run_dir.to_path_buf()],
+        })?;
         grid.daemons.push(Daemon {
-            child,
+            server,
             port,
             log,
             cpus: w.cpus,
@@ -256,8 +268,11 @@ fn start_distcc(
     }
     // Ready when each daemon says it listens.
     let deadline = Instant::now() + Duration::from_secs(20);
-    for d in &grid.daemons {
+    for d in &mut grid.daemons {
         while !std::fs::read_to_string(&d.log).is_ok_and(|t| t.contains("listening on")) {
+            if let Some(why) = d.server.exited() {
+                bail!("distccd on port {} {why}; see {}", d.port, d.log.display());
+            }
             if Instant::now() > deadline {
                 bail!(
                     "distccd on port {} did not start; see {}",
@@ -384,33 +399,6 @@ pub fn compile_times(peer: Peer, run_dir: &Path, workers: usize) -> Vec<f64> {
         .collect()
 }
 
-/// CPU seconds of every process in process group `pgid`: utime + stime of
-/// each, plus the children each has reaped.
-fn group_cpu_s(pgid: u32) -> f64 {
-    let Ok(entries) = std::fs::read_dir("/proc") else {
-        return f64::NAN;
-    };
-    let mut ticks = 0u64;
-    for e in entries.flatten() {
-        let Ok(stat) = std::fs::read_to_string(e.path().join("stat")) else {
-            continue;
-        };
-        let Some(rest) = stat.rfind(')').map(|i| &stat[i + 1..]) else {
-            continue;
-        };
-        let f: Vec<&str> = rest.split_whitespace().collect();
-        // f[0] is the state (field 3): pgrp is field 5, times 14–17.
-        if f.get(2).and_then(|g| g.parse::<u32>().ok()) != Some(pgid) {
-            continue;
-        }
-        ticks += f
-            .get(11..15)
-            .map_or(0, |t| t.iter().filter_map(|x| x.parse::<u64>().ok()).sum());
-    }
-    // USER_HZ is 100 on Linux.
-    ticks as f64 / 100.0
-}
-
 impl PeerGrid {
     pub fn peer(&self) -> Peer {
         self.peer
@@ -421,10 +409,10 @@ impl PeerGrid {
     /// build's.
     fn start_cpu_count(&mut self) {
         for d in &mut self.daemons {
-            d.cpu_base_s = group_cpu_s(d.child.id());
+            d.cpu_base_s = d.server.cpu_s();
         }
         for h in &mut self.helpers {
-            h.cpu_base_s = group_cpu_s(h.child.id());
+            h.cpu_base_s = h.server.cpu_s();
         }
     }
 
@@ -436,13 +424,13 @@ impl PeerGrid {
     /// Stops every process, then (icecream) keeps the logs in the run
     /// directory and removes the namespace and the state.
     fn kill_all(&mut self) {
-        let children = self
+        let servers = self
             .daemons
             .iter_mut()
-            .map(|d| &mut d.child)
-            .chain(self.helpers.iter_mut().map(|h| &mut h.child));
-        for child in children {
-            kill_group(child);
+            .map(|d| &mut d.server)
+            .chain(self.helpers.iter_mut().map(|h| &mut h.server));
+        for server in servers {
+            server.kill();
         }
         self.daemons.clear();
         self.helpers.clear();
@@ -450,18 +438,6 @@ impl PeerGrid {
             site.finish();
         }
     }
-}
-
-/// Kills the process group `child` leads (preforked children and running
-/// compiles too) and reaps it.
-fn kill_group(child: &mut Child) {
-    let pgid = child.id();
-    let _ = Command::new("kill")
-        .args(["-KILL", "--", &format!("-{pgid}")])
-        .stderr(Stdio::null())
-        .status();
-    let _ = child.wait();
-    crate::reap::unregister(pgid);
 }
 
 impl Grid for PeerGrid {
@@ -482,23 +458,13 @@ impl Grid for PeerGrid {
             Peer::Icecc => "iceccd",
         };
         for (i, d) in self.daemons.iter_mut().enumerate() {
-            match d.child.try_wait() {
-                Ok(None) => {}
-                Ok(Some(st)) => {
-                    return Err(format!(
-                        "{daemon} {} exited ({st}); log {}",
-                        i + 1,
-                        d.log.display()
-                    ))
-                }
-                Err(e) => return Err(format!("{daemon} {}: cannot query: {e}", i + 1)),
+            if let Some(why) = d.server.exited() {
+                return Err(format!("{daemon} {} {why}; log {}", i + 1, d.log.display()));
             }
         }
         for h in &mut self.helpers {
-            match h.child.try_wait() {
-                Ok(None) => {}
-                Ok(Some(st)) => return Err(format!("{} exited ({st})", h.name)),
-                Err(e) => return Err(format!("{}: cannot query: {e}", h.name)),
+            if let Some(why) = h.server.exited() {
+                return Err(format!("{} {why}", h.name));
             }
         }
         Ok(())
@@ -512,12 +478,12 @@ impl Grid for PeerGrid {
                 + self
                     .helpers
                     .iter()
-                    .map(|h| group_cpu_s(h.child.id()) - h.cpu_base_s)
+                    .map(|h| h.server.cpu_s() - h.cpu_base_s)
                     .sum::<f64>(),
             workers_s: self
                 .daemons
                 .iter()
-                .map(|d| group_cpu_s(d.child.id()) - d.cpu_base_s)
+                .map(|d| d.server.cpu_s() - d.cpu_base_s)
                 .collect(),
         })
     }

@@ -1,4 +1,5 @@
-//! `gridcc-bench run` end to end on the local backend: real servers on
+//! `gridcc-bench run` end to end on the local backend (and on docker, where
+//! an engine and the images are there): real servers on
 //! 127.0.0.1, real gcc and make on the repository's small C project. Needs
 //! the workspace's binaries (`cargo build --workspace --bins`, which
 //! scripts/test.sh does first).
@@ -568,4 +569,246 @@ fn a_matrix_interleaves_scenarios_into_one_report() {
     let md = std::fs::read_to_string(out.join("summary.md")).unwrap();
     assert!(md.contains("## t") && md.contains("## u"), "{md}");
     assert!(out.join("u/summary.md").exists());
+}
+
+/// Why the docker backend cannot run here, if it cannot: no engine
+/// answering, or one of the images `docker/build-images.sh` makes missing.
+fn docker_missing() -> Option<String> {
+    let info = Command::new("docker").arg("info").output();
+    if !info.is_ok_and(|o| o.status.success()) {
+        return Some("no docker engine answers (scripts/docker-engine.sh starts one)".into());
+    }
+    for image in [
+        "gridcc-coordinator:local",
+        "gridcc-worker:local",
+        "gridcc-peers:local",
+    ] {
+        let found = Command::new("docker")
+            .args(["image", "inspect", image])
+            .output();
+        if !found.is_ok_and(|o| o.status.success()) {
+            return Some(format!(
+                "docker image {image} is missing (docker/build-images.sh makes it)"
+            ));
+        }
+    }
+    None
+}
+
+#[test]
+fn distcc_and_icecc_cells_run_beside_gridcc_on_docker() {
+    if let Some(why) = docker_missing() {
+        eprintln!("SKIPPED distcc_and_icecc_cells_run_beside_gridcc_on_docker: {why}");
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let sc = scenario(
+        dir.path(),
+        r#"make -j"$JOBS" CC="$CC""#,
+        "[thresholds]\n\"2x0.5\" = { min_speedup = 0.01 }",
+    );
+    let text = std::fs::read_to_string(&sc)
+        .unwrap()
+        .replace(
+            "policies = [\"least-loaded\"]",
+            "policies = [\"least-loaded\"]\npeers = [\"distcc\", \"icecc\"]",
+        )
+        .replace(
+            "name = \"1x1.0\"\nworkers = [{ cpus = 1.0 }]",
+            "name = \"2x0.5\"\nworkers = [{ cpus = 0.5 }, { cpus = 0.5 }]",
+        );
+    std::fs::write(&sc, text).unwrap();
+    let out = dir.path().join("out");
+    let child = run_command(&sc, &out)
+        .args(["--backend", "docker"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let tag = format!("gridcc-bench-{}-", child.id());
+    let o = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&o.stderr);
+    if stderr.contains("is not installed") {
+        eprintln!("SKIPPED distcc_and_icecc_cells_run_beside_gridcc_on_docker: {stderr}");
+        return;
+    }
+    assert!(o.status.success(), "{stderr}");
+    let runs = runs(&out);
+    let cells: Vec<String> = runs
+        .iter()
+        .map(|r| format!("{} / {}", r["configuration"], r["policy"]).replace('"', ""))
+        .collect();
+    assert_eq!(
+        cells,
+        [
+            "local-make / ",
+            "2x0.5 / least-loaded",
+            "2x0.5 / distcc",
+            "2x0.5 / icecc"
+        ]
+    );
+    for r in &runs {
+        assert_eq!(r["ok"], true, "{r}");
+        assert_eq!(r["backend"], "docker", "{r}");
+        assert_eq!(r["objects"]["found"], 13, "{r}");
+    }
+    let per_worker = |r: &serde_json::Value| -> Vec<u64> {
+        r["jobs"]["per_worker"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|w| w["jobs"].as_u64().unwrap())
+            .collect()
+    };
+    let workers_cpu = |r: &serde_json::Value| -> f64 {
+        r["cpu"]["workers_s"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|c| c.as_f64().unwrap())
+            .sum()
+    };
+    // distcc: every compile went to a daemon container, as their logs
+    // count them, and the containers' CPU is measured.
+    let d = &runs[2];
+    assert_eq!(d["jobs"]["remote"], 13, "{d}");
+    assert_eq!(per_worker(d).iter().sum::<u64>(), 13, "{d}");
+    assert_eq!(d["jobs"]["fell_back"], false, "{d}");
+    assert!(workers_cpu(d) > 0.0, "{d}");
+    // icecream: every compile reached a daemon container (the scheduler's
+    // log), both took some, and warn.c's caret workaround ran on the client.
+    let i = &runs[3];
+    let remote = i["jobs"]["remote"].as_u64().unwrap();
+    let failed = i["jobs"]["failed"].as_u64().unwrap();
+    assert_eq!(remote + failed, 13, "{i}");
+    assert_eq!(per_worker(i).iter().sum::<u64>(), remote, "{i}");
+    assert!(per_worker(i).iter().all(|&n| n > 0), "{i}");
+    assert_eq!(
+        i["local_compiles"]["icecc compiled an object on the client"], 1,
+        "{i}"
+    );
+    assert!(workers_cpu(i) > 0.0, "{i}");
+    let summary = std::fs::read_to_string(out.join("summary.md")).unwrap();
+    for cell in ["| 2x0.5 | distcc |", "| 2x0.5 | icecc |"] {
+        assert!(summary.contains(cell), "{summary}");
+    }
+    assert!(
+        summary.contains("2x0.5: least-loaded vs distcc")
+            && summary.contains("2x0.5: least-loaded vs icecc"),
+        "{summary}"
+    );
+    let verdicts = std::fs::read_to_string(out.join("verdicts.json")).unwrap();
+    assert!(
+        verdicts.contains("least-loaded")
+            && !verdicts.contains("distcc")
+            && !verdicts.contains("icecc"),
+        "{verdicts}"
+    );
+    // Nothing is left: no container of this run, no process, no network
+    // namespace, no state directory.
+    let ps = Command::new("docker")
+        .args(["ps", "-a", "--format", "{{.Names}}"])
+        .output()
+        .unwrap();
+    let containers = String::from_utf8_lossy(&ps.stdout);
+    assert!(!containers.contains(&tag), "{containers}");
+    let ps = Command::new("ps").args(["-eo", "args"]).output().unwrap();
+    let left: Vec<String> = String::from_utf8_lossy(&ps.stdout)
+        .lines()
+        .filter(|l| l.contains(&tag) || l.contains(out.to_str().unwrap()))
+        .map(str::to_owned)
+        .collect();
+    assert!(left.is_empty(), "{left:?}");
+    let netns = Command::new("ip").args(["netns", "list"]).output().unwrap();
+    let netns = String::from_utf8_lossy(&netns.stdout);
+    assert!(!netns.contains(&tag), "{netns}");
+    let tmp = std::fs::read_dir(std::env::temp_dir())
+        .unwrap()
+        .flatten()
+        .filter(|e| e.file_name().to_string_lossy().starts_with(&tag))
+        .count();
+    assert_eq!(tmp, 0);
+}
+
+#[test]
+fn an_interrupted_docker_run_leaves_no_container_behind() {
+    if let Some(why) = docker_missing() {
+        eprintln!("SKIPPED an_interrupted_docker_run_leaves_no_container_behind: {why}");
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    // A build that outlives the interrupt, here in the icecream cell, the
+    // one with the most to tear down: containers, a namespace, state.
+    let sc = scenario(
+        dir.path(),
+        r#"make -j"$JOBS" CC="$CC" util.o && case "$CC" in icecc*) sleep 30 ;; esac"#,
+        "",
+    );
+    let text = std::fs::read_to_string(&sc).unwrap().replace(
+        "policies = [\"least-loaded\"]",
+        "policies = [\"least-loaded\"]\npeers = [\"icecc\"]",
+    );
+    std::fs::write(&sc, text).unwrap();
+    let out = dir.path().join("out");
+    let mut child = run_command(&sc, &out)
+        .args(["--backend", "docker"])
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let tag = format!("gridcc-bench-{}-", child.id());
+    let icecc_run = out.join("runs/002-1x1.0-icecc");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(180);
+    while !icecc_run.join("build.log").exists() {
+        if std::time::Instant::now() > deadline || child.try_wait().unwrap().is_some() {
+            let _ = child.kill();
+            let o = child.wait_with_output().unwrap();
+            let stderr = String::from_utf8_lossy(&o.stderr);
+            if stderr.contains("is not installed") {
+                eprintln!("SKIPPED an_interrupted_docker_run_leaves_no_container_behind: {stderr}");
+                return;
+            }
+            panic!("the icecc run never started: {stderr}");
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    // The build is under way (util.o, then the sleep).
+    std::thread::sleep(std::time::Duration::from_secs(2));
+    let st = Command::new("kill")
+        .arg("-TERM")
+        .arg(child.id().to_string())
+        .status()
+        .unwrap();
+    assert!(st.success());
+    let o = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(130), "{stderr}");
+    let kept = runs(&out);
+    assert_eq!(kept.len(), 2, "{kept:?}");
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    let ps = Command::new("docker")
+        .args(["ps", "-a", "--format", "{{.Names}}"])
+        .output()
+        .unwrap();
+    let containers = String::from_utf8_lossy(&ps.stdout);
+    assert!(!containers.contains(&tag), "{containers}");
+    let netns = Command::new("ip").args(["netns", "list"]).output().unwrap();
+    let netns = String::from_utf8_lossy(&netns.stdout);
+    assert!(!netns.contains(&tag), "{netns}");
+    let tmp = std::fs::read_dir(std::env::temp_dir())
+        .unwrap()
+        .flatten()
+        .filter(|e| e.file_name().to_string_lossy().starts_with(&tag))
+        .count();
+    assert_eq!(tmp, 0);
+    let ps = Command::new("ps").args(["-eo", "args"]).output().unwrap();
+    let left: Vec<String> = String::from_utf8_lossy(&ps.stdout)
+        .lines()
+        .filter(|l| {
+            l.contains(&tag)
+                || l.contains(out.to_str().unwrap())
+                || l.contains(dir.path().join("calc").to_str().unwrap())
+        })
+        .map(str::to_owned)
+        .collect();
+    assert!(left.is_empty(), "left behind: {left:?}");
 }

@@ -1,6 +1,6 @@
-//! icecream (icecc) as a peer on the local backend: several `iceccd` on
-//! one host, which icecream supports only the way its own test suite runs
-//! it (`tests/test.sh` in icecream's sources):
+//! icecream (icecc) as a peer: several `iceccd` on one host, which
+//! icecream supports only the way its own test suite runs it
+//! (`tests/test.sh` in icecream's sources):
 //!
 //! - **A network namespace with only `lo`** (`ip netns add`). The
 //!   scheduler and the daemons broadcast UDP to find each other on every
@@ -9,16 +9,23 @@
 //!   no packet leaves the machine and the fixed ports (the scheduler's
 //!   8765/8766) meet nobody else's. The build runs in the namespace too:
 //!   the `icecc` client sends each job to its daemon over TCP itself.
+//!   On the docker backend the namespace is a container's
+//!   (`--network none`, which has only `lo`), named for `ip netns exec`,
+//!   and the scheduler's and daemons' containers join it
+//!   (`--network container:…`): host networking would let the
+//!   scheduler's broadcasts out.
 //! - **One scheduler** (`icecc-scheduler -vvv`: at that level it logs a
 //!   `BEGIN`/`END` line per job with the server's name, which is where the
 //!   job counts come from).
 //! - **One daemon per worker**, `iceccd -s 127.0.0.1 -N workerK -m SLOTS -p
-//!   PORT -b ENVDIR` in the worker's cgroup, with its own unix socket
+//!   PORT -b ENVDIR` under the worker's limits (its cgroup, or its
+//!   container), with its own unix socket
 //!   (`ICECC_TEST_SOCKET`, else every daemon takes
 //!   `/var/run/icecc/iceccd.socket`), port and environment directory.
 //!   It runs each compile chrooted in the compiler environment the client
 //!   sends, as the `icecc` user.
-//! - **One daemon for the client**, `--no-remote -m 0`: the `icecc`
+//! - **One daemon for the client**, `--no-remote -m 0`, on the host on
+//!   both backends (it belongs to the client's machine): the `icecc`
 //!   wrapper talks to it through its socket; it compiles nothing and gates
 //!   local jobs (links) to one at a time, as on a developer's machine
 //!   that lends no CPU.
@@ -38,20 +45,20 @@
 //! The daemons run as the `icecc` user and write their logs, sockets and
 //! environments in a state directory under the system's temporary
 //! directory (the run directory's parents may be closed to that user, and
-//! a socket path must fit in 108 bytes); the logs are copied into the run
-//! directory when the grid stops.
+//! a socket path must fit in 108 bytes), which containers mount at the
+//! same path; the logs are copied into the run directory when the grid
+//! stops.
 
 use std::os::unix::fs::PermissionsExt;
-use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context};
 
-use super::{Daemon, DaemonJobs, Helper, Peer, PeerClient, PeerGrid};
-use crate::backend::{Grid, WorkerSpec};
-use crate::cgroup::{self, Cgroups};
+use super::launch::{self, Launcher, LocalServer, Netns, ServerSpec};
+use super::{Daemon, DaemonJobs, Helper, Peer, PeerClient, PeerGrid, PeerSpec};
+use crate::backend::Grid;
 
 /// The first worker daemon's port (icecream's own default is 10245, the
 /// client's daemon takes none); ports are private to the namespace.
@@ -79,56 +86,6 @@ pub(super) fn scheduler_log(run_dir: &Path) -> PathBuf {
 
 fn daemon_log(run_dir: &Path, i: usize) -> PathBuf {
     run_dir.join(format!("iceccd{}.log", i + 1))
-}
-
-/// A named network namespace with only `lo`, up; deleted on drop.
-#[derive(Debug)]
-struct Netns {
-    name: String,
-}
-
-impl Netns {
-    fn create(name: String) -> anyhow::Result<Self> {
-        // A namespace left by an earlier process with this pid (killed
-        // before its drop ran) is no one's now.
-        let _ = ip(&["netns", "del", &name]);
-        ip(&["netns", "add", &name])
-            .with_context(|| format!("creating network namespace {name} (root is needed)"))?;
-        let ns = Self { name };
-        ip(&["-n", &ns.name, "link", "set", "lo", "up"])?;
-        Ok(ns)
-    }
-}
-
-/// `ip`'s arguments that run `program args…` inside namespace `netns`.
-fn in_netns(netns: &str, program: &str, args: &[String]) -> Vec<String> {
-    ["netns", "exec", netns, program]
-        .iter()
-        .map(|s| (*s).to_owned())
-        .chain(args.iter().cloned())
-        .collect()
-}
-
-impl Drop for Netns {
-    fn drop(&mut self) {
-        let _ = ip(&["netns", "del", &self.name]);
-    }
-}
-
-fn ip(args: &[&str]) -> anyhow::Result<()> {
-    let out = Command::new("ip")
-        .args(args)
-        .stdin(Stdio::null())
-        .output()
-        .context("running ip")?;
-    if !out.status.success() {
-        bail!(
-            "ip {}: {}",
-            args.join(" "),
-            String::from_utf8_lossy(&out.stderr).trim()
-        );
-    }
-    Ok(())
 }
 
 /// What an icecream grid leaves to tear down once its processes are gone.
@@ -231,34 +188,15 @@ fn compiler_env(session_dir: &Path) -> anyhow::Result<PathBuf> {
     Ok(dir.join(name))
 }
 
-/// Starts one of icecream's programs in the namespace, in a process group
-/// of its own (registered for interrupts), under `limit` when given.
-fn spawn(
-    netns: &str,
-    limit: Option<&cgroup::Limited>,
-    program: &str,
-    args: &[String],
-    env: &[(&str, String)],
-) -> anyhow::Result<Child> {
-    let mut cmd = cgroup::command(limit, Path::new("ip"), &in_netns(netns, program, args));
-    cmd.envs(env.iter().map(|(k, v)| (k, v)))
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .process_group(0);
-    let child = cmd.spawn().with_context(|| format!("starting {program}"))?;
-    crate::reap::register(child.id());
-    Ok(child)
-}
-
-/// Starts icecream's scheduler and daemons for `workers`.
-pub(super) fn start(
-    workers: &[WorkerSpec],
-    run_dir: &Path,
-    session_dir: &Path,
-    cgroups: &mut Cgroups,
-    index: usize,
-) -> anyhow::Result<PeerGrid> {
+/// Starts icecream's scheduler and daemons through `launcher`, and the
+/// client's daemon on the host.
+pub(super) fn start(spec: &PeerSpec<'_>, launcher: &mut dyn Launcher) -> anyhow::Result<PeerGrid> {
+    let PeerSpec {
+        workers,
+        run_dir,
+        session_dir,
+        index,
+    } = *spec;
     let env_tarball = compiler_env(session_dir)?;
     let tag = format!("gridcc-bench-{}-{index}", std::process::id());
     let state = std::env::temp_dir().join(&tag);
@@ -267,7 +205,7 @@ pub(super) fn start(
     // The daemons and the scheduler drop to the `icecc` user before they
     // open their logs and make their sockets and environment directories.
     std::fs::set_permissions(&state, std::fs::Permissions::from_mode(0o777))?;
-    let netns = Netns::create(tag.clone())?;
+    let netns = launcher.netns(&tag)?;
     let scheduler_log = state.join("scheduler.log");
     let mut grid = PeerGrid {
         peer: Peer::Icecc,
@@ -294,25 +232,34 @@ pub(super) fn start(
             warm_offset: 0,
         }),
     };
-    let netns = tag.as_str();
+    let netns = &grid.site.as_ref().expect("just made").netns;
     let s = |p: &str| state.join(p).display().to_string();
+    let server = |name: String, program, args, env, limit| ServerSpec {
+        name,
+        program,
+        args,
+        env,
+        limit,
+        netns: Some(netns),
+        dirs: vec![state.clone()],
+    };
 
-    let child = spawn(
-        netns,
-        None,
+    let scheduler = launcher.launch(&server(
+        format!("icecc-scheduler{index}"),
         "icecc-scheduler",
-        &[
+        vec![
             "-n".into(),
             "gridcc-bench".into(),
             "-l".into(),
             s("scheduler.log"),
             "-vvv".into(),
         ],
-        &[],
-    )?;
+        Vec::new(),
+        None,
+    ))?;
     grid.helpers.push(Helper {
         name: "icecc-scheduler",
-        child,
+        server: scheduler,
         cpu_base_s: 0.0,
     });
     let daemon_args = |name: &str, log: &str, env_dir: &str| -> Vec<String> {
@@ -335,20 +282,19 @@ pub(super) fn start(
     };
     let mut args = daemon_args(CLIENT_NODE, &s("iceccd-client.log"), &s("env-client"));
     args.extend(["--no-remote".into(), "-m".into(), "0".into()]);
-    let child = spawn(
-        netns,
+    let child = launch::spawn_local(
+        Some(&netns.name),
         None,
         "iceccd",
         &args,
-        &[("ICECC_TEST_SOCKET", s("client.socket"))],
+        &[("ICECC_TEST_SOCKET".into(), s("client.socket"))],
     )?;
     grid.helpers.push(Helper {
         name: "iceccd (client)",
-        child,
+        server: Box::new(LocalServer::new(child)),
         cpu_base_s: 0.0,
     });
     for (i, w) in workers.iter().enumerate() {
-        let limit = cgroups.create(&format!("iceccd{index}-{}", i + 1), w.cpus, w.memory_mb)?;
         let port = FIRST_PORT + i as u16;
         let mut args = daemon_args(
             &node(i),
@@ -361,15 +307,18 @@ pub(super) fn start(
             "-p".into(),
             port.to_string(),
         ]);
-        let child = spawn(
-            netns,
-            limit.as_ref(),
+        let daemon = launcher.launch(&server(
+            format!("iceccd{index}-{}", i + 1),
             "iceccd",
-            &args,
-            &[("ICECC_TEST_SOCKET", s(&format!("worker{}.socket", i + 1)))],
-        )?;
+            args,
+            vec![(
+                "ICECC_TEST_SOCKET".into(),
+                s(&format!("worker{}.socket", i + 1)),
+            )],
+            Some(w),
+        ))?;
         grid.daemons.push(Daemon {
-            child,
+            server: daemon,
             port,
             log: daemon_log(run_dir, i),
             cpus: w.cpus,
@@ -457,13 +406,8 @@ fn warm_up(grid: &mut PeerGrid, state: &Path, workers: usize) -> anyhow::Result<
         }
         let mut clients = Vec::new();
         for &i in &todo {
-            let mut env: Vec<(&str, String)> = grid
-                .client
-                .env
-                .iter()
-                .map(|(k, v)| (k.as_str(), v.clone()))
-                .collect();
-            env.push(("ICECC_PREFERRED_HOST", node(i)));
+            let mut env = grid.client.env.clone();
+            env.push(("ICECC_PREFERRED_HOST".into(), node(i)));
             let object = state.join(format!("warmup-{}-{round}.o", i + 1));
             let args: Vec<String> = [
                 "gcc".to_owned(),
@@ -473,7 +417,13 @@ fn warm_up(grid: &mut PeerGrid, state: &Path, workers: usize) -> anyhow::Result<
                 object.display().to_string(),
             ]
             .into();
-            clients.push(spawn(&netns, None, "icecc", &args, &env)?);
+            clients.push(launch::spawn_local(
+                Some(&netns),
+                None,
+                "icecc",
+                &args,
+                &env,
+            )?);
         }
         let mut waited = Ok(());
         for c in &mut clients {
@@ -487,7 +437,7 @@ fn warm_up(grid: &mut PeerGrid, state: &Path, workers: usize) -> anyhow::Result<
         }
         for c in &mut clients {
             if c.try_wait()?.is_none() {
-                super::kill_group(c);
+                launch::kill_group(c);
             } else {
                 // Reaped: its pid may be anyone's now.
                 crate::reap::unregister(c.id());
@@ -639,13 +589,5 @@ mod tests {
         let local = parse_local_jobs(log);
         assert_eq!(local[LOCAL_OBJECT], 1);
         assert_eq!(local.values().sum::<u64>(), 2);
-    }
-
-    #[test]
-    fn programs_run_inside_the_namespace() {
-        assert_eq!(
-            in_netns("gridcc-bench-1-2", "iceccd", &["-v".into()]),
-            ["netns", "exec", "gridcc-bench-1-2", "iceccd", "-v"]
-        );
     }
 }
