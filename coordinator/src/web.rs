@@ -524,9 +524,9 @@ async fn events<S: AsyncWrite + Unpin>(web: &Web, mut stream: S, shutdown: &Canc
             .fold(String::new(), |acc, h| acc + h + "\r\n")
     );
     let (snapshot, mut rx) = web.monitor.subscribe(unix_ms());
-    let mut out: Frame = Frame::from(head + &snapshot);
+    let mut out: Frame = Frame::from([head.as_bytes(), &snapshot].concat());
     loop {
-        let write = tokio::time::timeout(IO_TIMEOUT, stream.write_all(out.as_bytes()));
+        let write = tokio::time::timeout(IO_TIMEOUT, stream.write_all(&out));
         if !matches!(write.await, Ok(Ok(()))) {
             return;
         }
