@@ -85,6 +85,19 @@ pub(crate) enum Outcome {
 }
 
 impl Outcome {
+    /// Its name in the API, as `serde` writes it.
+    fn name(self) -> &'static str {
+        match self {
+            Outcome::Running => "running",
+            Outcome::Ok => "ok",
+            Outcome::CompileError => "compile_error",
+            Outcome::SharedHit => "shared_hit",
+            Outcome::Retried => "retried",
+            Outcome::Failed => "failed",
+            Outcome::Local => "local",
+        }
+    }
+
     fn of(finished: &v1::JobFinished) -> Self {
         match (finished.ran, finished.cache_hit, finished.exit_code) {
             (_, true, _) => Outcome::SharedHit,
@@ -111,6 +124,49 @@ pub(crate) struct Job {
     pub(crate) start_ms: u64,
     pub(crate) end_ms: Option<u64>,
     pub(crate) outcome: Outcome,
+}
+
+impl Job {
+    /// Appends the job's JSON object, the same bytes `serde_json` writes
+    /// (a test holds them equal): a batch writes one per job changed, so
+    /// this is the monitor's one cost per job while a page is open, and
+    /// by hand it is a fraction of the derived serializer's.
+    fn write_json(&self, out: &mut Vec<u8>) {
+        let mut number = itoa::Buffer::new();
+        let mut put = |out: &mut Vec<u8>, key: &[u8], value: Option<u64>| {
+            out.extend_from_slice(key);
+            match value {
+                Some(v) => out.extend_from_slice(number.format(v).as_bytes()),
+                None => out.extend_from_slice(b"null"),
+            }
+        };
+        put(out, b"{\"seq\":", Some(self.seq));
+        put(out, b",\"id\":", Some(self.id));
+        put(out, b",\"worker\":", self.worker);
+        put(out, b",\"lane\":", self.lane.map(u64::from));
+        out.extend_from_slice(b",\"file\":");
+        write_json_str(out, &self.file);
+        out.extend_from_slice(b",\"client\":");
+        write_json_str(out, &self.client);
+        put(out, b",\"start_ms\":", Some(self.start_ms));
+        put(out, b",\"end_ms\":", self.end_ms);
+        out.extend_from_slice(b",\"outcome\":\"");
+        out.extend_from_slice(self.outcome.name().as_bytes());
+        out.extend_from_slice(b"\"}");
+    }
+}
+
+/// Appends `s` as a JSON string. Names are cleaned of control characters,
+/// so one rarely needs escaping; one that does goes through `serde_json`.
+fn write_json_str(out: &mut Vec<u8>, s: &str) {
+    if s.bytes().any(|b| b < 0x20 || b == b'"' || b == b'\\') {
+        // Writing a str into a Vec cannot fail.
+        let _ = serde_json::to_writer(&mut *out, s);
+        return;
+    }
+    out.push(b'"');
+    out.extend_from_slice(s.as_bytes());
+    out.push(b'"');
 }
 
 /// One worker as the API and the page show it.
@@ -175,6 +231,10 @@ struct State {
     workers: BTreeMap<u64, Worker>,
     samples: VecDeque<Sample>,
     ended_since_sample: u32,
+    /// Jobs ended per client in each second of the last minute, oldest
+    /// second first: counted as jobs end, so the clients' shares (once a
+    /// second) need not walk the last minute's jobs.
+    ended_by_client: VecDeque<(u64, Vec<(String, u32)>)>,
     /// Every job change up to this `seq` has gone to the streams (or was
     /// made while none was open); the jobs with a later `seq` are the
     /// batch's, written when it is sent.
@@ -216,6 +276,33 @@ impl State {
         }
     }
 
+    /// Counts a job that just ended toward its client's share.
+    fn count_ended(&mut self, client: &str, end_ms: u64) {
+        let second = end_ms / 1000;
+        match self.ended_by_client.back() {
+            // A clock that went back counts in the newest second.
+            Some((newest, _)) if *newest >= second => {}
+            _ => {
+                let oldest = second.saturating_sub(CLIENT_WINDOW_MS / 1000);
+                while self
+                    .ended_by_client
+                    .front()
+                    .is_some_and(|(s, _)| *s < oldest)
+                {
+                    self.ended_by_client.pop_front();
+                }
+                self.ended_by_client.push_back((second, Vec::new()));
+            }
+        }
+        let Some((_, counts)) = self.ended_by_client.back_mut() else {
+            return;
+        };
+        match counts.iter_mut().find(|(c, _)| c == client) {
+            Some((_, n)) => *n += 1,
+            None => counts.push((client.to_owned(), 1)),
+        }
+    }
+
     fn push_ended(&mut self, job: Job) {
         while self.ended.len() >= MAX_JOBS {
             self.ended.pop_front();
@@ -228,14 +315,17 @@ impl State {
         for job in self.running.values() {
             by.entry(&job.client).or_default().0 += 1;
         }
-        let since = now_ms.saturating_sub(CLIENT_WINDOW_MS);
-        for job in self.ended.iter().rev() {
-            if job.end_ms.unwrap_or(0) < since {
-                // `ended` is in update order, which is end order but for
-                // the few failed jobs updated later: close enough to stop.
-                break;
+        // The last minute, to the second.
+        let since = now_ms.saturating_sub(CLIENT_WINDOW_MS) / 1000;
+        for (_, counts) in self
+            .ended_by_client
+            .iter()
+            .rev()
+            .take_while(|(s, _)| *s >= since)
+        {
+            for (client, n) in counts {
+                by.entry(client).or_default().1 += n;
             }
-            by.entry(&job.client).or_default().1 += 1;
         }
         let total: u32 = by.values().map(|(r, e)| r + e).sum();
         by.into_iter()
@@ -271,7 +361,9 @@ impl State {
                 (None, _) => running.next(),
             };
             let Some(job) = job else { break };
-            frame_into(out, "job", job);
+            out.extend_from_slice(b"event: job\ndata: ");
+            job.write_json(out);
+            out.extend_from_slice(b"\n\n");
         }
     }
 
@@ -552,6 +644,7 @@ impl Monitor {
             end_ms: Some(now_ms),
             outcome: Outcome::Local,
         };
+        state.count_ended(&job.client, now_ms);
         state.push_ended(job);
         self.changed(&mut state);
     }
@@ -587,6 +680,7 @@ impl Monitor {
         } else {
             state.ended_since_sample += 1;
         }
+        state.count_ended(&job.client, now_ms);
         state.push_ended(job);
         self.changed(&mut state);
     }
@@ -736,6 +830,10 @@ mod tests {
         }
     }
 
+    fn lease_done(lease_id: u64) -> v1::JobFinished {
+        lease(lease_id, true, false, 0)
+    }
+
     fn lease(lease_id: u64, ran: bool, hit: bool, exit_code: i32) -> v1::JobFinished {
         v1::JobFinished {
             lease_id,
@@ -867,6 +965,7 @@ mod tests {
         assert_eq!(state.ended.len(), MAX_JOBS);
         assert_eq!(state.samples.len(), MAX_SAMPLES);
         assert_eq!(state.workers.len(), MAX_GONE_WORKERS);
+        assert!(state.ended_by_client.len() <= 61, "a minute of seconds");
         assert!(state.running.is_empty());
     }
 
@@ -1019,6 +1118,71 @@ mod tests {
         assert_eq!(text(&batch).matches("event: job\n").count(), 2);
         stop.cancel();
         sender.await.unwrap();
+    }
+
+    #[test]
+    fn job_json_by_hand_is_what_serde_writes() {
+        let outcomes = [
+            Outcome::Running,
+            Outcome::Ok,
+            Outcome::CompileError,
+            Outcome::SharedHit,
+            Outcome::Retried,
+            Outcome::Failed,
+            Outcome::Local,
+        ];
+        let names = [
+            "a.c",
+            "",
+            "q\"uote\\d.c",
+            "ünïcødé/ж.c",
+            "tab\there",
+            "\u{7f}\u{1}",
+        ];
+        for (i, outcome) in outcomes.into_iter().enumerate() {
+            for (k, name) in names.iter().enumerate() {
+                let job = Job {
+                    seq: [0, 1, u64::MAX][k % 3],
+                    id: i as u64 * 1_000_003,
+                    worker: (k % 2 == 0).then_some(7),
+                    lane: (i % 2 == 0).then_some(u32::MAX),
+                    file: (*name).to_owned(),
+                    client: names[(k + 1) % names.len()].to_owned(),
+                    start_ms: 1_796_671_482_450,
+                    end_ms: (k % 2 == 1).then_some(1_796_671_482_999),
+                    outcome,
+                };
+                let mut by_hand = Vec::new();
+                job.write_json(&mut by_hand);
+                assert_eq!(text(&by_hand), serde_json::to_string(&job).unwrap());
+            }
+        }
+    }
+
+    #[test]
+    fn clients_share_the_jobs_of_the_last_minute() {
+        let m = Monitor::new();
+        m.local(&req("old.c"), "gone", 1_000);
+        for (lease, client, at) in [(1, "ci", 50_000), (2, "dev", 70_000), (3, "ci", 90_000)] {
+            m.placed(lease, 7, &req("x.c"), client, at);
+            m.finished(7, &lease_done(lease), at + 500);
+        }
+        m.placed(4, 7, &req("y.c"), "dev", 95_000);
+        let clients = m.state().clients(100_000);
+        let got: Vec<_> = clients
+            .iter()
+            .map(|c| (c.client.as_str(), c.running, c.jobs_last_minute))
+            .collect();
+        // "gone" ended 99 s ago; the first "ci" job 49.5 s ago.
+        assert_eq!(got, [("ci", 0, 2), ("dev", 1, 1)]);
+        assert_eq!(clients[0].share, 0.5);
+        // A minute on, only what is still running.
+        let later = m.state().clients(170_000);
+        assert_eq!(later.len(), 1);
+        assert_eq!((later[0].running, later[0].jobs_last_minute), (1, 0));
+        // Seconds older than the window are forgotten as new ones come.
+        m.local(&req("z.c"), "dev", 200_000);
+        assert_eq!(m.state().ended_by_client.len(), 1);
     }
 
     #[test]

@@ -525,6 +525,9 @@ async fn events<S: AsyncWrite + Unpin>(web: &Web, mut stream: S, shutdown: &Canc
     );
     let (snapshot, mut rx) = web.monitor.subscribe(unix_ms());
     let mut out: Frame = Frame::from([head.as_bytes(), &snapshot].concat());
+    // One wait for shutdown for the stream's life, not one per batch.
+    let stop = shutdown.cancelled();
+    tokio::pin!(stop);
     loop {
         let write = tokio::time::timeout(IO_TIMEOUT, stream.write_all(&out));
         if !matches!(write.await, Ok(Ok(()))) {
@@ -540,7 +543,7 @@ async fn events<S: AsyncWrite + Unpin>(web: &Web, mut stream: S, shutdown: &Canc
                 }
                 Err(broadcast::error::RecvError::Closed) => return,
             },
-            () = shutdown.cancelled() => return,
+            () = &mut stop => return,
         };
     }
 }
