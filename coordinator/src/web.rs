@@ -534,6 +534,8 @@ async fn events<S: AsyncWrite + Unpin>(web: &Web, mut stream: S, shutdown: &Canc
             return;
         }
         out = tokio::select! {
+            // In this order: no random draw per batch.
+            biased;
             next = rx.recv() => match next {
                 Ok(batch) => batch,
                 Err(broadcast::error::RecvError::Lagged(_)) => {
