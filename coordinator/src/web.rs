@@ -17,7 +17,9 @@
 //! request still gets `/metrics` (scrapers configured before), and the
 //! page and the API refuse it.
 
+use std::future::Future;
 use std::sync::Arc;
+use std::task::Poll;
 use std::time::Duration;
 
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
@@ -529,8 +531,17 @@ async fn events<S: AsyncWrite + Unpin>(web: &Web, mut stream: S, shutdown: &Canc
     let stop = shutdown.cancelled();
     tokio::pin!(stop);
     loop {
-        let write = tokio::time::timeout(IO_TIMEOUT, stream.write_all(&out));
-        if !matches!(write.await, Ok(Ok(()))) {
+        // A batch mostly fits the socket's buffer at once; only a write
+        // that has to wait (a stalled browser) needs the timer.
+        let mut write = std::pin::pin!(stream.write_all(&out));
+        let written = match std::future::poll_fn(|cx| Poll::Ready(write.as_mut().poll(cx))).await {
+            Poll::Ready(done) => done,
+            Poll::Pending => match tokio::time::timeout(IO_TIMEOUT, write).await {
+                Ok(done) => done,
+                Err(_) => return,
+            },
+        };
+        if written.is_err() {
             return;
         }
         out = tokio::select! {
