@@ -293,9 +293,11 @@ struct State {
     samples: VecDeque<Sample>,
     ended_since_sample: u32,
     /// Jobs ended per client in each second of the last minute, oldest
-    /// second first: counted as jobs end, so the clients' shares (once a
-    /// second) need not walk the last minute's jobs.
+    /// second first, and their sums per client: counted as jobs end and
+    /// seconds pass, so the clients' shares (once a second) need not walk
+    /// the last minute's jobs.
     ended_by_client: VecDeque<(u64, Vec<(String, u32)>)>,
+    ended_last_minute: Vec<(String, u32)>,
     /// Every job change up to this `seq` has gone to the streams (or was
     /// made while none was open); the jobs with a later `seq` are the
     /// batch's, written when it is sent.
@@ -344,23 +346,42 @@ impl State {
             // A clock that went back counts in the newest second.
             Some((newest, _)) if *newest >= second => {}
             _ => {
-                let oldest = second.saturating_sub(CLIENT_WINDOW_MS / 1000);
-                while self
-                    .ended_by_client
-                    .front()
-                    .is_some_and(|(s, _)| *s < oldest)
-                {
-                    self.ended_by_client.pop_front();
-                }
+                self.forget_ended_before(end_ms);
                 self.ended_by_client.push_back((second, Vec::new()));
             }
         }
         let Some((_, counts)) = self.ended_by_client.back_mut() else {
             return;
         };
-        match counts.iter_mut().find(|(c, _)| c == client) {
-            Some((_, n)) => *n += 1,
-            None => counts.push((client.to_owned(), 1)),
+        for counts in [counts, &mut self.ended_last_minute] {
+            match counts.iter_mut().find(|(c, _)| c == client) {
+                Some((_, n)) => *n += 1,
+                None => counts.push((client.to_owned(), 1)),
+            }
+        }
+    }
+
+    /// Forgets the seconds that left the clients' window by `now_ms`.
+    fn forget_ended_before(&mut self, now_ms: u64) {
+        let since = client_window_start(now_ms);
+        while self
+            .ended_by_client
+            .front()
+            .is_some_and(|(s, _)| *s < since)
+        {
+            let Some((_, gone)) = self.ended_by_client.pop_front() else {
+                break;
+            };
+            for (client, n) in gone {
+                if let Some(sum) = self
+                    .ended_last_minute
+                    .iter_mut()
+                    .find(|(c, _)| *c == client)
+                {
+                    sum.1 -= n;
+                }
+            }
+            self.ended_last_minute.retain(|(_, n)| *n > 0);
         }
     }
 
@@ -389,18 +410,20 @@ impl State {
         for job in self.running.values() {
             count(&mut by, &job.client, 1, 0);
         }
-        // The last minute, to the second.
-        let since = now_ms.saturating_sub(CLIENT_WINDOW_MS) / 1000;
-        for (_, counts) in self
-            .ended_by_client
-            .iter()
-            .rev()
-            .take_while(|(s, _)| *s >= since)
-        {
-            for (client, n) in counts {
-                count(&mut by, client, 0, *n);
+        for (client, n) in &self.ended_last_minute {
+            count(&mut by, client, 0, *n);
+        }
+        // Seconds that left the window since they were last forgotten (at
+        // the last tick, or the last job's end).
+        let since = client_window_start(now_ms);
+        for (_, gone) in self.ended_by_client.iter().take_while(|(s, _)| *s < since) {
+            for (client, n) in gone {
+                if let Some(c) = by.iter_mut().find(|(c, _, _)| c == client) {
+                    c.2 -= n;
+                }
             }
         }
+        by.retain(|(_, running, ended)| running + ended > 0);
         by.sort_unstable_by_key(|(c, _, _)| *c);
         let total: u32 = by.iter().map(|(_, r, e)| r + e).sum();
         by.into_iter()
@@ -587,6 +610,12 @@ fn frame(event: &str, data: &impl Serialize) -> Vec<u8> {
     let mut out = Vec::new();
     frame_into(&mut out, event, data);
     out
+}
+
+/// The first second (since the epoch) of the clients' window at `now_ms`:
+/// the last minute, to the second.
+fn client_window_start(now_ms: u64) -> u64 {
+    now_ms.saturating_sub(CLIENT_WINDOW_MS) / 1000
 }
 
 /// Cuts a name from a client to [`MAX_NAME_CHARS`] characters, control
@@ -887,6 +916,7 @@ impl Monitor {
             state.samples.pop_front();
         }
         state.samples.push_back(sample);
+        state.forget_ended_before(now_ms);
         if self.events.receiver_count() == 0 {
             return;
         }
@@ -1382,9 +1412,19 @@ mod tests {
         let later = m.state().clients(170_000);
         assert_eq!(later.len(), 1);
         assert_eq!((later[0].running, later[0].jobs_last_minute), (1, 0));
-        // Seconds older than the window are forgotten as new ones come.
+        // Seconds older than the window are forgotten as new ones come,
+        // and at each tick.
         m.local(&req("z.c"), "dev", 200_000);
         assert_eq!(m.state().ended_by_client.len(), 1);
+        assert_eq!(m.state().ended_last_minute, [("dev".to_owned(), 1)]);
+        let registry = Registry::new(
+            gridcc_scheduler::by_name("least-loaded").unwrap(),
+            1000,
+            1000,
+        );
+        m.sample(&registry, 0, 261_000);
+        assert!(m.state().ended_by_client.is_empty());
+        assert!(m.state().ended_last_minute.is_empty());
     }
 
     #[test]
