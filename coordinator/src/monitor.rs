@@ -47,10 +47,11 @@ const BATCH_BUFFER: usize = 64;
 /// one wake-up and one write per open page per batch, not per job, so a
 /// page costs the coordinator little however busy the grid is (and that
 /// wake-up and write are most of what a page costs). A job that starts
-/// and ends within one batch is sent once. Batches come at least this far
-/// apart, more than the page's 200 ms between redraws, so the page mostly
-/// redraws as a batch arrives: a change shows within 400 to 600 ms (the
-/// browser test wants a finished job on the page within a second).
+/// and ends within one batch is sent once. Batches come this far apart or
+/// more (but for a full one), more than the page's 200 ms between
+/// redraws, so the page mostly redraws as a batch arrives: a change shows
+/// within 400 to 600 ms (the browser test wants a finished job on the
+/// page within a second).
 pub(crate) const EVENT_BATCH: Duration = Duration::from_millis(400);
 /// Changes (job updates and ticks) in one batch at most; a fuller one goes
 /// out early, which bounds what a batch (and so the channel) holds.
