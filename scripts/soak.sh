@@ -144,7 +144,7 @@ check_pages() {
     open=$(monitor_streams)
     echo "== $1: coordinator has ${open:-?} event stream(s) open (want $((PAGES + STREAMS)))"
     [ "$open" = $((PAGES + STREAMS)) ] || { echo "soak: FAIL: pages or streams not open" >&2; return 1; }
-    # Let the last batch (100 ms) and render (200 ms) land first.
+    # Let the last batch (400 ms) and render (200 ms) land first.
     sleep 1
     for sid in "${sessions[@]}"; do
         i=$((i + 1))

@@ -17,7 +17,9 @@
 //! request still gets `/metrics` (scrapers configured before), and the
 //! page and the API refuse it.
 
+use std::future::Future;
 use std::sync::Arc;
+use std::task::Poll;
 use std::time::Duration;
 
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
@@ -524,13 +526,27 @@ async fn events<S: AsyncWrite + Unpin>(web: &Web, mut stream: S, shutdown: &Canc
             .fold(String::new(), |acc, h| acc + h + "\r\n")
     );
     let (snapshot, mut rx) = web.monitor.subscribe(unix_ms());
-    let mut out: Frame = Frame::from(head + &snapshot);
+    let mut out: Frame = Frame::from([head.as_bytes(), &snapshot].concat());
+    // One wait for shutdown for the stream's life, not one per batch.
+    let stop = shutdown.cancelled();
+    tokio::pin!(stop);
     loop {
-        let write = tokio::time::timeout(IO_TIMEOUT, stream.write_all(out.as_bytes()));
-        if !matches!(write.await, Ok(Ok(()))) {
+        // A batch mostly fits the socket's buffer at once; only a write
+        // that has to wait (a stalled browser) needs the timer.
+        let mut write = std::pin::pin!(stream.write_all(&out));
+        let written = match std::future::poll_fn(|cx| Poll::Ready(write.as_mut().poll(cx))).await {
+            Poll::Ready(done) => done,
+            Poll::Pending => match tokio::time::timeout(IO_TIMEOUT, write).await {
+                Ok(done) => done,
+                Err(_) => return,
+            },
+        };
+        if written.is_err() {
             return;
         }
         out = tokio::select! {
+            // In this order: no random draw per batch.
+            biased;
             next = rx.recv() => match next {
                 Ok(batch) => batch,
                 Err(broadcast::error::RecvError::Lagged(_)) => {
@@ -540,7 +556,7 @@ async fn events<S: AsyncWrite + Unpin>(web: &Web, mut stream: S, shutdown: &Canc
                 }
                 Err(broadcast::error::RecvError::Closed) => return,
             },
-            () = shutdown.cancelled() => return,
+            () = &mut stop => return,
         };
     }
 }
