@@ -514,8 +514,8 @@ fn route(web: &Web, request: &Request, transport: Transport) -> Response {
 
 /// The event stream: the snapshot, then each batch of changes, until the
 /// browser leaves or the coordinator stops. The monitor gathers changes
-/// into batches (`monitor::EVENT_BATCH`) shared by every stream, so a
-/// stream wakes and writes once per batch and does no work per job. A
+/// into batches (`monitor::stream::EVENT_BATCH`) shared by every stream,
+/// so a stream wakes and writes once per batch and does no work per job. A
 /// stream that falls more than the channel's buffer behind starts over
 /// from a new snapshot.
 async fn events<S: AsyncWrite + Unpin>(web: &Web, mut stream: S, shutdown: &CancellationToken) {
