@@ -153,16 +153,23 @@ impl Store {
     /// Blocking: the blob's bytes, checked against its digest. `None` when
     /// it is not held, or was corrupt (then it is removed).
     pub fn get(&self, digest: &Digest) -> Option<Vec<u8>> {
+        self.read_checked(digest).map(|(bytes, _)| bytes)
+    }
+
+    /// [`Store::get`], and whether the bytes hold `__DATE__`-like macros
+    /// (what the index now remembers of the blob).
+    fn read_checked(&self, digest: &Digest) -> Option<(Vec<u8>, bool)> {
         let path = self.path(digest);
         let bytes = std::fs::read(&path).ok();
         match bytes {
             Some(b) if blake3::hash(&b).as_bytes() == digest => {
+                let is_dated = dated(&b);
                 let mut index = self.index.lock().unwrap_or_else(|e| e.into_inner());
                 index.touch(digest);
                 if let Some(held) = index.blobs.get_mut(digest) {
-                    held.checked = Some(dated(&b));
+                    held.checked = Some(is_dated);
                 }
-                Some(b)
+                Some((b, is_dated))
             }
             found => {
                 if found.is_some() {
@@ -249,28 +256,23 @@ impl Store {
                 Some(held) => held.checked,
             }
         };
-        let (dated, mut bytes) = match checked {
+        let src = self.path(digest);
+        let (dated, bytes) = match checked {
             Some(dated) => (dated, None),
             None => {
-                let Some(bytes) = self.get(digest) else {
+                let Some((bytes, dated)) = self.read_checked(digest) else {
                     return Ok(None);
                 };
                 // Blobs kept before they were made readable to all.
-                let src = self.path(digest);
                 if std::fs::metadata(&src)?.permissions().mode() & 0o044 != 0o044 {
                     std::fs::set_permissions(&src, std::fs::Permissions::from_mode(0o644))?;
                 }
-                (dated(&bytes), Some(bytes))
+                (dated, Some(bytes))
             }
         };
-        let src = self.path(digest);
         if executable || std::fs::hard_link(&src, dest).is_err() {
-            let bytes = match bytes.take() {
-                Some(b) => b,
-                None => match self.get(digest) {
-                    Some(b) => b,
-                    None => return Ok(None),
-                },
+            let Some(bytes) = bytes.or_else(|| self.get(digest)) else {
+                return Ok(None);
             };
             std::fs::write(dest, &bytes)?;
             let mode = if executable { 0o755 } else { 0o644 };
