@@ -305,11 +305,7 @@ fn gantt_charts(dir: &Path, summary: &Summary, runs: &[RunRecord]) -> anyhow::Re
         let title = format!(
             "{} / {} (rep {})",
             run.configuration,
-            if run.policy.is_empty() {
-                "—"
-            } else {
-                &run.policy
-            },
+            policy_cell(&run.policy),
             run.repetition
         );
         let svg = crate::gantt::svg(&title, run.started_unix_ms, run.wall_s, &log);
@@ -346,6 +342,15 @@ fn gantt_charts(dir: &Path, summary: &Summary, runs: &[RunRecord]) -> anyhow::Re
         );
     }
     Ok(o)
+}
+
+/// A policy as the tables show it: plain make (no policy) is "—".
+fn policy_cell(policy: &str) -> &str {
+    if policy.is_empty() {
+        "—"
+    } else {
+        policy
+    }
 }
 
 fn cell_name(c: &CellSummary) -> String {

@@ -63,6 +63,27 @@ workers = [{{ cpus = 1.0 }}]
     path
 }
 
+/// Rewrites a [`scenario`] to list `peers` as cells and, with
+/// `two_half_workers`, to make its one configuration two workers of 0.5
+/// CPU (`2x0.5`): two daemons of a peer on one host.
+fn add_peers(scenario: &Path, peers: &[&str], two_half_workers: bool) {
+    let list: Vec<String> = peers.iter().map(|p| format!("{p:?}")).collect();
+    let mut text = std::fs::read_to_string(scenario).unwrap().replace(
+        "policies = [\"least-loaded\"]",
+        &format!(
+            "policies = [\"least-loaded\"]\npeers = [{}]",
+            list.join(", ")
+        ),
+    );
+    if two_half_workers {
+        text = text.replace(
+            "name = \"1x1.0\"\nworkers = [{ cpus = 1.0 }]",
+            "name = \"2x0.5\"\nworkers = [{ cpus = 0.5 }, { cpus = 0.5 }]",
+        );
+    }
+    std::fs::write(scenario, text).unwrap();
+}
+
 /// `gridcc-bench run SCENARIO --out OUT --bin-dir …`, not started yet.
 fn run_command(scenario: &Path, out: &Path) -> Command {
     let mut c = Command::new(bench_exe());
@@ -333,11 +354,7 @@ fn a_distcc_cell_runs_beside_gridcc() {
         r#"make -j"$JOBS" CC="$CC""#,
         "[thresholds]\n\"1x1.0\" = { min_speedup = 0.01 }",
     );
-    let text = std::fs::read_to_string(&sc).unwrap().replace(
-        "policies = [\"least-loaded\"]",
-        "policies = [\"least-loaded\"]\npeers = [\"distcc\"]",
-    );
-    std::fs::write(&sc, text).unwrap();
+    add_peers(&sc, &["distcc"], false);
     let out = dir.path().join("out");
     let o = run(&sc, &out);
     let stderr = String::from_utf8_lossy(&o.stderr);
@@ -401,17 +418,7 @@ fn an_icecc_cell_runs_beside_gridcc() {
     );
     // Two daemons on one host: each needs its own socket, port and
     // environment directory.
-    let text = std::fs::read_to_string(&sc)
-        .unwrap()
-        .replace(
-            "policies = [\"least-loaded\"]",
-            "policies = [\"least-loaded\"]\npeers = [\"icecc\"]",
-        )
-        .replace(
-            "name = \"1x1.0\"\nworkers = [{ cpus = 1.0 }]",
-            "name = \"2x0.5\"\nworkers = [{ cpus = 0.5 }, { cpus = 0.5 }]",
-        );
-    std::fs::write(&sc, text).unwrap();
+    add_peers(&sc, &["icecc"], true);
     let out = dir.path().join("out");
     let child = run_command(&sc, &out)
         .stdout(std::process::Stdio::piped())
@@ -607,17 +614,7 @@ fn distcc_and_icecc_cells_run_beside_gridcc_on_docker() {
         r#"make -j"$JOBS" CC="$CC""#,
         "[thresholds]\n\"2x0.5\" = { min_speedup = 0.01 }",
     );
-    let text = std::fs::read_to_string(&sc)
-        .unwrap()
-        .replace(
-            "policies = [\"least-loaded\"]",
-            "policies = [\"least-loaded\"]\npeers = [\"distcc\", \"icecc\"]",
-        )
-        .replace(
-            "name = \"1x1.0\"\nworkers = [{ cpus = 1.0 }]",
-            "name = \"2x0.5\"\nworkers = [{ cpus = 0.5 }, { cpus = 0.5 }]",
-        );
-    std::fs::write(&sc, text).unwrap();
+    add_peers(&sc, &["distcc", "icecc"], true);
     let out = dir.path().join("out");
     let child = run_command(&sc, &out)
         .args(["--backend", "docker"])
@@ -744,11 +741,7 @@ fn an_interrupted_docker_run_leaves_no_container_behind() {
         r#"make -j"$JOBS" CC="$CC" util.o && case "$CC" in icecc*) sleep 30 ;; esac"#,
         "",
     );
-    let text = std::fs::read_to_string(&sc).unwrap().replace(
-        "policies = [\"least-loaded\"]",
-        "policies = [\"least-loaded\"]\npeers = [\"icecc\"]",
-    );
-    std::fs::write(&sc, text).unwrap();
+    add_peers(&sc, &["icecc"], false);
     let out = dir.path().join("out");
     let mut child = run_command(&sc, &out)
         .args(["--backend", "docker"])

@@ -120,16 +120,7 @@ pub(super) fn speedup_svg(s: &Scenario, sum: &Summary) -> String {
         }
         // Long shapes ("0.125+0.15+…") would run into the next bar's label,
         // so the configuration is broken at '+' into lines that fit a bar.
-        let mut label_y = h - bottom + 18.0;
-        for line in wrap_label(&c.configuration, 16) {
-            let _ = writeln!(
-                o,
-                r##"<text x="{:.1}" y="{label_y:.1}" text-anchor="middle">{}</text>"##,
-                x + 30.0,
-                esc(&line)
-            );
-            label_y += 14.0;
-        }
+        let label_y = label_lines(&mut o, &c.configuration, 16, x + 30.0, h - bottom + 18.0);
         let _ = writeln!(
             o,
             r##"<text x="{:.1}" y="{:.1}" text-anchor="middle" fill="#555">{}</text><text x="{:.1}" y="{:.1}" text-anchor="middle" fill="#555">{:.3} CPU</text>"##,
@@ -229,16 +220,7 @@ pub(super) fn efficiency_svg(s: &Scenario, sum: &Summary) -> String {
             top + 10.0,
             fmt_opt(c.measured_vs_predicted)
         );
-        let mut label_y = h - bottom + 18.0;
-        for line in wrap_label(&c.configuration, 18) {
-            let _ = writeln!(
-                o,
-                r##"<text x="{:.1}" y="{label_y:.1}" text-anchor="middle">{}</text>"##,
-                x + 34.0,
-                esc(&line)
-            );
-            label_y += 14.0;
-        }
+        let label_y = label_lines(&mut o, &c.configuration, 18, x + 34.0, h - bottom + 18.0);
         let _ = writeln!(
             o,
             r##"<text x="{:.1}" y="{:.1}" text-anchor="middle" fill="#555">{}</text>"##,
@@ -249,6 +231,22 @@ pub(super) fn efficiency_svg(s: &Scenario, sum: &Summary) -> String {
     }
     o.push_str("</svg>\n");
     o
+}
+
+/// Writes a configuration name under its bar at `x`, from `y` down, in
+/// lines of at most `max` characters ([`wrap_label`]); returns the `y` of
+/// the line after them.
+fn label_lines(o: &mut String, label: &str, max: usize, x: f64, y: f64) -> f64 {
+    let mut y = y;
+    for line in wrap_label(label, max) {
+        let _ = writeln!(
+            o,
+            r##"<text x="{x:.1}" y="{y:.1}" text-anchor="middle">{}</text>"##,
+            esc(&line)
+        );
+        y += 14.0;
+    }
+    y
 }
 
 /// Splits a configuration name after '+' signs into lines of at most `max`

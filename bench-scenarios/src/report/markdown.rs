@@ -8,7 +8,7 @@ use crate::run::{Machine, RunRecord};
 use crate::scenario::{Cell, Scenario, LOCAL_MAKE};
 use crate::stats::Interval;
 
-use super::{cell_name, CellSummary, Summary};
+use super::{cell_name, policy_cell, CellSummary, Summary};
 
 pub(super) fn fmt_opt(x: Option<f64>) -> String {
     x.map_or_else(|| "—".to_owned(), fmt_ratio)
@@ -70,11 +70,7 @@ pub(super) fn markdown(
             o,
             "| {} | {} | {:.3} | {} | {}/{} | {} {} | {} ± {} | {} {} | {} | {} | {} | {} | {} | {} | {} / {} / {} | {} | {} |",
             c.configuration,
-            if c.policy.is_empty() {
-                "—"
-            } else {
-                &c.policy
-            },
+            policy_cell(&c.policy),
             c.total_cpus,
             walls.join(", "),
             c.ok_runs,
@@ -162,11 +158,7 @@ pub(super) fn markdown(
             "- **{}** {} / {}: {} {} ≥ {} required",
             if v.pass { "PASS" } else { "FAIL" },
             v.configuration,
-            if v.policy.is_empty() {
-                "—"
-            } else {
-                &v.policy
-            },
+            policy_cell(&v.policy),
             v.what,
             fmt_ratio(v.measured),
             v.required
